@@ -1,0 +1,108 @@
+/**
+ * The `opendlf` command line. `opendlf serve` starts the service (what `npm start` runs).
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { ConfigError, loadConfig, type ConfigOverrides } from '../config.js';
+import { startServer } from '../main.js';
+
+function integer(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('must be a non-negative integer');
+  return Number(value);
+}
+
+interface ServeOptions {
+  host?: string;
+  port?: number;
+  dataDir?: string;
+  config?: string;
+  logLevel?: string;
+  maxConcurrentRuns?: number;
+  stopGraceMs?: number;
+  allowUnauthenticatedRemote?: boolean;
+  local?: boolean;
+}
+
+export function buildCli(): Command {
+  const program = new Command('opendlf')
+    .description('Self-hosted DataArts Factory script service: scripts, executions and a stop that really stops.')
+    .showHelpAfterError();
+
+  program
+    .command('serve')
+    .description('Start the HTTP API (embedded default: SQLite store, DuckDB, local shell/python).')
+    .option('--host <host>', 'address to bind (env OPENDLF_HOST)', undefined)
+    .option('--port <port>', 'port to listen on; 0 picks a free port (env OPENDLF_PORT)', integer)
+    .option('--data-dir <dir>', 'data directory (env OPENDLF_DATA_DIR)')
+    .option('--config <file>', 'JSON config file (env OPENDLF_CONFIG)')
+    .addOption(
+      new Option('--log-level <level>', 'log level (env OPENDLF_LOG_LEVEL)').choices([
+        'fatal',
+        'error',
+        'warn',
+        'info',
+        'debug',
+        'trace',
+        'silent',
+      ]),
+    )
+    .option('--max-concurrent-runs <n>', 'instances run at once; the rest queue', integer)
+    .option('--stop-grace-ms <ms>', 'SIGTERM to SIGKILL grace when stopping a run', integer)
+    .option('--no-local', 'disable the built-in `local` connection (Shell/PYTHON on this machine)')
+    .option(
+      '--allow-unauthenticated-remote',
+      'allow binding a non-loopback address although no authentication is configured',
+    )
+    .addHelpText(
+      'after',
+      '\nDefaults: host 127.0.0.1, port 8080, data dir ./data. Precedence: flags > env > config file > defaults.',
+    )
+    .action(async (options: ServeOptions) => {
+      const overrides: ConfigOverrides = {
+        host: options.host,
+        port: options.port,
+        dataDir: options.dataDir,
+        logLevel: options.logLevel as ConfigOverrides['logLevel'],
+        maxConcurrentRuns: options.maxConcurrentRuns,
+        stopGraceMs: options.stopGraceMs,
+        ...(options.allowUnauthenticatedRemote ? { allowUnauthenticatedRemote: true } : {}),
+        ...(options.local === false ? { localEngine: { enabled: false } } : {}),
+      };
+      const config = loadConfig({
+        file: options.config ?? process.env.OPENDLF_CONFIG,
+        env: process.env,
+        overrides,
+      });
+      const server = await startServer(config);
+      process.stdout.write(`opendlf listening on ${server.url}\n`);
+      let signals = 0;
+      const shutdown = (signal: NodeJS.Signals) => {
+        signals += 1;
+        if (signals > 1) process.exit(130); // A second Ctrl-C means "now".
+        process.stderr.write(`opendlf: ${signal} received, shutting down\n`);
+        server.close().then(
+          () => process.exit(0),
+          (error: unknown) => {
+            process.stderr.write(`opendlf: shutdown failed: ${String(error)}\n`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGINT', shutdown);
+      process.on('SIGTERM', shutdown);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (error) {
+    const message = error instanceof ConfigError ? error.message : String((error as Error).message ?? error);
+    process.stderr.write(`opendlf: ${message}\n`);
+    process.exit(1);
+  }
+}
+
+const invokedDirectly = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
+if (invokedDirectly) void main(process.argv);

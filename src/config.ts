@@ -1,0 +1,128 @@
+/**
+ * Server configuration: defaults < config file (JSON) < environment (OPENDLF_*) < command-line
+ * flags. Validated with TypeBox; an invalid file or value stops the server with a message naming it.
+ */
+import { readFileSync } from 'node:fs';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+const ConfigSchema = Type.Object(
+  {
+    /** Address to bind. Default 127.0.0.1 (loopback only: there is no authentication yet). */
+    host: Type.String({ minLength: 1 }),
+    /** TCP port; 0 picks a free one. Default 8080. */
+    port: Type.Integer({ minimum: 0, maximum: 65535 }),
+    /** SQLite store, DuckDB files, run directories, node id. Default ./data. */
+    dataDir: Type.String({ minLength: 1 }),
+    logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+    /** Workspace used when the `workspace` header is absent. */
+    defaultWorkspace: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
+    /** Declared workspace ids; empty accepts any well-formed id. */
+    workspaces: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' })),
+    maxConcurrentRuns: Type.Integer({ minimum: 1, maximum: 10_000 }),
+    instanceTimeoutSeconds: Type.Number({ exclusiveMinimum: 0 }),
+    stopGraceMs: Type.Integer({ minimum: 0, maximum: 600_000 }),
+    stopWaitMs: Type.Integer({ minimum: 0, maximum: 600_000 }),
+    shutdownWaitMs: Type.Integer({ minimum: 0, maximum: 600_000 }),
+    maxResultRows: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+    maxOutputBytes: Type.Integer({ minimum: 1 }),
+    maxResultOutputBytes: Type.Integer({ minimum: 1 }),
+    retentionDays: Type.Number({ minimum: 0 }),
+    bodyLimitBytes: Type.Integer({ minimum: 1024 }),
+    localEngine: Type.Object({
+      /** The built-in `local` connection (Shell/PYTHON as child processes of the server). */
+      enabled: Type.Boolean(),
+      shell: Type.String({ minLength: 1 }),
+      python: Type.String({ minLength: 1 }),
+    }),
+    /** Binding a non-loopback address without authentication must be asked for explicitly. */
+    allowUnauthenticatedRemote: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+
+export type ServerConfig = Static<typeof ConfigSchema>;
+
+export const DEFAULT_CONFIG: ServerConfig = {
+  host: '127.0.0.1',
+  port: 8080,
+  dataDir: './data',
+  logLevel: 'info',
+  defaultWorkspace: 'default',
+  workspaces: [],
+  maxConcurrentRuns: 8,
+  instanceTimeoutSeconds: 24 * 3600,
+  stopGraceMs: 2_000,
+  stopWaitMs: 15_000,
+  shutdownWaitMs: 15_000,
+  maxResultRows: 1_000,
+  maxOutputBytes: 30 * 1024 * 1024,
+  maxResultOutputBytes: 1024 * 1024,
+  retentionDays: 7,
+  bodyLimitBytes: 12 * 1024 * 1024,
+  localEngine: { enabled: true, shell: 'bash', python: 'python3' },
+  allowUnauthenticatedRemote: false,
+};
+
+export type ConfigOverrides = Partial<Omit<ServerConfig, 'localEngine'>> & {
+  localEngine?: Partial<ServerConfig['localEngine']>;
+};
+
+/** Environment variables that map onto top-level settings. */
+const ENV: Record<string, keyof ServerConfig> = {
+  OPENDLF_HOST: 'host',
+  OPENDLF_PORT: 'port',
+  OPENDLF_DATA_DIR: 'dataDir',
+  OPENDLF_LOG_LEVEL: 'logLevel',
+  OPENDLF_DEFAULT_WORKSPACE: 'defaultWorkspace',
+  OPENDLF_MAX_CONCURRENT_RUNS: 'maxConcurrentRuns',
+  OPENDLF_INSTANCE_TIMEOUT_SECONDS: 'instanceTimeoutSeconds',
+  OPENDLF_STOP_GRACE_MS: 'stopGraceMs',
+  OPENDLF_RETENTION_DAYS: 'retentionDays',
+};
+
+function fromEnvironment(env: NodeJS.ProcessEnv): ConfigOverrides {
+  const out: Record<string, unknown> = {};
+  for (const [variable, key] of Object.entries(ENV)) {
+    const raw = env[variable];
+    if (raw === undefined || raw === '') continue;
+    out[key] = typeof DEFAULT_CONFIG[key] === 'number' ? Number(raw) : raw;
+  }
+  return out as ConfigOverrides;
+}
+
+export class ConfigError extends Error {}
+
+export function loadConfig(options: {
+  file?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  overrides?: ConfigOverrides;
+}): ServerConfig {
+  let fileConfig: ConfigOverrides = {};
+  if (options.file) {
+    try {
+      fileConfig = JSON.parse(readFileSync(options.file, 'utf8')) as ConfigOverrides;
+    } catch (error) {
+      throw new ConfigError(`cannot read config file ${options.file}: ${(error as Error).message}`);
+    }
+  }
+  const layers = [fileConfig, fromEnvironment(options.env ?? {}), options.overrides ?? {}];
+  let merged: Record<string, unknown> = { ...DEFAULT_CONFIG };
+  for (const layer of layers) {
+    const { localEngine, ...rest } = layer;
+    merged = {
+      ...merged,
+      ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
+      localEngine: { ...(merged.localEngine as object), ...(localEngine ?? {}) },
+    };
+  }
+  if (!Value.Check(ConfigSchema, merged)) {
+    const problems = [...Value.Errors(ConfigSchema, merged)].map((e) => `${e.path || '/'}: ${e.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.slice(0, 5).join('; ')}`);
+  }
+  return merged;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}

@@ -1,0 +1,54 @@
+/**
+ * The one error type of opendlf. Every failure the API reports carries a code from
+ * {@link ERROR_REGISTRY}; the registry fixes the HTTP status and the default message, so a code can
+ * never be answered with two different statuses. The http layer is the only place that turns a
+ * DlfError into a response body (`{"error_code","error_msg","errors":[…]}`).
+ *
+ * DLF.* codes and messages come from the DataArts Factory error-code table (DIGEST §4.2). APIGW.*
+ * codes are the ones the Huawei API gateway answers for routing/size problems. OPENDLF.* codes are
+ * this server's own, used only where no documented code fits.
+ */
+export const ERROR_REGISTRY = {
+  'DLF.0201': { status: 400, message: 'The script fails to be created.' },
+  'DLF.0202': { status: 400, message: 'The script name has been used by another script.' },
+  'DLF.0203': { status: 400, message: 'The script fails to be modified.' },
+  'DLF.6201': { status: 400, message: 'The script does not exist.' },
+  'DLF.6205': { status: 400, message: 'The script execution instance does not exist.' },
+  'DLF.6247': { status: 400, message: 'The script type is not specified.' },
+  'DLF.6253': { status: 400, message: 'The script quota has reached the upper limit.' },
+  'DLF.6322': { status: 400, message: 'The data connection does not exist.' },
+  'DLF.6888': { status: 400, message: 'Invalid account permissions.' },
+  'DLF.0819': { status: 400, message: 'The workspace ID does not exist.' },
+  'DLF.3051': { status: 400, message: 'The request parameter is invalid.' },
+  'APIGW.0101': {
+    status: 404,
+    message: 'The API does not exist or has not been published in the environment.',
+  },
+  'APIGW.0201': { status: 413, message: 'Request entity too large.' },
+  /** A connection exists but cannot run this script type (no engine, or the type does not match). */
+  'OPENDLF.0601': { status: 400, message: 'The script type cannot be executed on this connection.' },
+  /** The server is shutting down and accepts no new executions. */
+  'OPENDLF.0503': { status: 503, message: 'The server is shutting down.' },
+  /** Anything unexpected: logged with the request id, answered without internals. */
+  'OPENDLF.0500': { status: 500, message: 'Internal server error.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type DlfErrorCode = keyof typeof ERROR_REGISTRY;
+
+export class DlfError extends Error {
+  readonly code: DlfErrorCode;
+  readonly httpStatus: number;
+
+  /** @param detail replaces the registry's default message when given (it should still be user-safe). */
+  constructor(code: DlfErrorCode, detail?: string, options?: { cause?: unknown }) {
+    super(detail ?? ERROR_REGISTRY[code].message, options);
+    this.name = 'DlfError';
+    this.code = code;
+    this.httpStatus = ERROR_REGISTRY[code].status;
+  }
+}
+
+/** Shorthand for the generic validation error with a message that says what was wrong. */
+export function invalidParameter(detail: string): DlfError {
+  return new DlfError('DLF.3051', `The request parameter is invalid: ${detail}`);
+}

@@ -1,0 +1,62 @@
+/**
+ * A script instance: one execution of a script, with its state and results (DIGEST §6).
+ */
+import type { InstanceState } from './instance-state.js';
+import type { Namespace } from './script.js';
+
+/** Engine-defined, JSON-serialisable description of a running piece of work. */
+export interface RunHandle {
+  /** Which engine wrote it; only that engine interprets the rest. */
+  readonly engine: string;
+  readonly [key: string]: string | number | boolean | null;
+}
+
+/** One per SQL statement, or one for a Shell/Python run (DIGEST §6.2). */
+export interface StatementResult {
+  /** Ordered single-key objects `{"column":"type"}`. */
+  schema: Record<string, string>[];
+  rows: unknown[][];
+  rowCount: number;
+  /** Seconds. */
+  duration: number;
+  message: string;
+  /** Extension: true when rows were capped at the configured maximum. */
+  truncated?: boolean;
+  /** Shell/Python: the captured output text (capped). */
+  rawResult?: string;
+}
+
+/** How a stop or failure happened, beyond the terminal state itself. */
+export interface InstanceEnding {
+  state: InstanceState;
+  message: string;
+  exitCode?: number | null;
+}
+
+export interface Instance {
+  readonly id: string;
+  readonly namespace: Namespace;
+  readonly scriptId: string;
+  readonly scriptName: string;
+  state: InstanceState;
+  /** The connection the run was resolved to at execute time. */
+  readonly connectionName: string;
+  readonly engine: string;
+  readonly createdAt: Date;
+  startedAt: Date | null;
+  endedAt: Date | null;
+  stopRequestedAt: Date | null;
+  /** Human-readable reason for FAILED/STOPPED/TIMED_OUT/ABORTED. */
+  message: string;
+  exitCode: number | null;
+  results: StatementResult[];
+  /**
+   * What the engine reported it can be cancelled by (a process group, a backend id), persisted so a
+   * restarted server can still end work that outlived its previous process.
+   */
+  runHandle: RunHandle | null;
+  /** Which server process owns the run (for recovery of that server's runs). */
+  nodeId: string;
+}
+
+export const STOPPED_MESSAGE = 'The script instance is stopped.';

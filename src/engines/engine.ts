@@ -1,0 +1,77 @@
+/**
+ * The engine port: the one small interface every execution backend implements. The RunSupervisor
+ * (runner/) wraps every engine with the cross-cutting behaviour — queueing, timeouts, state
+ * transitions, logging — so an engine only runs work, reports a cancellable handle, and ends the
+ * work when its signal aborts.
+ */
+import type { RunHandle, StatementResult } from '../domain/instance.js';
+import type { Namespace, ScriptType } from '../domain/script.js';
+
+export interface EngineLimits {
+  /** SQL: rows kept per statement result; further rows are dropped and `truncated` is set. Default 1,000. */
+  readonly maxResultRows: number;
+  /** Shell/Python: total output bytes before the run fails (DataArts: 30 MB). */
+  readonly maxOutputBytes: number;
+  /** Shell/Python: bytes of output kept in `rawResult`/`rows` of the result. Default 1 MiB. */
+  readonly maxResultOutputBytes: number;
+}
+
+export interface EngineRunRequest {
+  readonly instanceId: string;
+  readonly namespace: Namespace;
+  readonly scriptType: ScriptType;
+  /** Script content with parameters already substituted. */
+  readonly content: string;
+  /** The script's `database` field (SQL engines). */
+  readonly database: string;
+  /** A directory that belongs to this run (script file, output log, working directory). */
+  readonly runDir: string;
+  readonly limits: EngineLimits;
+}
+
+export interface EngineRunContext {
+  /**
+   * Aborts when the run must end (stop, timeout, shutdown). The engine ends the work — its whole
+   * process tree or its query — and resolves `run` with `{ kind: 'aborted' }`. May already be aborted
+   * when `run` is called or before the handle exists: the engine must check it after acquiring one.
+   */
+  readonly signal: AbortSignal;
+  /** How long after the polite cancel (SIGTERM, query cancel) the engine escalates (SIGKILL, terminate). */
+  readonly stopGraceMs: number;
+  /**
+   * Called once the work has a cancellable handle; the supervisor persists it (instance RUNNING)
+   * before returning, so a crash after this point can still be cleaned up by `recover`.
+   */
+  reportHandle(handle: RunHandle): Promise<void>;
+}
+
+export type EngineOutcome =
+  | { readonly kind: 'succeeded'; readonly results: StatementResult[] }
+  /** The script itself failed (non-zero exit, SQL error, output limit): not a server error. */
+  | {
+      readonly kind: 'failed';
+      readonly results: StatementResult[];
+      readonly message: string;
+      readonly exitCode?: number | null;
+    }
+  /** The work was ended because `signal` aborted. */
+  | { readonly kind: 'aborted'; readonly results: StatementResult[] };
+
+/** Optional features, so the runner can ask what an engine can do instead of which engine it is. */
+export interface EngineCapabilities {
+  /** The engine can end work left behind by a previous server process, given its persisted handle. */
+  readonly recoversOrphans: boolean;
+}
+
+export interface Engine {
+  /** Stable identifier persisted with each instance, e.g. `local-shell`, `duckdb`. */
+  readonly name: string;
+  readonly capabilities: EngineCapabilities;
+  supports(type: ScriptType): boolean;
+  /** Runs the work. Never rejects for script errors; a rejection means the engine itself broke. */
+  run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome>;
+  /** Ends whatever is still running for a handle from a previous server process (best effort). */
+  recover?(handle: RunHandle): Promise<void>;
+  /** Releases pools, database files, connections. */
+  close(): Promise<void>;
+}

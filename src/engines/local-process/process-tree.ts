@@ -1,0 +1,117 @@
+/**
+ * Finding and signalling every process that belongs to a run, on Linux, from /proc.
+ *
+ * A run's leader is spawned detached, so it starts a new session and process group whose id is the
+ * leader's pid. Killing `-pgid` reaches the group, but children that call `setpgid` (bash job
+ * control) leave the group while staying in the session, and children that call `setsid` leave
+ * both. So a run's members are: every live process whose session id or process group id is the
+ * run's id, plus every descendant of those (by parent pid) — collected fresh before each signal.
+ * Zombies are not members: they are already dead and only wait to be reaped.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+interface ProcStat {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  sid: number;
+  state: string;
+  startTicks: number;
+}
+
+function readStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) is in parentheses and may itself contain spaces or ')'.
+  const close = text.lastIndexOf(')');
+  const fields = text.slice(close + 2).split(' ');
+  // fields[0] is field 3 (state); field N is fields[N - 3].
+  return {
+    pid,
+    state: fields[0] ?? '?',
+    ppid: Number(fields[1]),
+    pgid: Number(fields[2]),
+    sid: Number(fields[3]),
+    startTicks: Number(fields[19]),
+  };
+}
+
+function allProcesses(): ProcStat[] {
+  const out: ProcStat[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = readStat(Number(entry));
+    if (stat) out.push(stat);
+  }
+  return out;
+}
+
+/** Start time of a process in clock ticks since boot (to tell a reused pid from the original). */
+export function processStartTicks(pid: number): number | undefined {
+  return readStat(pid)?.startTicks;
+}
+
+/** Live (non-zombie) pids of the run whose session/group id is `runId`, including escaped descendants. */
+export function runMembers(runId: number): number[] {
+  const procs = allProcesses().filter((p) => p.state !== 'Z' && p.state !== 'X');
+  const members = new Set<number>();
+  for (const p of procs) if (p.sid === runId || p.pgid === runId || p.pid === runId) members.add(p.pid);
+  // Descendants by parent pid, to a fixed point (a setsid'd grandchild is found through its parent).
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const p of procs) {
+      if (!members.has(p.pid) && members.has(p.ppid)) {
+        members.add(p.pid);
+        grew = true;
+      }
+    }
+  }
+  members.delete(process.pid);
+  return [...members];
+}
+
+/** Sends `signal` to the run's group and to every member found; returns how many were signalled. */
+export function signalRun(runId: number, signal: NodeJS.Signals): number {
+  const members = runMembers(runId);
+  try {
+    process.kill(-runId, signal);
+  } catch {
+    // ESRCH: the group is empty; members that left it are signalled below.
+  }
+  for (const pid of members) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Already gone.
+    }
+  }
+  return members.length;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The stop ladder for a local run: SIGTERM, wait up to `graceMs` for every member to exit, then
+ * SIGKILL and wait (bounded) until none is left. Resolves true when no member remains.
+ */
+export async function terminateRun(runId: number, graceMs: number, pollMs = 10): Promise<boolean> {
+  if (signalRun(runId, 'SIGTERM') === 0) return runMembers(runId).length === 0;
+  const termDeadline = Date.now() + graceMs;
+  while (Date.now() < termDeadline) {
+    if (runMembers(runId).length === 0) return true;
+    await sleep(pollMs);
+  }
+  // SIGKILL cannot be caught; a process in uninterruptible sleep (D state) may still take a while.
+  const killDeadline = Date.now() + 5_000;
+  do {
+    signalRun(runId, 'SIGKILL');
+    if (runMembers(runId).length === 0) return true;
+    await sleep(pollMs);
+  } while (Date.now() < killDeadline);
+  return runMembers(runId).length === 0;
+}

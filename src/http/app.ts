@@ -1,0 +1,153 @@
+/**
+ * The HTTP API: the eight DataArts script endpoints at the server root (the Python SDK drops any
+ * path prefix), plus a few extension endpoints under their own paths. Routing only: every rule
+ * lives in services, every error becomes a response in error-handler.ts.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { invalidParameter } from '../domain/dlf-error.js';
+import type { Namespace } from '../domain/script.js';
+import type { ExecutionService } from '../services/execution-service.js';
+import type { ScriptService } from '../services/script-service.js';
+import type { WorkspaceResolver } from '../services/workspace-resolver.js';
+import { handleError, JSON_CONTENT_TYPE, sendError } from './error-handler.js';
+import {
+  instanceResultRepresentation,
+  instanceSummaryRepresentation,
+  scriptRepresentation,
+} from './representations.js';
+
+export interface HttpDependencies {
+  readonly scripts: ScriptService;
+  readonly executions: ExecutionService;
+  readonly workspaces: WorkspaceResolver;
+  readonly logger: Logger;
+  /** Raw request body limit; larger bodies get 413 before they are buffered in full. Default 12 MB. */
+  readonly bodyLimitBytes: number;
+}
+
+type Params = { projectId: string; scriptName: string; instanceId: string };
+type Query = Record<string, string | string[] | undefined>;
+
+/** Parses a raw body: empty ⇒ undefined (PY/GO send empty bodies with JSON content types). */
+function jsonBody(request: FastifyRequest): unknown {
+  const raw = request.body;
+  if (!Buffer.isBuffer(raw) || raw.length === 0) return undefined;
+  const text = raw.toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw invalidParameter('the request body is not valid JSON');
+  }
+}
+
+function singleQuery(query: Query, name: string): string | undefined {
+  const value = query[name];
+  if (Array.isArray(value)) throw invalidParameter(`${name} may be given only once`);
+  return value;
+}
+
+function namespaceOf(deps: HttpDependencies, request: FastifyRequest<{ Params: Partial<Params> }>): Namespace {
+  const header = request.headers.workspace;
+  if (Array.isArray(header)) throw invalidParameter('the workspace header may be given only once');
+  return deps.workspaces.resolve(request.params.projectId ?? '', header);
+}
+
+export function buildApp(deps: HttpDependencies): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: deps.bodyLimitBytes,
+    genReqId: () => randomUUID(),
+    routerOptions: {
+      // Script names are up to 128 characters, percent-encoded by PY: the default of 100 is too short.
+      maxParamLength: 1024,
+      ignoreTrailingSlash: true,
+      ignoreDuplicateSlashes: true,
+    },
+  });
+
+  // Every content type (or none) is accepted and kept raw; handlers parse JSON themselves, so an empty
+  // body with `application/json;charset=utf-8` is fine and malformed JSON becomes DLF.3051.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+
+  app.addHook('onRequest', (request, reply, done) => {
+    void reply.header('x-request-id', request.id);
+    done();
+  });
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((_request, reply) => sendError(reply, 'APIGW.0101'));
+
+  const json = <T>(reply: FastifyReply, status: number, body: T) =>
+    reply.status(status).header('content-type', JSON_CONTENT_TYPE).send(JSON.stringify(body));
+
+  const base = '/v1/:projectId/scripts';
+
+  app.post<{ Params: Params }>(base, async (request, reply) => {
+    await deps.scripts.create(namespaceOf(deps, request), jsonBody(request));
+    return reply.status(204).send();
+  });
+
+  app.get<{ Params: Params; Querystring: Query }>(base, async (request, reply) => {
+    const page = await deps.scripts.list(namespaceOf(deps, request), {
+      offset: singleQuery(request.query, 'offset'),
+      limit: singleQuery(request.query, 'limit'),
+      scriptName: singleQuery(request.query, 'scriptName'),
+    });
+    return json(reply, 200, { total: page.total, scripts: page.scripts.map(scriptRepresentation) });
+  });
+
+  app.get<{ Params: Params }>(`${base}/:scriptName`, async (request, reply) => {
+    const script = await deps.scripts.get(namespaceOf(deps, request), request.params.scriptName);
+    return json(reply, 200, scriptRepresentation(script));
+  });
+
+  app.put<{ Params: Params }>(`${base}/:scriptName`, async (request, reply) => {
+    await deps.scripts.update(namespaceOf(deps, request), request.params.scriptName, jsonBody(request));
+    return reply.status(204).send();
+  });
+
+  app.delete<{ Params: Params }>(`${base}/:scriptName`, async (request, reply) => {
+    jsonBody(request); // Optional `{approvers}` (review mode is not implemented); still must be JSON.
+    await deps.scripts.delete(namespaceOf(deps, request), request.params.scriptName);
+    return reply.status(204).send();
+  });
+
+  app.post<{ Params: Params }>(`${base}/:scriptName/execute`, async (request, reply) => {
+    const ns = namespaceOf(deps, request);
+    const instanceId = await deps.executions.execute(ns, request.params.scriptName, jsonBody(request));
+    return json(reply, 200, { instanceId });
+  });
+
+  app.get<{ Params: Params }>(`${base}/:scriptName/instances/:instanceId`, async (request, reply) => {
+    const { scriptName, instanceId } = request.params;
+    const instance = await deps.executions.getInstance(namespaceOf(deps, request), scriptName, instanceId);
+    return json(reply, 200, instanceResultRepresentation(instance));
+  });
+
+  app.post<{ Params: Params }>(`${base}/:scriptName/instances/:instanceId/stop`, async (request, reply) => {
+    const { scriptName, instanceId } = request.params;
+    await deps.executions.stop(namespaceOf(deps, request), scriptName, instanceId);
+    return reply.status(204).send();
+  });
+
+  // Extension: recent instances of a script, newest first (`limit` 1-1000, default 10).
+  app.get<{ Params: Params; Querystring: Query }>(`${base}/:scriptName/instances`, async (request, reply) => {
+    const rawLimit = singleQuery(request.query, 'limit') ?? '10';
+    if (!/^\d+$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > 1000) {
+      throw invalidParameter('limit must be an integer from 1 to 1000');
+    }
+    const instances = await deps.executions.listInstances(
+      namespaceOf(deps, request),
+      request.params.scriptName,
+      Number(rawLimit),
+    );
+    return json(reply, 200, { total: instances.length, instances: instances.map(instanceSummaryRepresentation) });
+  });
+
+  app.get('/healthz', (_request, reply) => json(reply, 200, { status: 'ok' }));
+
+  return app;
+}

@@ -1,0 +1,56 @@
+/**
+ * Wire shapes (camelCase, exactly as DataArts clients expect) of scripts and instance results.
+ */
+import type { Instance } from '../domain/instance.js';
+import { toApiStatus } from '../domain/instance-state.js';
+import type { Script } from '../domain/script.js';
+
+/** DIGEST §2.2: targetStatus/approvers are not echoed (the real GET omits them); configuration is strings only. */
+export function scriptRepresentation(script: Script) {
+  return {
+    name: script.name,
+    type: script.type,
+    content: script.content,
+    directory: script.directory,
+    connectionName: script.connectionName,
+    database: script.database,
+    queueName: script.queueName,
+    configuration: script.configuration,
+    description: script.description,
+    id: script.id,
+    owner: script.owner,
+    version: script.version,
+    createUser: script.createUser,
+    autoAcquireLock: true,
+  };
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+/**
+ * `status` stays one of the four documented values (pollers know no others); `message` is set on
+ * FAILED; the remaining fields are opendlf extensions that no client is required to read.
+ */
+export function instanceResultRepresentation(instance: Instance) {
+  const status = toApiStatus(instance.state);
+  return {
+    status,
+    results: instance.results,
+    ...(status === 'FAILED' ? { message: instance.message } : {}),
+    instanceId: instance.id,
+    detailedStatus: instance.state,
+    connectionName: instance.connectionName,
+    engine: instance.engine,
+    createTime: iso(instance.createdAt),
+    startTime: iso(instance.startedAt),
+    endTime: iso(instance.endedAt),
+    stopRequestTime: iso(instance.stopRequestedAt),
+    exitCode: instance.exitCode,
+  };
+}
+
+/** Extension listing: the same fields without the (possibly large) results. */
+export function instanceSummaryRepresentation(instance: Instance) {
+  const { results: _results, ...summary } = instanceResultRepresentation(instance);
+  return { ...summary, message: instance.message };
+}

@@ -1,0 +1,135 @@
+/**
+ * The composition root: the only module that picks concrete adapters (SQLite store, DuckDB and
+ * local-process engines, the RunSupervisor) and wires them into services and the HTTP app.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { isLoopback, type ServerConfig } from './config.js';
+import type { Engine } from './engines/engine.js';
+import { DuckDbEngine } from './engines/duckdb/duckdb-engine.js';
+import { LocalProcessEngine } from './engines/local-process/local-process-engine.js';
+import { buildApp } from './http/app.js';
+import { RetentionSweeper } from './runner/retention-sweeper.js';
+import { RunSupervisor } from './runner/run-supervisor.js';
+import { ConnectionResolver, type BuiltInConnection } from './services/connection-resolver.js';
+import { ExecutionService } from './services/execution-service.js';
+import { ScriptService } from './services/script-service.js';
+import { WorkspaceResolver } from './services/workspace-resolver.js';
+import { openSqliteStore } from './store/sqlite/sqlite-store.js';
+
+export interface RunningServer {
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly nodeId: string;
+  readonly supervisor: RunSupervisor;
+  /** Stops accepting, ends running instances (bounded by shutdownWaitMs), closes engines and store. */
+  close(): Promise<void>;
+}
+
+/** A stable id for this data directory's server, so a restart can find the runs it left behind. */
+function nodeIdFor(dataDir: string): string {
+  const file = join(dataDir, 'node-id');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const id = randomUUID();
+  writeFileSync(file, `${id}\n`, { mode: 0o600 });
+  return id;
+}
+
+export function createLogger(config: ServerConfig): Logger {
+  // Logs go to stderr so stdout carries only the one "listening" line scripts wait for.
+  return pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination(2));
+}
+
+export async function startServer(config: ServerConfig, logger = createLogger(config)): Promise<RunningServer> {
+  if (!isLoopback(config.host) && !config.allowUnauthenticatedRemote) {
+    throw new Error(
+      `refusing to bind ${config.host}: opendlf has no authentication configured, so it binds to loopback ` +
+        'only. Pass --allow-unauthenticated-remote to expose it anyway.',
+    );
+  }
+  const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const nodeId = nodeIdFor(dataDir);
+  const store = await openSqliteStore(join(dataDir, 'opendlf.sqlite'));
+
+  const duckdb = new DuckDbEngine(join(dataDir, 'duckdb'));
+  const engines: Engine[] = [duckdb];
+  const builtIns: BuiltInConnection[] = [{ name: 'duckdb', type: 'DUCKDB', engines: [duckdb] }];
+  if (config.localEngine.enabled) {
+    const shell = new LocalProcessEngine({
+      name: 'local-shell',
+      scriptTypes: ['Shell'],
+      interpreter: config.localEngine.shell,
+      interpreterArgs: [],
+      scriptFileName: 'script.sh',
+    });
+    const python = new LocalProcessEngine({
+      name: 'local-python',
+      scriptTypes: ['PYTHON'],
+      interpreter: config.localEngine.python,
+      interpreterArgs: ['-u'],
+      scriptFileName: 'script.py',
+      env: { PYTHONUNBUFFERED: '1' },
+    });
+    engines.push(shell, python);
+    builtIns.push({ name: 'local', type: 'LOCAL', engines: [shell, python] });
+  }
+  const engineByName = new Map(engines.map((e) => [e.name, e]));
+
+  const supervisor = new RunSupervisor(
+    store.instances,
+    {
+      maxConcurrentRuns: config.maxConcurrentRuns,
+      instanceTimeoutMs: config.instanceTimeoutSeconds * 1000,
+      stopGraceMs: config.stopGraceMs,
+      stopWaitMs: config.stopWaitMs,
+      runsDir: join(dataDir, 'runs'),
+      limits: {
+        maxResultRows: config.maxResultRows,
+        maxOutputBytes: config.maxOutputBytes,
+        maxResultOutputBytes: config.maxResultOutputBytes,
+      },
+    },
+    logger,
+  );
+  await supervisor.recover(nodeId, engineByName);
+
+  const scripts = new ScriptService(store, supervisor, 'opendlf');
+  const executions = new ExecutionService(store, scripts, new ConnectionResolver(builtIns), supervisor, nodeId);
+  const workspaces = new WorkspaceResolver({
+    defaultWorkspace: config.defaultWorkspace,
+    workspaces: config.workspaces,
+  });
+  const app = buildApp({ scripts, executions, workspaces, logger, bodyLimitBytes: config.bodyLimitBytes });
+  const sweeper = new RetentionSweeper(store.instances, supervisor, config.retentionDays * 86_400_000, logger);
+
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const urlHost = config.host.includes(':') ? `[${config.host}]` : config.host;
+  sweeper.start();
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${urlHost}:${port}`,
+    host: config.host,
+    port,
+    nodeId,
+    supervisor,
+    close() {
+      closing ??= (async () => {
+        sweeper.stop();
+        // Stop taking new work first, then let the HTTP server drain while runs are ended.
+        const drained = supervisor.shutdown(config.shutdownWaitMs);
+        await Promise.all([app.close(), drained]);
+        await Promise.all(engines.map((e) => e.close()));
+        await store.close();
+        logger.info('shut down');
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,49 @@
+/**
+ * Deletes terminal instances (and their run files) older than the retention period. DataArts shows
+ * the last 7 days of execution history, so the default keeps at least that.
+ */
+import type { Logger } from 'pino';
+import type { InstanceStore } from '../store/store.js';
+import type { RunSupervisor } from './run-supervisor.js';
+
+const BATCH = 500;
+
+export class RetentionSweeper {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly instances: InstanceStore,
+    private readonly runs: RunSupervisor,
+    private readonly retentionMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** Deletes one pass worth of expired instances; returns how many were deleted. */
+  async sweep(now = new Date()): Promise<number> {
+    const cutoff = new Date(now.getTime() - this.retentionMs);
+    let deleted = 0;
+    for (;;) {
+      const ids = await this.instances.listEndedBefore(cutoff, BATCH);
+      if (ids.length === 0) break;
+      await this.runs.discardRunFiles(ids);
+      deleted += await this.instances.deleteMany(ids);
+      if (ids.length < BATCH) break;
+    }
+    if (deleted > 0) this.log.info({ deleted }, 'retention: deleted expired instances');
+    return deleted;
+  }
+
+  /** Sweeps now and then every `intervalMs` (default hourly) until stopped. */
+  start(intervalMs = 3_600_000): void {
+    const run = () => {
+      this.sweep().catch((error: unknown) => this.log.error({ err: error }, 'retention sweep failed'));
+    };
+    run();
+    this.timer = setInterval(run, intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+}

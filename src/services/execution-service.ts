@@ -1,0 +1,84 @@
+/**
+ * Execute, read results, stop (DIGEST §2.3, §6). Execute validates and queues, returning at once;
+ * the runner does the work. Stop works in every phase and is idempotent.
+ */
+import { randomUUID } from 'node:crypto';
+import { DlfError } from '../domain/dlf-error.js';
+import type { Instance } from '../domain/instance.js';
+import { isTerminal } from '../domain/instance-state.js';
+import { parseExecuteParams, substituteParams } from '../domain/script-params.js';
+import type { Namespace } from '../domain/script.js';
+import type { Store } from '../store/store.js';
+import type { ConnectionResolver } from './connection-resolver.js';
+import type { RunQueue } from './run-queue.js';
+import type { ScriptService } from './script-service.js';
+
+export class ExecutionService {
+  constructor(
+    private readonly store: Store,
+    private readonly scripts: ScriptService,
+    private readonly connections: ConnectionResolver,
+    private readonly runs: RunQueue,
+    private readonly nodeId: string,
+  ) {}
+
+  async execute(ns: Namespace, scriptName: string, body: unknown): Promise<string> {
+    const script = await this.scripts.get(ns, scriptName);
+    const params = parseExecuteParams(body);
+    const { connectionName, engine } = this.connections.resolve(ns, script.connectionName, script.type);
+    if (!this.runs.accepting) throw new DlfError('OPENDLF.0503');
+    const instance = await this.store.instances.create(
+      {
+        id: randomUUID(),
+        namespace: ns,
+        scriptId: script.id,
+        scriptName: script.name,
+        connectionName,
+        engine: engine.name,
+        nodeId: this.nodeId,
+      },
+      new Date(),
+    );
+    this.runs.submit({
+      instance,
+      engine,
+      request: {
+        instanceId: instance.id,
+        namespace: ns,
+        scriptType: script.type,
+        content: substituteParams(script.content, params),
+        database: script.database,
+      },
+    });
+    return instance.id;
+  }
+
+  /** The instance, checked to belong to the named script in this namespace. */
+  async getInstance(ns: Namespace, scriptName: string, instanceId: string): Promise<Instance> {
+    const script = await this.scripts.get(ns, scriptName);
+    const instance = await this.store.instances.get(instanceId);
+    if (
+      !instance ||
+      instance.scriptId !== script.id ||
+      instance.namespace.projectId !== ns.projectId ||
+      instance.namespace.workspaceId !== ns.workspaceId
+    ) {
+      throw new DlfError('DLF.6205');
+    }
+    return instance;
+  }
+
+  async stop(ns: Namespace, scriptName: string, instanceId: string): Promise<Instance> {
+    const instance = await this.getInstance(ns, scriptName, instanceId);
+    if (isTerminal(instance.state)) return instance;
+    await this.store.instances.recordStopRequest(instance.id, new Date());
+    await this.runs.stop(instance.id);
+    return (await this.store.instances.get(instance.id)) ?? instance;
+  }
+
+  /** Extension: the most recent instances of a script. */
+  async listInstances(ns: Namespace, scriptName: string, limit: number): Promise<Instance[]> {
+    const script = await this.scripts.get(ns, scriptName);
+    return this.store.instances.listForScript(script.id, limit);
+  }
+}

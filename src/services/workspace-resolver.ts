@@ -1,0 +1,39 @@
+/**
+ * Turns the path's project id and the `workspace` header into the namespace a request works in.
+ * No header and the default workspace's explicit id are the same workspace (GO's acceptance test
+ * relies on it). With no workspaces declared in config any id is accepted; with a declared list an
+ * unknown id is DLF.0819.
+ */
+import { DlfError, invalidParameter } from '../domain/dlf-error.js';
+import type { Namespace } from '../domain/script.js';
+
+/** Ids become parts of file names (per-workspace DuckDB files), so they are kept to a safe alphabet. */
+const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export interface WorkspaceConfig {
+  /** Id of the workspace used when the header is absent. Default `default`. */
+  readonly defaultWorkspace: string;
+  /** Declared workspace ids; empty ⇒ any well-formed id is accepted. */
+  readonly workspaces: readonly string[];
+}
+
+export class WorkspaceResolver {
+  constructor(private readonly config: WorkspaceConfig) {}
+
+  resolve(projectId: string, workspaceHeader: string | undefined): Namespace {
+    if (!ID_PATTERN.test(projectId)) {
+      throw invalidParameter('project_id must be 1-64 letters, digits, underscores or hyphens');
+    }
+    const requested = workspaceHeader?.trim() ?? '';
+    const workspaceId = requested === '' ? this.config.defaultWorkspace : requested;
+    if (!ID_PATTERN.test(workspaceId)) throw new DlfError('DLF.0819');
+    if (
+      this.config.workspaces.length > 0 &&
+      workspaceId !== this.config.defaultWorkspace &&
+      !this.config.workspaces.includes(workspaceId)
+    ) {
+      throw new DlfError('DLF.0819', `The workspace ID does not exist: ${workspaceId}`);
+    }
+    return { projectId, workspaceId };
+  }
+}

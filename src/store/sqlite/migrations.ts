@@ -1,0 +1,68 @@
+/**
+ * Numbered, forward-only migrations. Kysely's Migrator records applied names in
+ * `kysely_migration` and takes a lock, so two processes starting on one file apply each once.
+ */
+import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+const migrations: Record<string, Migration> = {
+  '0001_scripts_and_instances': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('scripts')
+        .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', 'text', (c) => c.notNull().unique())
+        .addColumn('project_id', 'text', (c) => c.notNull())
+        .addColumn('workspace_id', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('content', 'text', (c) => c.notNull())
+        .addColumn('directory', 'text', (c) => c.notNull())
+        .addColumn('connection_name', 'text', (c) => c.notNull())
+        .addColumn('database_name', 'text', (c) => c.notNull())
+        .addColumn('queue_name', 'text', (c) => c.notNull())
+        .addColumn('configuration', 'text', (c) => c.notNull())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('target_status', 'text')
+        .addColumn('approvers', 'text')
+        .addColumn('owner', 'text', (c) => c.notNull())
+        .addColumn('create_user', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'integer', (c) => c.notNull())
+        .addUniqueConstraint('scripts_namespace_name', ['project_id', 'workspace_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('instances')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('project_id', 'text', (c) => c.notNull())
+        .addColumn('workspace_id', 'text', (c) => c.notNull())
+        .addColumn('script_id', 'text', (c) => c.notNull())
+        .addColumn('script_name', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('connection_name', 'text', (c) => c.notNull())
+        .addColumn('engine', 'text', (c) => c.notNull())
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'integer', (c) => c.notNull())
+        .addColumn('started_at', 'integer')
+        .addColumn('ended_at', 'integer')
+        .addColumn('stop_requested_at', 'integer')
+        .addColumn('message', 'text', (c) => c.notNull())
+        .addColumn('exit_code', 'integer')
+        .addColumn('results', 'text', (c) => c.notNull())
+        .addColumn('run_handle', 'text')
+        .execute();
+      await db.schema.createIndex('instances_script').on('instances').column('script_id').execute();
+      await db.schema.createIndex('instances_node_state').on('instances').columns(['node_id', 'state']).execute();
+      await db.schema
+        .createIndex('instances_ended')
+        .on('instances')
+        .column('ended_at')
+        .where(sql.ref('ended_at'), 'is not', null)
+        .execute();
+    },
+  },
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: () => Promise.resolve(migrations),
+};

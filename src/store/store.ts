@@ -1,0 +1,84 @@
+/**
+ * The store ports. Services see only these interfaces; the SQLite adapter (store/sqlite) implements
+ * them today and a PostgreSQL adapter can follow without touching services. All times are Dates;
+ * adapters own their SQL.
+ */
+import type { Instance, RunHandle, StatementResult } from '../domain/instance.js';
+import type { InstanceState } from '../domain/instance-state.js';
+import type { Namespace, Script, ScriptInput } from '../domain/script.js';
+
+export interface ScriptPage {
+  total: number;
+  scripts: Script[];
+}
+
+export interface ScriptListQuery {
+  offset: number;
+  limit: number;
+  /** Case-sensitive substring match on the name; empty matches all. */
+  nameContains: string;
+}
+
+export interface ScriptStore {
+  /** Inserts a new script; returns false when the name is already used in the namespace. */
+  create(namespace: Namespace, input: ScriptInput, actor: string): Promise<boolean>;
+  get(namespace: Namespace, name: string): Promise<Script | undefined>;
+  /** Replaces the mutable fields and bumps the version; false when the script does not exist. */
+  update(namespace: Namespace, input: ScriptInput): Promise<boolean>;
+  /** Deletes the script and every instance of it; false when it did not exist. */
+  delete(namespace: Namespace, name: string): Promise<boolean>;
+  /** Stable order: creation order (then name). */
+  list(namespace: Namespace, query: ScriptListQuery): Promise<ScriptPage>;
+  count(namespace: Namespace): Promise<number>;
+}
+
+export interface NewInstance {
+  id: string;
+  namespace: Namespace;
+  scriptId: string;
+  scriptName: string;
+  connectionName: string;
+  engine: string;
+  nodeId: string;
+}
+
+/** Fields a transition may set together with the new state, in the same guarded update. */
+export interface TransitionPatch {
+  startedAt?: Date;
+  endedAt?: Date;
+  message?: string;
+  exitCode?: number | null;
+  results?: StatementResult[];
+  runHandle?: RunHandle | null;
+}
+
+export interface InstanceStore {
+  /** Inserts an instance in state QUEUED. */
+  create(instance: NewInstance, createdAt: Date): Promise<Instance>;
+  get(id: string): Promise<Instance | undefined>;
+  /**
+   * The guarded update: moves the instance to `to` only if its current state is one of `from`.
+   * Returns the updated instance, or undefined when another writer got there first.
+   */
+  transition(
+    id: string,
+    from: readonly InstanceState[],
+    to: InstanceState,
+    patch: TransitionPatch,
+  ): Promise<Instance | undefined>;
+  /** Records the first stop request on a non-terminal instance; false if terminal or already recorded. */
+  recordStopRequest(id: string, at: Date): Promise<boolean>;
+  /** Instances of a node that are not terminal (for recovery after a restart). */
+  listActive(nodeId: string): Promise<Instance[]>;
+  /** Ids of terminal instances that ended before `before` (retention). */
+  listEndedBefore(before: Date, limit: number): Promise<string[]>;
+  deleteMany(ids: readonly string[]): Promise<number>;
+  /** Instance ids of a script, newest first (extension endpoint, script deletion). */
+  listForScript(scriptId: string, limit: number): Promise<Instance[]>;
+}
+
+export interface Store {
+  readonly scripts: ScriptStore;
+  readonly instances: InstanceStore;
+  close(): Promise<void>;
+}
