@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import type { Namespace } from '../../src/domain/script.js';
+import { DuckDbEngine } from '../../src/engines/duckdb/duckdb-engine.js';
+import { runEngineContract } from './engine-contract.js';
+
+let engine: DuckDbEngine;
+const NS: Namespace = { projectId: 'contract', workspaceId: 'ws1' };
+
+/** Runs a query on the same database through the engine and returns the first cell. */
+async function probe(sql: string): Promise<unknown> {
+  const outcome = await engine.run(
+    {
+      instanceId: 'probe',
+      namespace: NS,
+      scriptType: 'DWSSQL',
+      content: sql,
+      database: '',
+      runDir: '/nonexistent',
+      limits: { maxResultRows: 10, maxOutputBytes: 1, maxResultOutputBytes: 1 },
+    },
+    { signal: new AbortController().signal, stopGraceMs: 100, reportHandle: () => Promise.resolve() },
+  );
+  assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome));
+  return outcome.results[0]?.rows[0]?.[0];
+}
+
+/**
+ * DuckDB runs in this process, so "the query is gone" is observed as this process no longer
+ * burning CPU: a running range() scan keeps at least one core busy.
+ */
+async function cpuIdle(): Promise<boolean> {
+  const before = process.cpuUsage();
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, 300));
+  const used = process.cpuUsage(before);
+  const cores = (used.user + used.system) / 1000 / (performance.now() - t0);
+  return cores < 0.6;
+}
+
+const LONG = 'SELECT count(*) FROM range(100000000000) t(x) WHERE x % 7 = 3';
+
+runEngineContract({
+  name: 'duckdb',
+  createEngine: () => (engine = new DuckDbEngine(':memory:')),
+  scriptType: 'DWSSQL',
+  succeeding: {
+    content:
+      "CREATE TABLE IF NOT EXISTS c1(a INTEGER, b VARCHAR, d DECIMAL(10,2), e BIGINT);\n" +
+      "INSERT INTO c1 VALUES (1, 'x', 1.50, 9007199254740991), (NULL, NULL, NULL, NULL);\n" +
+      "SELECT * FROM c1 ORDER BY a NULLS LAST; -- trailing comment",
+    check(results) {
+      assert.equal(results.length, 3, 'one result per statement');
+      const select = results[2]!;
+      assert.deepEqual(select.schema, [{ a: 'INTEGER' }, { b: 'VARCHAR' }, { d: 'DECIMAL(10,2)' }, { e: 'BIGINT' }]);
+      assert.deepEqual(select.rows, [
+        [1, 'x', 1.5, 9007199254740991],
+        [null, null, null, null],
+      ]);
+      assert.equal(select.rowCount, 2);
+      assert.equal(typeof select.duration, 'number');
+    },
+  },
+  failing: { content: 'SELECT 1; SELECT * FROM no_such_table; SELECT 2', messageIncludes: 'no_such_table' },
+  longRunning: LONG,
+  stopBetweenStatements: {
+    content: `CREATE TABLE IF NOT EXISTS between_probe(a INTEGER); ${LONG}; INSERT INTO between_probe VALUES (1);`,
+    secondRanProbe: async () => Number(await probe('SELECT count(*) FROM between_probe')) > 0,
+  },
+  waitUntilWorking: () => new Promise((r) => setTimeout(r, 100)),
+  workGone: () => cpuIdle(),
+});

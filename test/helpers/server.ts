@@ -1,0 +1,160 @@
+/**
+ * Test helpers: a real opendlf server (in-process or as a child process) on a free loopback port
+ * with its own temporary data directory, and a small client for the DataArts API.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import pino from 'pino';
+import { loadConfig, type ConfigOverrides } from '../../src/config.js';
+import { startServer, type RunningServer } from '../../src/main.js';
+
+export const PROJECT = 'p0000000000000000000000000000001';
+
+export interface TestServer {
+  readonly url: string;
+  readonly dataDir: string;
+  readonly server: RunningServer;
+  client(projectId?: string, workspace?: string): ApiClient;
+  close(): Promise<void>;
+}
+
+export function tempDir(prefix = 'opendlf-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Starts a server in this process. `close()` shuts it down and removes its data directory. */
+export async function startTestServer(overrides: ConfigOverrides = {}): Promise<TestServer> {
+  const dataDir = overrides.dataDir ?? tempDir();
+  const config = loadConfig({
+    overrides: { port: 0, logLevel: 'silent', stopGraceMs: 500, ...overrides, dataDir },
+  });
+  const server = await startServer(config, pino({ level: 'silent' }));
+  return {
+    url: server.url,
+    dataDir,
+    server,
+    client: (projectId = PROJECT, workspace?: string) => new ApiClient(server.url, projectId, workspace),
+    async close() {
+      await server.close();
+      if (!overrides.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface ChildServer {
+  readonly url: string;
+  readonly process: ChildProcess;
+  /** Resolves with the exit code/signal once the process has exited. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts `opendlf serve` as a child process (for restart/SIGKILL tests) and waits for its listening line. */
+export async function spawnServer(dataDir: string, extraArgs: string[] = []): Promise<ChildServer> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...extraArgs],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const url = await new Promise<string>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      const match = /^opendlf listening on (http:\/\/\S+)$/.exec(line);
+      if (match?.[1]) resolve(match[1]);
+    });
+    void exited.then(({ code }) => reject(new Error(`server exited early with code ${code}`)));
+  });
+  return { url, process: child, exited };
+}
+
+export interface ApiResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+  /** Parsed JSON body, or undefined when the body is empty or not JSON. */
+  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read arbitrary response fields
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  /** Sent verbatim (overrides `body`). */
+  rawBody?: string | Buffer;
+  headers?: Record<string, string>;
+}
+
+export class ApiClient {
+  constructor(
+    readonly baseUrl: string,
+    readonly projectId: string,
+    readonly workspace?: string,
+  ) {}
+
+  async request(method: string, path: string, options: RequestOptions = {}): Promise<ApiResponse> {
+    const headers: Record<string, string> = { ...options.headers };
+    if (this.workspace !== undefined) headers.workspace = this.workspace;
+    let body: string | Buffer | undefined;
+    if (options.rawBody !== undefined) body = options.rawBody;
+    else if (options.body !== undefined) {
+      body = JSON.stringify(options.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    const response = await fetch(`${this.baseUrl}${path}`, { method, headers, body });
+    const text = await response.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { status: response.status, headers: response.headers, text, json };
+  }
+
+  path(suffix = ''): string {
+    return `/v1/${this.projectId}/scripts${suffix}`;
+  }
+
+  async createScript(script: Record<string, unknown>): Promise<ApiResponse> {
+    const response = await this.request('POST', this.path(), { body: script });
+    if (response.status !== 204) throw new Error(`create failed: ${response.status} ${response.text}`);
+    return response;
+  }
+
+  async execute(name: string, params?: Record<string, string>): Promise<string> {
+    const response = await this.request('POST', this.path(`/${encodeURIComponent(name)}/execute`), {
+      body: params ? { params } : {},
+    });
+    if (response.status !== 200) throw new Error(`execute failed: ${response.status} ${response.text}`);
+    return response.json.instanceId as string;
+  }
+
+  result(name: string, instanceId: string): Promise<ApiResponse> {
+    return this.request('GET', this.path(`/${encodeURIComponent(name)}/instances/${instanceId}`));
+  }
+
+  stop(name: string, instanceId: string): Promise<ApiResponse> {
+    return this.request('POST', this.path(`/${encodeURIComponent(name)}/instances/${instanceId}/stop`));
+  }
+
+  /** Polls until the detailed status satisfies `until` (default: terminal). Bounded by `timeoutMs`. */
+  async waitFor(
+    name: string,
+    instanceId: string,
+    until: (body: { status: string; detailedStatus: string }) => boolean = (b) =>
+      b.status === 'FINISHED' || b.status === 'FAILED',
+    timeoutMs = 60_000,
+  ): Promise<ApiResponse> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const response = await this.result(name, instanceId);
+      if (response.status !== 200) throw new Error(`result failed: ${response.status} ${response.text}`);
+      if (until(response.json)) return response;
+      if (Date.now() > deadline) throw new Error(`timed out waiting; last: ${response.text.slice(0, 500)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
