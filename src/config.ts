@@ -81,14 +81,14 @@ const ENV: Record<string, keyof ServerConfig> = {
   OPENDLF_RETENTION_DAYS: 'retentionDays',
 };
 
-function fromEnvironment(env: NodeJS.ProcessEnv): ConfigOverrides {
+function fromEnvironment(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [variable, key] of Object.entries(ENV)) {
     const raw = env[variable];
     if (raw === undefined || raw === '') continue;
     out[key] = typeof DEFAULT_CONFIG[key] === 'number' ? Number(raw) : raw;
   }
-  return out as ConfigOverrides;
+  return out;
 }
 
 export class ConfigError extends Error {}

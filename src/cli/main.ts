@@ -15,7 +15,7 @@ interface ServeOptions {
   port?: number;
   dataDir?: string;
   config?: string;
-  logLevel?: string;
+  logLevel?: ConfigOverrides['logLevel'];
   maxConcurrentRuns?: number;
   stopGraceMs?: number;
   allowUnauthenticatedRemote?: boolean;
@@ -61,7 +61,7 @@ export function buildCli(): Command {
         host: options.host,
         port: options.port,
         dataDir: options.dataDir,
-        logLevel: options.logLevel as ConfigOverrides['logLevel'],
+        logLevel: options.logLevel,
         maxConcurrentRuns: options.maxConcurrentRuns,
         stopGraceMs: options.stopGraceMs,
         ...(options.allowUnauthenticatedRemote ? { allowUnauthenticatedRemote: true } : {}),

@@ -17,6 +17,17 @@ export const ERROR_REGISTRY = {
   'DLF.6247': { status: 400, message: 'The script type is not specified.' },
   'DLF.6253': { status: 400, message: 'The script quota has reached the upper limit.' },
   'DLF.6322': { status: 400, message: 'The data connection does not exist.' },
+  'DLF.6271': { status: 400, message: 'Each user can create only one DLI connection.' },
+  'DLF.6309': { status: 400, message: 'The connection name has been used by another connection.' },
+  'DLF.6323': { status: 400, message: 'The connection type cannot be modified.' },
+  'DLF.6418': {
+    status: 400,
+    message:
+      'Either the DWS cluster name or the access address and port number of the cluster must be configured.',
+  },
+  'DLF.0803': { status: 400, message: 'The OBS path is invalid.' },
+  'DLF.0815': { status: 400, message: 'The OBS file fails to be accessed.' },
+  'DLF.20810': { status: 400, message: 'The task does not exist.' },
   'DLF.6888': { status: 400, message: 'Invalid account permissions.' },
   'DLF.0819': { status: 400, message: 'The workspace ID does not exist.' },
   'DLF.3051': { status: 400, message: 'The request parameter is invalid.' },
@@ -27,6 +38,10 @@ export const ERROR_REGISTRY = {
   'APIGW.0201': { status: 413, message: 'Request entity too large.' },
   /** A connection exists but cannot run this script type (no engine, or the type does not match). */
   'OPENDLF.0601': { status: 400, message: 'The script type cannot be executed on this connection.' },
+  /** `ischeck=true`: the connection could not be reached or logged in to. */
+  'OPENDLF.0602': { status: 400, message: 'The connection test failed.' },
+  /** The connection type is stored but this server has no engine for it. */
+  'OPENDLF.0603': { status: 400, message: 'This connection type is not supported by this server.' },
   /** The server is shutting down and accepts no new executions. */
   'OPENDLF.0503': { status: 503, message: 'The server is shutting down.' },
   /** Anything unexpected: logged with the request id, answered without internals. */

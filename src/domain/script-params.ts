@@ -4,6 +4,7 @@
  * EL (`#{…}`) in values is not evaluated yet.
  */
 import { invalidParameter } from './dlf-error.js';
+import { toWireString } from './wire-values.js';
 
 /** DataArts parameter names: ≤16 characters of letters, digits, `-`, `_`, `<`, `>`. */
 export const PARAM_NAME_PATTERN = /^[A-Za-z0-9_<>-]{1,16}$/;
@@ -29,9 +30,7 @@ export function parseExecuteParams(body: unknown): ScriptParams {
         `parameter name '${name}' must be 1-16 letters, digits, underscores, hyphens, < or >`,
       );
     }
-    if (value === null || value === undefined) out[name] = '';
-    else if (typeof value === 'object') out[name] = JSON.stringify(value);
-    else out[name] = String(value as string | number | boolean);
+    out[name] = toWireString(value);
   }
   return out;
 }

@@ -3,6 +3,7 @@
  * applies on input. No I/O here.
  */
 import { DlfError, invalidParameter } from './dlf-error.js';
+import { toWireString } from './wire-values.js';
 
 /** Script types the API accepts, exactly as DataArts spells them (case-sensitive). */
 export const SCRIPT_TYPES = [
@@ -99,6 +100,10 @@ export function assertScriptName(name: unknown): asserts name is string {
       'name must be 1-128 characters of letters, digits, underscores (_), hyphens (-) and periods (.)',
     );
   }
+  // `.` and `..` match the pattern but are URL dot segments: clients (WHATWG URL, urllib3) remove
+  // them from `/scripts/{name}` even when percent-encoded, so such a script could never be
+  // read, executed or deleted again.
+  if (name === '.' || name === '..') throw invalidParameter(`name may not be '${name}'`);
 }
 
 /** `a/b`, `/a/b`, `/a/b/` ⇒ `/a/b`; empty ⇒ `/`. Segments follow the console's directory-name rule. */
@@ -127,9 +132,7 @@ export function normaliseConfiguration(configuration: unknown): Record<string, s
   }
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(configuration as Record<string, unknown>)) {
-    if (value === null || value === undefined) out[key] = '';
-    else if (typeof value === 'object') out[key] = JSON.stringify(value);
-    else out[key] = String(value as string | number | boolean);
+    out[key] = toWireString(value);
   }
   return out;
 }

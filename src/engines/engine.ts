@@ -46,7 +46,7 @@ export interface EngineRunContext {
 }
 
 export type EngineOutcome =
-  | { readonly kind: 'succeeded'; readonly results: StatementResult[] }
+  | { readonly kind: 'succeeded'; readonly results: StatementResult[]; readonly exitCode?: number }
   /** The script itself failed (non-zero exit, SQL error, output limit): not a server error. */
   | {
       readonly kind: 'failed';

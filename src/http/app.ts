@@ -4,7 +4,7 @@
  * lives in services, every error becomes a response in error-handler.ts.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { invalidParameter } from '../domain/dlf-error.js';
 import type { Namespace } from '../domain/script.js';
@@ -55,9 +55,9 @@ function namespaceOf(deps: HttpDependencies, request: FastifyRequest<{ Params: P
   return deps.workspaces.resolve(request.params.projectId ?? '', header);
 }
 
-export function buildApp(deps: HttpDependencies): FastifyInstance {
+export function buildApp(deps: HttpDependencies) {
   const app = Fastify({
-    loggerInstance: deps.logger as FastifyBaseLogger,
+    loggerInstance: deps.logger,
     bodyLimit: deps.bodyLimitBytes,
     genReqId: () => randomUUID(),
     routerOptions: {

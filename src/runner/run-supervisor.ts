@@ -161,6 +161,7 @@ export class RunSupervisor implements RunQueue {
       case 'succeeded':
         // The work completed before a late stop could end it: the truth is FINISHED.
         to = 'FINISHED';
+        exitCode = outcome.exitCode ?? null;
         break;
       case 'failed':
         // A failure caused by our own kill is reported as the cause, not as a script error.

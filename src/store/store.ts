@@ -5,6 +5,7 @@
  */
 import type { Instance, RunHandle, StatementResult } from '../domain/instance.js';
 import type { InstanceState } from '../domain/instance-state.js';
+import type { Connection, ConnectionInput, ConnectionType } from '../domain/connection.js';
 import type { Namespace, Script, ScriptInput } from '../domain/script.js';
 
 export interface ScriptPage {
@@ -77,8 +78,56 @@ export interface InstanceStore {
   listForScript(scriptId: string, limit: number): Promise<Instance[]>;
 }
 
+export interface ConnectionListQuery {
+  offset: number;
+  limit: number;
+  nameContains: string;
+  /** Only these types (the v1 list hides extension types). */
+  types: readonly ConnectionType[];
+}
+
+export interface ConnectionStore {
+  /** False when the name is already used in the namespace. */
+  create(namespace: Namespace, input: ConnectionInput): Promise<boolean>;
+  get(namespace: Namespace, name: string): Promise<Connection | undefined>;
+  /** Replaces type-independent fields and config, bumps the version; false when it does not exist. */
+  update(namespace: Namespace, input: ConnectionInput): Promise<boolean>;
+  delete(namespace: Namespace, name: string): Promise<boolean>;
+  list(namespace: Namespace, query: ConnectionListQuery): Promise<{ total: number; connections: Connection[] }>;
+}
+
+export type SystemTaskStatus = 'RUNNING' | 'SUCCESSFUL' | 'FAILED';
+
+export interface SystemSubtask {
+  id: string;
+  name: string;
+  status: SystemTaskStatus;
+  message: string;
+  lastUpdate: number;
+}
+
+/** A background task (connection import) with the shape of DataArts' system-task API. */
+export interface SystemTask {
+  id: string;
+  namespace: Namespace;
+  name: string;
+  status: SystemTaskStatus;
+  message: string;
+  subtasks: SystemSubtask[];
+  startTime: number;
+  endTime: number | null;
+  lastUpdate: number;
+}
+
+export interface SystemTaskStore {
+  save(task: SystemTask): Promise<void>;
+  get(namespace: Namespace, id: string): Promise<SystemTask | undefined>;
+}
+
 export interface Store {
   readonly scripts: ScriptStore;
   readonly instances: InstanceStore;
+  readonly connections: ConnectionStore;
+  readonly systemTasks: SystemTaskStore;
   close(): Promise<void>;
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
 import type { Namespace } from '../../src/domain/script.js';
 import { DuckDbEngine } from '../../src/engines/duckdb/duckdb-engine.js';
 import { runEngineContract } from './engine-contract.js';
@@ -68,4 +69,29 @@ runEngineContract({
   },
   waitUntilWorking: () => new Promise((r) => setTimeout(r, 100)),
   workGone: () => cpuIdle(),
+});
+
+describe('duckdb probe sanity', () => {
+  it('the CPU probe does see a running query (so "work gone" can fail)', async () => {
+    const own = new DuckDbEngine(':memory:');
+    const controller = new AbortController();
+    const outcome = own.run(
+      {
+        instanceId: 'probe-control',
+        namespace: NS,
+        scriptType: 'DWSSQL',
+        content: LONG,
+        database: '',
+        runDir: '/nonexistent',
+        limits: { maxResultRows: 10, maxOutputBytes: 1, maxResultOutputBytes: 1 },
+      },
+      { signal: controller.signal, stopGraceMs: 100, reportHandle: () => Promise.resolve() },
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    const idleWhileRunning = await cpuIdle();
+    controller.abort('stop');
+    assert.equal((await outcome).kind, 'aborted');
+    await own.close();
+    assert.equal(idleWhileRunning, false);
+  });
 });

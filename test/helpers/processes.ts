@@ -1,4 +1,5 @@
 /** Helpers to observe processes from outside the engine under test (via /proc). */
+import { readdirSync, readFileSync } from 'node:fs';
 import { runMembers } from '../../src/engines/local-process/process-tree.js';
 
 /** Resolves once the run has at least `count` live members (bounded; throws after 10 s). */
@@ -6,6 +7,39 @@ export async function waitForRunMembers(runId: number, count: number): Promise<v
   const deadline = Date.now() + 10_000;
   while (runMembers(runId).length < count) {
     if (Date.now() > deadline) throw new Error(`run ${runId} never reached ${count} processes`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * Live pids whose environment carries OPENDLF_INSTANCE_ID=<instanceId>: every process a local run
+ * started (children inherit the environment), found without asking the server.
+ */
+export function processesOfInstance(instanceId: string): number[] {
+  const needle = `OPENDLF_INSTANCE_ID=${instanceId}`;
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      if (state === 'Z' || state === 'X') continue;
+      const environ = readFileSync(`/proc/${entry}/environ`, 'utf8');
+      if (environ.split('\0').includes(needle)) pids.push(Number(entry));
+    } catch {
+      // Exited while we looked, or not readable.
+    }
+  }
+  return pids;
+}
+
+/** Waits (bounded, 10 s) until the instance has at least `count` live processes. */
+export async function waitForInstanceProcesses(instanceId: string, count: number): Promise<number[]> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const pids = processesOfInstance(instanceId);
+    if (pids.length >= count) return pids;
+    if (Date.now() > deadline) throw new Error(`instance ${instanceId} never reached ${count} processes`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }

@@ -62,7 +62,7 @@ export async function spawnServer(dataDir: string, extraArgs: string[] = []): Pr
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
   const url = await new Promise<string>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
+    const lines = createInterface({ input: child.stdout });
     lines.on('line', (line) => {
       const match = /^opendlf listening on (http:\/\/\S+)$/.exec(line);
       if (match?.[1]) resolve(match[1]);
@@ -77,7 +77,7 @@ export interface ApiResponse {
   headers: Headers;
   text: string;
   /** Parsed JSON body, or undefined when the body is empty or not JSON. */
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read arbitrary response fields
+  json: any;
 }
 
 export interface RequestOptions {

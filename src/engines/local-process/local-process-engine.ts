@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { RunHandle } from '../../domain/instance.js';
 import type { ScriptType } from '../../domain/script.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
-import { OutputCapture, outputResult } from '../output-result.js';
+import { formatBytes, OutputCapture, outputResult } from '../output-result.js';
 import { processStartTicks, runMembers, terminateRun } from './process-tree.js';
 
 export interface LocalProcessEngineOptions {
@@ -55,7 +55,9 @@ export class LocalProcessEngine implements Engine {
     const scriptFile = join(request.runDir, this.options.scriptFileName);
     await writeFile(scriptFile, request.content, { mode: 0o600 });
     const log = createWriteStream(join(request.runDir, 'output.log'), { flags: 'w', mode: 0o600 });
-    const capture = new OutputCapture(request.limits.maxResultOutputBytes);
+    const capture = new OutputCapture(
+      Math.min(request.limits.maxResultOutputBytes, request.limits.maxOutputBytes),
+    );
     const started = performance.now();
 
     const child = spawn(this.options.interpreter, [...this.options.interpreterArgs, scriptFile], {
@@ -141,15 +143,14 @@ export class LocalProcessEngine implements Engine {
     }
     if (endReason === 'aborted') return { kind: 'aborted', results: [result] };
     if (endReason === 'output-limit') {
-      const mb = Math.round(request.limits.maxOutputBytes / (1024 * 1024));
       return {
         kind: 'failed',
-        results: [result],
-        message: `The script output exceeds the ${mb} MB limit; the run was ended.`,
+        results: [{ ...result, truncated: true }],
+        message: `The script output exceeds the ${formatBytes(request.limits.maxOutputBytes)} limit; the run was ended.`,
         exitCode: exit.code,
       };
     }
-    if (exit.code === 0) return { kind: 'succeeded', results: [result] };
+    if (exit.code === 0) return { kind: 'succeeded', results: [result], exitCode: 0 };
     const how = exit.code !== null ? `exit code ${exit.code}` : `signal ${exit.signal ?? 'unknown'}`;
     const tail = capture.lastChars.trimEnd();
     return {

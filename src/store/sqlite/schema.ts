@@ -48,7 +48,38 @@ export interface InstancesTable {
   run_handle: string | null;
 }
 
+export interface ConnectionsTable {
+  seq: Generated<number>;
+  id: string;
+  project_id: string;
+  workspace_id: string;
+  name: string;
+  type: string;
+  /** JSON object; secret values are already sealed by the service. */
+  config: string;
+  description: string;
+  version: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface SystemTasksTable {
+  id: string;
+  project_id: string;
+  workspace_id: string;
+  name: string;
+  status: string;
+  message: string;
+  /** JSON array of subtasks. */
+  subtasks: string;
+  start_time: number;
+  end_time: number | null;
+  last_update: number;
+}
+
 export interface Database {
   scripts: ScriptsTable;
   instances: InstancesTable;
+  connections: ConnectionsTable;
+  system_tasks: SystemTasksTable;
 }

@@ -20,6 +20,7 @@ import type {
   TransitionPatch,
 } from '../store.js';
 import { migrationProvider } from './migrations.js';
+import { SqliteConnectionStore, SqliteSystemTaskStore } from './sqlite-connection-store.js';
 import type { Database, InstancesTable, ScriptsTable } from './schema.js';
 
 const ACTIVE: readonly InstanceState[] = ['QUEUED', 'LAUNCHING', 'RUNNING'];
@@ -304,6 +305,8 @@ export async function openSqliteStore(file: string): Promise<Store> {
   return {
     scripts: new SqliteScriptStore(db),
     instances: new SqliteInstanceStore(db),
+    connections: new SqliteConnectionStore(db),
+    systemTasks: new SqliteSystemTaskStore(db),
     close: () => db.destroy(),
   };
 }
