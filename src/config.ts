@@ -35,6 +35,10 @@ const ConfigSchema = Type.Object(
       shell: Type.String({ minLength: 1 }),
       python: Type.String({ minLength: 1 }),
     }),
+    /** SSH host keys: `record` trusts a host's key on first use (then refuses a changed one); `reject` only pre-recorded hosts. */
+    sshHostKeyPolicy: Type.Union([Type.Literal('record'), Type.Literal('reject')]),
+    /** Bound on connecting to a database or SSH host. */
+    connectTimeoutMs: Type.Integer({ minimum: 100, maximum: 600_000 }),
     /** Binding a non-loopback address without authentication must be asked for explicitly. */
     allowUnauthenticatedRemote: Type.Boolean(),
   },
@@ -61,6 +65,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
   retentionDays: 7,
   bodyLimitBytes: 12 * 1024 * 1024,
   localEngine: { enabled: true, shell: 'bash', python: 'python3' },
+  sshHostKeyPolicy: 'record',
+  connectTimeoutMs: 10_000,
   allowUnauthenticatedRemote: false,
 };
 

@@ -2,7 +2,7 @@
  * The composition root: the only module that picks concrete adapters (SQLite store, DuckDB and
  * local-process engines, the RunSupervisor) and wires them into services and the HTTP app.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
@@ -13,7 +13,10 @@ import { LocalProcessEngine } from './engines/local-process/local-process-engine
 import { buildApp } from './http/app.js';
 import { RetentionSweeper } from './runner/retention-sweeper.js';
 import { RunSupervisor } from './runner/run-supervisor.js';
+import { connectionEngineFactory } from './connection-engines.js';
 import { ConnectionResolver, type BuiltInConnection } from './services/connection-resolver.js';
+import { ConnectionService } from './services/connection-service.js';
+import { SecretCipher } from './services/secret-cipher.js';
 import { ExecutionService } from './services/execution-service.js';
 import { ScriptService } from './services/script-service.js';
 import { WorkspaceResolver } from './services/workspace-resolver.js';
@@ -36,6 +39,24 @@ function nodeIdFor(dataDir: string): string {
   const id = randomUUID();
   writeFileSync(file, `${id}\n`, { mode: 0o600 });
   return id;
+}
+
+/**
+ * The AES-256 key that seals connection secrets: OPENDLF_SECRET_KEY (base64, 32 bytes) when set,
+ * else `<dataDir>/secret.key`, created with mode 0600 on first start. Losing the key makes stored
+ * secrets unreadable (connections must then be re-entered), so back it up with the data directory.
+ */
+function secretKeyFor(dataDir: string, fromEnv: string | undefined): Buffer {
+  if (fromEnv) {
+    const key = Buffer.from(fromEnv, 'base64');
+    if (key.length !== 32) throw new Error('OPENDLF_SECRET_KEY must be 32 bytes, base64-encoded');
+    return key;
+  }
+  const file = join(dataDir, 'secret.key');
+  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
+  const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
+  if (key.length !== 32) throw new Error(`${file} does not hold a 32-byte base64 key`);
+  return key;
 }
 
 export function createLogger(config: ServerConfig): Logger {
@@ -77,7 +98,24 @@ export async function startServer(config: ServerConfig, logger = createLogger(co
     engines.push(shell, python);
     builtIns.push({ name: 'local', type: 'LOCAL', engines: [shell, python] });
   }
-  const engineByName = new Map(engines.map((e) => [e.name, e]));
+
+  const cipher = new SecretCipher(secretKeyFor(dataDir, process.env.OPENDLF_SECRET_KEY));
+  const importDir = join(dataDir, 'imports');
+  const sshKeyDir = join(dataDir, 'ssh-keys');
+  mkdirSync(importDir, { recursive: true, mode: 0o700 });
+  mkdirSync(sshKeyDir, { recursive: true, mode: 0o700 });
+  const resolver = new ConnectionResolver(
+    builtIns,
+    store.connections,
+    connectionEngineFactory({
+      knownHostsFile: join(dataDir, 'ssh-known-hosts.json'),
+      onUnknownHostKey: config.sshHostKeyPolicy,
+      sshKeyDir,
+      connectTimeoutMs: config.connectTimeoutMs,
+    }),
+    cipher,
+    join(dataDir, 'runs'),
+  );
 
   const supervisor = new RunSupervisor(
     store.instances,
@@ -95,15 +133,23 @@ export async function startServer(config: ServerConfig, logger = createLogger(co
     },
     logger,
   );
-  await supervisor.recover(nodeId, engineByName);
+  await supervisor.recover(nodeId, (instance) => resolver.engineForRecovery(instance));
 
   const scripts = new ScriptService(store, supervisor, 'opendlf');
-  const executions = new ExecutionService(store, scripts, new ConnectionResolver(builtIns), supervisor, nodeId);
+  const executions = new ExecutionService(store, scripts, resolver, supervisor, nodeId);
+  const connections = new ConnectionService(store, cipher, resolver, importDir);
   const workspaces = new WorkspaceResolver({
     defaultWorkspace: config.defaultWorkspace,
     workspaces: config.workspaces,
   });
-  const app = buildApp({ scripts, executions, workspaces, logger, bodyLimitBytes: config.bodyLimitBytes });
+  const app = buildApp({
+    scripts,
+    executions,
+    connections,
+    workspaces,
+    logger,
+    bodyLimitBytes: config.bodyLimitBytes,
+  });
   const sweeper = new RetentionSweeper(store.instances, supervisor, config.retentionDays * 86_400_000, logger);
 
   await app.listen({ host: config.host, port: config.port });
@@ -125,7 +171,7 @@ export async function startServer(config: ServerConfig, logger = createLogger(co
         // Stop taking new work first, then let the HTTP server drain while runs are ended.
         const drained = supervisor.shutdown(config.shutdownWaitMs);
         await Promise.all([app.close(), drained]);
-        await Promise.all(engines.map((e) => e.close()));
+        await Promise.all([...engines.map((e) => e.close()), resolver.close()]);
         await store.close();
         logger.info('shut down');
       })();

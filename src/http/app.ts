@@ -4,14 +4,16 @@
  * lives in services, every error becomes a response in error-handler.ts.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
 import { invalidParameter } from '../domain/dlf-error.js';
-import type { Namespace } from '../domain/script.js';
+import type { ConnectionService } from '../services/connection-service.js';
 import type { ExecutionService } from '../services/execution-service.js';
 import type { ScriptService } from '../services/script-service.js';
 import type { WorkspaceResolver } from '../services/workspace-resolver.js';
-import { handleError, JSON_CONTENT_TYPE, sendError } from './error-handler.js';
+import { registerConnectionRoutes } from './connection-routes.js';
+import { handleError, sendError } from './error-handler.js';
+import { jsonBody, namespaceOf, sendJson, singleQuery, type Query } from './request-helpers.js';
 import {
   instanceResultRepresentation,
   instanceSummaryRepresentation,
@@ -21,6 +23,7 @@ import {
 export interface HttpDependencies {
   readonly scripts: ScriptService;
   readonly executions: ExecutionService;
+  readonly connections: ConnectionService;
   readonly workspaces: WorkspaceResolver;
   readonly logger: Logger;
   /** Raw request body limit; larger bodies get 413 before they are buffered in full. Default 12 MB. */
@@ -28,36 +31,12 @@ export interface HttpDependencies {
 }
 
 type Params = { projectId: string; scriptName: string; instanceId: string };
-type Query = Record<string, string | string[] | undefined>;
-
-/** Parses a raw body: empty ⇒ undefined (PY/GO send empty bodies with JSON content types). */
-function jsonBody(request: FastifyRequest): unknown {
-  const raw = request.body;
-  if (!Buffer.isBuffer(raw) || raw.length === 0) return undefined;
-  const text = raw.toString('utf8');
-  if (text.trim() === '') return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    throw invalidParameter('the request body is not valid JSON');
-  }
-}
-
-function singleQuery(query: Query, name: string): string | undefined {
-  const value = query[name];
-  if (Array.isArray(value)) throw invalidParameter(`${name} may be given only once`);
-  return value;
-}
-
-function namespaceOf(deps: HttpDependencies, request: FastifyRequest<{ Params: Partial<Params> }>): Namespace {
-  const header = request.headers.workspace;
-  if (Array.isArray(header)) throw invalidParameter('the workspace header may be given only once');
-  return deps.workspaces.resolve(request.params.projectId ?? '', header);
-}
 
 export function buildApp(deps: HttpDependencies) {
+  // Typed as fastify's base logger so route modules take a plain FastifyInstance.
+  const logger: FastifyBaseLogger = deps.logger;
   const app = Fastify({
-    loggerInstance: deps.logger,
+    loggerInstance: logger,
     bodyLimit: deps.bodyLimitBytes,
     genReqId: () => randomUUID(),
     routerOptions: {
@@ -80,18 +59,18 @@ export function buildApp(deps: HttpDependencies) {
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((_request, reply) => sendError(reply, 'APIGW.0101'));
 
-  const json = <T>(reply: FastifyReply, status: number, body: T) =>
-    reply.status(status).header('content-type', JSON_CONTENT_TYPE).send(JSON.stringify(body));
+  const json = sendJson;
+  const ns = (request: Parameters<typeof namespaceOf>[1]) => namespaceOf(deps.workspaces, request);
 
   const base = '/v1/:projectId/scripts';
 
   app.post<{ Params: Params }>(base, async (request, reply) => {
-    await deps.scripts.create(namespaceOf(deps, request), jsonBody(request));
+    await deps.scripts.create(ns(request), jsonBody(request));
     return reply.status(204).send();
   });
 
   app.get<{ Params: Params; Querystring: Query }>(base, async (request, reply) => {
-    const page = await deps.scripts.list(namespaceOf(deps, request), {
+    const page = await deps.scripts.list(ns(request), {
       offset: singleQuery(request.query, 'offset'),
       limit: singleQuery(request.query, 'limit'),
       scriptName: singleQuery(request.query, 'scriptName'),
@@ -100,36 +79,36 @@ export function buildApp(deps: HttpDependencies) {
   });
 
   app.get<{ Params: Params }>(`${base}/:scriptName`, async (request, reply) => {
-    const script = await deps.scripts.get(namespaceOf(deps, request), request.params.scriptName);
+    const script = await deps.scripts.get(ns(request), request.params.scriptName);
     return json(reply, 200, scriptRepresentation(script));
   });
 
   app.put<{ Params: Params }>(`${base}/:scriptName`, async (request, reply) => {
-    await deps.scripts.update(namespaceOf(deps, request), request.params.scriptName, jsonBody(request));
+    await deps.scripts.update(ns(request), request.params.scriptName, jsonBody(request));
     return reply.status(204).send();
   });
 
   app.delete<{ Params: Params }>(`${base}/:scriptName`, async (request, reply) => {
     jsonBody(request); // Optional `{approvers}` (review mode is not implemented); still must be JSON.
-    await deps.scripts.delete(namespaceOf(deps, request), request.params.scriptName);
+    await deps.scripts.delete(ns(request), request.params.scriptName);
     return reply.status(204).send();
   });
 
   app.post<{ Params: Params }>(`${base}/:scriptName/execute`, async (request, reply) => {
-    const ns = namespaceOf(deps, request);
-    const instanceId = await deps.executions.execute(ns, request.params.scriptName, jsonBody(request));
+    const namespace = ns(request);
+    const instanceId = await deps.executions.execute(namespace, request.params.scriptName, jsonBody(request));
     return json(reply, 200, { instanceId });
   });
 
   app.get<{ Params: Params }>(`${base}/:scriptName/instances/:instanceId`, async (request, reply) => {
     const { scriptName, instanceId } = request.params;
-    const instance = await deps.executions.getInstance(namespaceOf(deps, request), scriptName, instanceId);
+    const instance = await deps.executions.getInstance(ns(request), scriptName, instanceId);
     return json(reply, 200, instanceResultRepresentation(instance));
   });
 
   app.post<{ Params: Params }>(`${base}/:scriptName/instances/:instanceId/stop`, async (request, reply) => {
     const { scriptName, instanceId } = request.params;
-    await deps.executions.stop(namespaceOf(deps, request), scriptName, instanceId);
+    await deps.executions.stop(ns(request), scriptName, instanceId);
     return reply.status(204).send();
   });
 
@@ -140,12 +119,14 @@ export function buildApp(deps: HttpDependencies) {
       throw invalidParameter('limit must be an integer from 1 to 1000');
     }
     const instances = await deps.executions.listInstances(
-      namespaceOf(deps, request),
+      ns(request),
       request.params.scriptName,
       Number(rawLimit),
     );
     return json(reply, 200, { total: instances.length, instances: instances.map(instanceSummaryRepresentation) });
   });
+
+  registerConnectionRoutes(app, { connections: deps.connections, workspaces: deps.workspaces });
 
   app.get('/healthz', (_request, reply) => json(reply, 200, { status: 'ok' }));
 

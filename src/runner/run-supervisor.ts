@@ -222,10 +222,10 @@ export class RunSupervisor implements RunQueue {
    * Settles instances a previous process of this node left active: ends their leftover work through
    * the engine (when it can) and marks them ABORTED. Runs before the server accepts requests.
    */
-  async recover(nodeId: string, engines: ReadonlyMap<string, Engine>): Promise<number> {
+  async recover(nodeId: string, engineOf: (instance: Instance) => Promise<Engine | undefined>): Promise<number> {
     const leftovers = await this.instances.listActive(nodeId);
     for (const instance of leftovers) {
-      const engine = engines.get(instance.engine);
+      const engine = await engineOf(instance).catch(() => undefined);
       if (instance.runHandle && engine?.capabilities.recoversOrphans && engine.recover) {
         try {
           await engine.recover(instance.runHandle);

@@ -1,11 +1,17 @@
 /**
- * Resolves a script's `connectionName` to the engine that will run it. Until the connections API
- * exists, the only connections are the built-in ones every workspace has: `local` (Shell and PYTHON
- * as local child processes) and `duckdb` (an embedded DuckDB database per workspace, every SQL type).
+ * Resolves a script's `connectionName` to the engine that will run it. Every workspace has the
+ * built-in connections (`local`: Shell and PYTHON as local child processes; `duckdb`: an embedded
+ * DuckDB database per workspace, every SQL type); other connections come from the store and get
+ * engines from the ConnectionEngineFactory, one set per connection version, so an edited
+ * connection's pools are retired once the runs using them have ended.
  */
-import { DlfError } from '../domain/dlf-error.js';
+import { DlfError, invalidParameter } from '../domain/dlf-error.js';
+import type { Connection } from '../domain/connection.js';
+import type { Instance } from '../domain/instance.js';
 import type { Namespace, ScriptType } from '../domain/script.js';
-import type { Engine } from '../engines/engine.js';
+import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engines/engine.js';
+import type { ConnectionStore } from '../store/store.js';
+import type { SecretCipher } from './secret-cipher.js';
 
 export interface BuiltInConnection {
   readonly name: string;
@@ -14,39 +20,180 @@ export interface BuiltInConnection {
   readonly engines: readonly Engine[];
 }
 
+/** Builds the engines for a stored connection (secrets already opened). Empty: no engine for its type. */
+export interface ConnectionEngineFactory {
+  create(connection: Connection): Engine[];
+}
+
 export interface ResolvedConnection {
   readonly connectionName: string;
   readonly engine: Engine;
 }
 
-export class ConnectionResolver {
-  private readonly byName: ReadonlyMap<string, BuiltInConnection>;
+/** Counts runs in flight so a retired engine set is closed only once nothing uses it. */
+class EngineSet {
+  private inFlight = 0;
+  private retired = false;
+  private closed = false;
+  readonly engines: readonly Engine[];
 
-  constructor(builtIns: readonly BuiltInConnection[]) {
-    this.byName = new Map(builtIns.map((c) => [c.name, c]));
+  constructor(private readonly originals: readonly Engine[]) {
+    this.engines = originals.map((engine) => this.counted(engine));
   }
 
-  /** Errors: unknown connection ⇒ DLF.6322; a connection that cannot run the type ⇒ OPENDLF.0601. */
-  resolve(_namespace: Namespace, connectionName: string, scriptType: ScriptType): ResolvedConnection {
-    const connection = this.byName.get(connectionName);
-    if (!connection) {
-      const known = [...this.byName.keys()].join(', ') || 'none';
-      throw new DlfError(
-        'DLF.6322',
-        `The data connection '${connectionName}' does not exist. Connections available on this server: ${known}.`,
-      );
+  private counted(engine: Engine): Engine {
+    return {
+      name: engine.name,
+      capabilities: engine.capabilities,
+      supports: (type) => engine.supports(type),
+      run: async (request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome> => {
+        this.inFlight += 1;
+        try {
+          return await engine.run(request, context);
+        } finally {
+          this.inFlight -= 1;
+          if (this.retired) void this.closeIfIdle();
+        }
+      },
+      ...(engine.recover ? { recover: engine.recover.bind(engine) } : {}),
+      close: () => engine.close(),
+    };
+  }
+
+  private async closeIfIdle(): Promise<void> {
+    if (this.inFlight > 0 || this.closed) return;
+    this.closed = true;
+    await Promise.all(this.originals.map((e) => e.close().catch(() => undefined)));
+  }
+
+  /** No new runs will be given to this set; closes it now or when the last run ends. */
+  retire(): Promise<void> {
+    this.retired = true;
+    return this.closeIfIdle();
+  }
+}
+
+const TEST_TIMEOUT_MS = 15_000;
+
+export class ConnectionResolver {
+  private readonly builtIns: ReadonlyMap<string, BuiltInConnection>;
+  /** Keyed by connection id; holds the engines of the latest version seen. */
+  private readonly cache = new Map<string, { version: number; set: EngineSet }>();
+
+  constructor(
+    builtIns: readonly BuiltInConnection[],
+    private readonly store: ConnectionStore,
+    private readonly factory: ConnectionEngineFactory,
+    private readonly cipher: SecretCipher,
+    /** Scratch directory for connection tests. */
+    private readonly scratchDir: string,
+  ) {
+    this.builtIns = new Map(builtIns.map((c) => [c.name, c]));
+  }
+
+  isBuiltIn(name: string): boolean {
+    return this.builtIns.has(name);
+  }
+
+  private enginesFor(connection: Connection): readonly Engine[] {
+    const cached = this.cache.get(connection.id);
+    if (cached && cached.version === connection.version) return cached.set.engines;
+    let created: Engine[];
+    try {
+      created = this.factory.create({ ...connection, config: this.cipher.openConfig(connection.config) });
+    } catch (error) {
+      throw error instanceof DlfError
+        ? error
+        : invalidParameter(`connection '${connection.name}' is misconfigured: ${(error as Error).message}`);
     }
-    const engine = connection.engines.find((e) => e.supports(scriptType));
+    if (cached) void cached.set.retire();
+    const set = new EngineSet(created);
+    this.cache.set(connection.id, { version: connection.version, set });
+    return set.engines;
+  }
+
+  /** Errors: unknown connection ⇒ DLF.6322; no engine for its type ⇒ OPENDLF.0603; type mismatch ⇒ OPENDLF.0601. */
+  async resolve(ns: Namespace, connectionName: string, scriptType: ScriptType): Promise<ResolvedConnection> {
+    const builtIn = this.builtIns.get(connectionName);
+    let engines: readonly Engine[];
+    let type: string;
+    if (builtIn) {
+      engines = builtIn.engines;
+      type = builtIn.type;
+    } else {
+      const connection = connectionName === '' ? undefined : await this.store.get(ns, connectionName);
+      if (!connection) {
+        throw new DlfError(
+          'DLF.6322',
+          `The data connection '${connectionName}' does not exist. Built-in connections: ${[...this.builtIns.keys()].join(', ') || 'none'}.`,
+        );
+      }
+      engines = this.enginesFor(connection);
+      type = connection.type;
+      if (engines.length === 0) {
+        throw new DlfError('OPENDLF.0603', `Connections of type ${type} are stored but cannot run scripts on this server.`);
+      }
+    }
+    const engine = engines.find((e) => e.supports(scriptType));
     if (!engine) {
-      const capable = [...this.byName.values()]
-        .filter((c) => c.engines.some((e) => e.supports(scriptType)))
-        .map((c) => c.name);
-      throw new DlfError(
-        'OPENDLF.0601',
-        `Connection '${connectionName}' (type ${connection.type}) cannot run ${scriptType} scripts.` +
-          (capable.length > 0 ? ` Use one of: ${capable.join(', ')}.` : ' No connection on this server can.'),
-      );
+      throw new DlfError('OPENDLF.0601', `Connection '${connectionName}' (type ${type}) cannot run ${scriptType} scripts.`);
     }
     return { connectionName, engine };
+  }
+
+  /** The engine that ran an instance, for ending its leftover work after a restart. */
+  async engineForRecovery(instance: Instance): Promise<Engine | undefined> {
+    const builtIn = this.builtIns.get(instance.connectionName);
+    if (builtIn) return builtIn.engines.find((e) => e.name === instance.engine);
+    const connection = await this.store.get(instance.namespace, instance.connectionName);
+    if (!connection) return undefined;
+    return this.enginesFor(connection).find((e) => e.name === instance.engine);
+  }
+
+  /**
+   * `ischeck=true`: runs the smallest script each engine of the connection serves (`SELECT 1`, `exit 0`)
+   * with fresh engines and returns why it failed, or undefined when it worked.
+   */
+  async test(ns: Namespace, connection: Connection): Promise<string | undefined> {
+    let engines: Engine[];
+    try {
+      engines = this.factory.create(connection);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    if (engines.length === 0) return `connections of type ${connection.type} cannot be tested by this server`;
+    try {
+      for (const engine of engines) {
+        const sql = engine.supports('RDSSQL') || engine.supports('DWSSQL') || engine.supports('ClickHouseSQL');
+        const scriptType: ScriptType = sql
+          ? (['DWSSQL', 'RDSSQL', 'ClickHouseSQL'] as const).find((t) => engine.supports(t))!
+          : engine.supports('Shell')
+            ? 'Shell'
+            : 'PYTHON';
+        const outcome = await engine.run(
+          {
+            instanceId: `connection-test-${connection.id}`,
+            namespace: ns,
+            scriptType,
+            content: sql ? 'SELECT 1' : scriptType === 'Shell' ? 'exit 0' : 'pass',
+            database: '',
+            runDir: `${this.scratchDir}/connection-test-${connection.id}-${Date.now()}`,
+            limits: { maxResultRows: 1, maxOutputBytes: 65536, maxResultOutputBytes: 65536 },
+          },
+          { signal: AbortSignal.timeout(TEST_TIMEOUT_MS), stopGraceMs: 1000, reportHandle: () => Promise.resolve() },
+        );
+        if (outcome.kind === 'failed') return outcome.message;
+        if (outcome.kind === 'aborted') return `no answer within ${TEST_TIMEOUT_MS / 1000} s`;
+      }
+      return undefined;
+    } finally {
+      await Promise.all(engines.map((e) => e.close().catch(() => undefined)));
+    }
+  }
+
+  async close(): Promise<void> {
+    const sets = [...this.cache.values()];
+    this.cache.clear();
+    await Promise.all(sets.map((s) => s.set.retire()));
   }
 }

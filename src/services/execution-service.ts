@@ -25,7 +25,7 @@ export class ExecutionService {
   async execute(ns: Namespace, scriptName: string, body: unknown): Promise<string> {
     const script = await this.scripts.get(ns, scriptName);
     const params = parseExecuteParams(body);
-    const { connectionName, engine } = this.connections.resolve(ns, script.connectionName, script.type);
+    const { connectionName, engine } = await this.connections.resolve(ns, script.connectionName, script.type);
     if (!this.runs.accepting) throw new DlfError('OPENDLF.0503');
     const instance = await this.store.instances.create(
       {

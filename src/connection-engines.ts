@@ -1,0 +1,108 @@
+/**
+ * Part of the composition root: which concrete engine serves which stored connection type
+ * (DIGEST §3.4). DWS and RDS with the PostgreSQL driver → PostgreSQL; RDS with the MySQL driver (or
+ * none) → MySQL/MariaDB; HOST → SSH (Shell, PYTHON). Types with no engine here (DLI, SparkSQL, HIVE,
+ * CloudTable, CLICKHOUSE) get none, which the resolver reports as "not supported by this server".
+ */
+import { readFileSync, realpathSync } from 'node:fs';
+import { isAbsolute, relative, resolve } from 'node:path';
+import type { Connection } from './domain/connection.js';
+import type { Engine } from './engines/engine.js';
+import { MysqlEngine } from './engines/mysql/mysql-engine.js';
+import { PostgresEngine } from './engines/postgres/postgres-engine.js';
+import { SshEngine } from './engines/ssh/ssh-engine.js';
+import type { ConnectionEngineFactory } from './services/connection-resolver.js';
+
+export interface ConnectionEngineSettings {
+  /** opendlf's record of SSH host keys (trust on first use). */
+  readonly knownHostsFile: string;
+  /** `record`: trust a host's key on first use; `reject`: only pre-recorded hosts. */
+  readonly onUnknownHostKey: 'record' | 'reject';
+  /** HOST `keyLocation` paths must be inside this directory (never arbitrary server files). */
+  readonly sshKeyDir: string;
+  readonly connectTimeoutMs: number;
+}
+
+function text(config: Connection['config'], key: string): string {
+  const value = config[key];
+  return typeof value === 'string' ? value : value === undefined ? '' : String(value);
+}
+
+function port(config: Connection['config'], fallback: number): number {
+  const value = Number(text(config, 'port'));
+  return Number.isInteger(value) && value > 0 ? value : fallback;
+}
+
+function readKeyFile(dir: string, location: string): string {
+  const root = realpathSync(resolve(dir));
+  const file = realpathSync(isAbsolute(location) ? location : resolve(root, location));
+  const rel = relative(root, file);
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
+    throw new Error(`keyLocation must name a file inside the server's SSH key directory (${dir})`);
+  }
+  return readFileSync(file, 'utf8');
+}
+
+export function connectionEngineFactory(settings: ConnectionEngineSettings): ConnectionEngineFactory {
+  return {
+    create(connection: Connection): Engine[] {
+      const c = connection.config;
+      switch (connection.type) {
+        case 'DWS':
+        case 'RDS': {
+          const driver = text(c, 'driverName');
+          const postgres = connection.type === 'DWS' || driver === 'org.postgresql.Driver';
+          if (postgres) {
+            return [
+              new PostgresEngine('postgres', {
+                host: text(c, 'ip'),
+                port: port(c, 5432),
+                user: text(c, 'userName'),
+                password: text(c, 'password'),
+                database: text(c, 'database') || 'postgres',
+                ssl: c.sslEnable === true,
+                connectTimeoutMs: settings.connectTimeoutMs,
+              }),
+            ];
+          }
+          return [
+            new MysqlEngine('mysql', {
+              host: text(c, 'ip'),
+              port: port(c, 3306),
+              user: text(c, 'userName'),
+              password: text(c, 'password'),
+              database: text(c, 'database'),
+              connectTimeoutMs: settings.connectTimeoutMs,
+            }),
+          ];
+        }
+        case 'HOST': {
+          const keyLocation = text(c, 'keyLocation');
+          const privateKey = text(c, 'privateKey') || (keyLocation ? readKeyFile(settings.sshKeyDir, keyLocation) : '');
+          const password = text(c, 'password');
+          const passphrase = text(c, 'passphrase');
+          return [
+            new SshEngine('ssh', {
+              host: text(c, 'ip'),
+              port: port(c, 22),
+              username: text(c, 'userName'),
+              ...(password ? { password } : {}),
+              ...(privateKey ? { privateKey } : {}),
+              ...(passphrase ? { passphrase } : {}),
+              connectTimeoutMs: settings.connectTimeoutMs,
+              hostKey: { knownHostsFile: settings.knownHostsFile, onUnknown: settings.onUnknownHostKey },
+            }),
+          ];
+        }
+        case 'DLI':
+        case 'SparkSQL':
+        case 'HIVE':
+        case 'CloudTable':
+        case 'CLICKHOUSE':
+          return [];
+        default:
+          return connection.type satisfies never;
+      }
+    },
+  };
+}

@@ -1,0 +1,487 @@
+/**
+ * The MySQL/MariaDB engine: runs RDSSQL scripts. One connection per run (opened for the run, closed
+ * after it, so no session state leaks into the next run), at most `maxConnections` at once; all
+ * statements of a run on that connection, in order, one result per statement.
+ *
+ * Stop (STYLE principle 5), from a separate control pool: `KILL QUERY <thread>` at once,
+ * `KILL <thread>` after `stopGraceMs` (then wait until the thread has left the process list), and
+ * finally drop our socket. The run's transaction is rolled back before the connection closes, so a
+ * stopped `START TRANSACTION; SELECT … FOR UPDATE; SELECT SLEEP(…)` holds no row lock when the run
+ * returns (`KILL QUERY` ends the statement, not the transaction). Limitation: MariaDB does not notice
+ * a vanished client while a statement runs (measured: `SLEEP(20)` stayed 'Query' after our socket
+ * closed), so when neither KILL can be delivered the statement runs to its end on the server.
+ *
+ * Trap handled here: mysql2 reports a lost connection only as a connection 'error' event when the
+ * running query has no callback (our streaming queries), so each statement also listens on the
+ * connection and the abandon step fails the statement locally.
+ */
+import mysql, { type FieldPacket, type QueryError } from 'mysql2';
+import type { RunHandle, StatementResult } from '../../domain/instance.js';
+import type { ScriptType } from '../../domain/script.js';
+import { describeDriverError } from '../driver-error.js';
+import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
+import { SessionSlots } from '../session-slots.js';
+import { errorResult, StatementResultBuilder, type ResultColumn } from '../sql-result.js';
+import { splitSqlStatements } from '../sql-statements.js';
+import { ABORTED, raceAbort, StopLadder } from '../stop-ladder.js';
+
+/** Where and as whom the engine connects. */
+export interface MysqlTarget {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  /** Used when a script names no database. */
+  database: string;
+  /** Bound on opening a connection (TCP, handshake, authentication). Default 10 s. */
+  connectTimeoutMs?: number;
+}
+
+export interface MysqlEngineOptions {
+  /** Connections held open at once; further runs wait for one. Default 10. */
+  maxConnections?: number;
+}
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+const DEFAULT_MAX_CONNECTIONS = 10;
+/** End-of-run ROLLBACK longer than this means a sick connection: destroy it instead. */
+const CLEANUP_TIMEOUT_MS = 5_000;
+/** Bound on one KILL/recover call once connected; a stop must not hang on it. */
+const CONTROL_QUERY_TIMEOUT_MS = 10_000;
+/**
+ * How long the forceful step waits for a killed thread to leave the process list (measured:
+ * 3–7 ms), so its locks are gone when the run returns. A thread stuck longer is left to the server.
+ */
+const KILL_WAIT_MS = 5_000;
+/**
+ * Two estimates of the server's start time (now − Uptime, whole seconds) differ by up to 2 s for
+ * the same server; a larger gap means it restarted and thread ids started over.
+ */
+const SERVER_START_TOLERANCE_S = 5;
+
+const ER_NO_SUCH_THREAD = 1094;
+const BINARY_CHARSET = 63;
+const FLAG_UNSIGNED = 32;
+const FLAG_ENUM = 256;
+const FLAG_SET = 2048;
+
+const T = mysql.Types;
+const NUMERIC_TYPES: ReadonlySet<number> = new Set([
+  T.DECIMAL,
+  T.NEWDECIMAL,
+  T.TINY,
+  T.SHORT,
+  T.LONG,
+  T.INT24,
+  T.LONGLONG,
+  T.FLOAT,
+  T.DOUBLE,
+  T.YEAR,
+  T.BIT,
+]);
+const INTEGER_TYPES: ReadonlySet<number> = new Set([T.TINY, T.SHORT, T.LONG, T.INT24, T.LONGLONG]);
+
+const ignore = () => undefined;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class MysqlEngine implements Engine {
+  readonly capabilities = { recoversOrphans: true } as const;
+  private readonly slots: SessionSlots;
+  private controlPool: mysql.Pool | undefined;
+  private readonly open = new Set<mysql.Connection>();
+
+  constructor(
+    readonly name: string,
+    private readonly target: MysqlTarget,
+    options: MysqlEngineOptions = {},
+  ) {
+    this.slots = new SessionSlots(options.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+  }
+
+  supports(type: ScriptType): boolean {
+    return type === 'RDSSQL';
+  }
+
+  async run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome> {
+    const { signal } = context;
+    const results: StatementResult[] = [];
+    const aborted = (): EngineOutcome => ({ kind: 'aborted', results });
+    let statements: string[];
+    try {
+      statements = splitSqlStatements(request.content, 'mysql');
+    } catch (error) {
+      return {
+        kind: 'failed',
+        results,
+        message: `The SQL could not be split into statements: ${String(error)}`,
+      };
+    }
+    if (signal.aborted) return aborted();
+
+    const database = request.database || this.target.database;
+    const releaseSlot = await this.slots.acquire(signal);
+    if (!releaseSlot) return aborted();
+    let connection: mysql.Connection;
+    try {
+      const connecting = this.connect(database);
+      const opened = await raceAbort(connecting, signal, (late) => late.destroy());
+      if (opened === ABORTED) {
+        // The slot frees once the late session is closed: never more sessions than slots.
+        void connecting.then(ignore, ignore).finally(releaseSlot);
+        return aborted();
+      }
+      connection = opened;
+    } catch (error) {
+      releaseSlot();
+      return { kind: 'failed', results, message: this.connectFailure(database, error) };
+    }
+
+    this.open.add(connection);
+    let lost = false;
+    const onLost = () => (lost = true);
+    connection.on('error', onLost);
+    connection.on('end', onLost);
+    let abandon!: (error: Error) => void;
+    const abandoned = new Promise<never>((_, reject) => (abandon = reject));
+    abandoned.catch(ignore);
+    let ladder: StopLadder | undefined;
+    try {
+      let handle: { threadId: number; serverStartedAt: number };
+      try {
+        handle = await threadIdentity(connection);
+      } catch (error) {
+        if (signal.aborted) return aborted();
+        return {
+          kind: 'failed',
+          results,
+          message: `The MySQL session could not be set up: ${describeMysqlError(error)}`,
+        };
+      }
+      await context.reportHandle({ engine: this.name, ...handle });
+      if (signal.aborted) return aborted();
+
+      const { threadId } = handle;
+      ladder = new StopLadder(signal, context.stopGraceMs, {
+        polite: () => this.controlQuery(`KILL QUERY ${threadId}`).then(ignore),
+        forceful: () => this.kill(threadId),
+        abandon: () => {
+          connection.destroy();
+          abandon(new Error('The connection was abandoned after the stop could not end the statement'));
+        },
+      });
+      ladder.arm();
+
+      for (const [index, sql] of statements.entries()) {
+        // Stopped between statements: the next one never starts.
+        if (signal.aborted) return aborted();
+        const started = performance.now();
+        try {
+          const statement = execute(connection, sql, request.limits.maxResultRows);
+          results.push(await Promise.race([statement, abandoned]));
+        } catch (error) {
+          if (signal.aborted) return aborted();
+          const message = `Statement ${index + 1} failed: ${describeMysqlError(error)}`;
+          return { kind: 'failed', results: [...results, errorResult(message, started)], message };
+        }
+      }
+      // A stop that arrived while the last statement was finishing still counts as a stop
+      // (MySQL's SLEEP() even returns 1 instead of failing when its query is killed).
+      return signal.aborted ? aborted() : { kind: 'succeeded', results };
+    } finally {
+      await ladder?.finish();
+      await endConnection(connection, lost || (ladder?.forced ?? false));
+      this.open.delete(connection);
+      releaseSlot();
+    }
+  }
+
+  /** Kills the thread that ran a run of a previous server process, if it still exists. */
+  async recover(handle: RunHandle): Promise<void> {
+    const threadId = handle['threadId'];
+    const startedAt = handle['serverStartedAt'];
+    if (typeof threadId !== 'number' || !Number.isSafeInteger(threadId)) return;
+    // Thread ids restart at 1 when the server restarts: never kill a newer server's thread.
+    if (typeof startedAt !== 'number') return;
+    const now = await serverStartedAt((sql) => this.controlQuery(sql));
+    if (Math.abs(now - startedAt) > SERVER_START_TOLERANCE_S) return;
+    await this.killIgnoringGone(`KILL ${threadId}`);
+  }
+
+  async close(): Promise<void> {
+    for (const connection of this.open) connection.destroy();
+    this.open.clear();
+    const pool = this.controlPool;
+    this.controlPool = undefined;
+    if (pool) await new Promise<void>((resolve) => pool.end(() => resolve()));
+  }
+
+  private connect(database: string): Promise<mysql.Connection> {
+    return new Promise((resolve, reject) => {
+      const connection = mysql.createConnection(this.options(database));
+      // Fatal errors with no callback waiting are emitted here; unheard they crash the process.
+      connection.on('error', ignore);
+      connection.connect((error) => {
+        if (error) {
+          connection.destroy();
+          reject(error);
+        } else resolve(connection);
+      });
+    });
+  }
+
+  private options(database: string): mysql.ConnectionOptions {
+    return {
+      host: this.target.host,
+      port: this.target.port,
+      user: this.target.user,
+      password: this.target.password,
+      database: database || undefined,
+      connectTimeout: this.target.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      charset: 'utf8mb4',
+      // Exact values arrive as text and become numbers in one place (StatementResultBuilder);
+      // dates stay the server's text (no JS Date, no time zone shift); JSON stays the server's text.
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      decimalNumbers: false,
+      dateStrings: true,
+      jsonStrings: true,
+      multipleStatements: false,
+    };
+  }
+
+  /** KILL and the process list need no database: the control pool does not depend on one existing. */
+  private control(): mysql.Pool {
+    if (!this.controlPool) {
+      const pool = mysql.createPool({
+        ...this.options(''),
+        connectionLimit: 2,
+        maxIdle: 1,
+      });
+      pool.on('connection', (connection) => connection.on('error', ignore));
+      this.controlPool = pool;
+    }
+    return this.controlPool;
+  }
+
+  private controlQuery(sql: string, values: unknown[] = []): Promise<unknown[][]> {
+    return new Promise((resolve, reject) => {
+      this.control().query<mysql.RowDataPacket[]>(
+        { sql, values, rowsAsArray: true, timeout: CONTROL_QUERY_TIMEOUT_MS },
+        (error, rows) =>
+          error ? reject(error) : resolve(Array.isArray(rows) ? (rows as unknown as unknown[][]) : []),
+      );
+    });
+  }
+
+  private async killIgnoringGone(sql: string): Promise<void> {
+    try {
+      await this.controlQuery(sql);
+    } catch (error) {
+      if ((error as QueryError).errno !== ER_NO_SUCH_THREAD) throw error;
+    }
+  }
+
+  private async kill(threadId: number): Promise<void> {
+    await this.killIgnoringGone(`KILL ${threadId}`);
+    const deadline = Date.now() + KILL_WAIT_MS;
+    while (Date.now() < deadline) {
+      const rows = await this.controlQuery('SELECT 1 FROM information_schema.PROCESSLIST WHERE ID = ?', [
+        threadId,
+      ]);
+      if (rows.length === 0) return;
+      await sleep(20);
+    }
+  }
+
+  private connectFailure(database: string, error: unknown): string {
+    const where = database ? `, database "${database}"` : '';
+    return `Could not connect to MySQL at ${this.target.host}:${this.target.port}${where}: ${describeMysqlError(error)}`;
+  }
+}
+
+/** The thread id, and the server's start time as a token that tells this server from a restarted one. */
+async function threadIdentity(
+  connection: mysql.Connection,
+): Promise<{ threadId: number; serverStartedAt: number }> {
+  const query = (sql: string) => simpleQuery(connection, sql);
+  const [row] = await query('SELECT CONNECTION_ID()');
+  const threadId = Number(row?.[0]);
+  if (!Number.isSafeInteger(threadId)) throw new Error(`unexpected connection id ${String(row?.[0])}`);
+  return { threadId, serverStartedAt: await serverStartedAt(query) };
+}
+
+/** Seconds since the epoch at which the server started (SHOW works on MySQL and MariaDB alike). */
+async function serverStartedAt(query: (sql: string) => Promise<unknown[][]>): Promise<number> {
+  const [now] = await query('SELECT UNIX_TIMESTAMP()');
+  const [uptime] = await query("SHOW GLOBAL STATUS LIKE 'Uptime'");
+  return Math.round(Number(now?.[0]) - Number(uptime?.[1]));
+}
+
+function simpleQuery(connection: mysql.Connection, sql: string): Promise<unknown[][]> {
+  return new Promise((resolve, reject) => {
+    connection.query<mysql.RowDataPacket[]>({ sql, rowsAsArray: true }, (error, rows) =>
+      error ? reject(error) : resolve(Array.isArray(rows) ? (rows as unknown as unknown[][]) : []),
+    );
+  });
+}
+
+/**
+ * Runs one statement, keeping the first `maxRows` rows of its first result set (a CALL can return
+ * several; the rest are read and dropped). Rows are streamed ('result' events, not accumulated) and
+ * dropped past the cap: memory stays bounded, but a huge SELECT takes as long as reading all of it.
+ */
+function execute(connection: mysql.Connection, sql: string, maxRows: number): Promise<StatementResult> {
+  return new Promise((resolve, reject) => {
+    const builder = new StatementResultBuilder(maxRows);
+    let resultIndex = -1;
+    let shownIndex: number | undefined;
+    let bits: boolean[] = [];
+    let settled = false;
+    const settle = (error?: unknown) => {
+      if (settled) return;
+      settled = true;
+      connection.removeListener('error', onConnectionError);
+      connection.removeListener('end', onConnectionEnd);
+      if (error) reject(error instanceof Error ? error : new Error(describeDriverError(error)));
+      else resolve(builder.build());
+    };
+    const onConnectionError = (error: unknown) => settle(error);
+    const onConnectionEnd = () => settle(new Error('The server closed the connection'));
+    connection.on('error', onConnectionError);
+    connection.on('end', onConnectionEnd);
+
+    const query = connection.query({ sql, rowsAsArray: true });
+    query.on('fields', (fields: FieldPacket[] | undefined) => {
+      resultIndex += 1;
+      if (fields && shownIndex === undefined) {
+        shownIndex = resultIndex;
+        builder.setColumns(fields.map(columnOf));
+        bits = fields.map((f) => f.columnType === T.BIT);
+      }
+    });
+    query.on('result', (row: unknown, index: number | undefined) => {
+      if (!Array.isArray(row) || index !== shownIndex) return;
+      builder.addRow(
+        row.map((value: unknown, i) =>
+          Buffer.isBuffer(value) ? bufferValue(value, bits[i] ?? false) : value,
+        ),
+      );
+    });
+    query.on('error', (error: unknown) => settle(error));
+    query.on('end', () => settle());
+  });
+}
+
+/** BIT columns are numbers; other binary values (BLOB, BINARY, VARBINARY) are shown as 0x… hex. */
+function bufferValue(value: Buffer, bit: boolean): unknown {
+  if (bit) return value.reduce((n, byte) => n * 256 + byte, 0);
+  return `0x${value.toString('hex')}`;
+}
+
+function columnOf(field: FieldPacket): ResultColumn {
+  const type = field.columnType ?? field.type ?? -1;
+  return { name: field.name, type: typeName(field, type), numeric: NUMERIC_TYPES.has(type) };
+}
+
+/** The column's SQL type name from its protocol metadata (MariaDB adds names for UUID, INET4…). */
+function typeName(field: FieldPacket, type: number): string {
+  if (field.extendedTypeName) return field.extendedTypeName.toUpperCase();
+  if (field.extendedFormat === 'json') return 'JSON';
+  const flags = typeof field.flags === 'number' ? field.flags : 0;
+  const binary = field.characterSet === BINARY_CHARSET;
+  const unsigned = INTEGER_TYPES.has(type) && flags & FLAG_UNSIGNED ? ' UNSIGNED' : '';
+  if (flags & FLAG_ENUM) return 'ENUM';
+  if (flags & FLAG_SET) return 'SET';
+  switch (type) {
+    case T.DECIMAL:
+    case T.NEWDECIMAL:
+      return 'DECIMAL';
+    case T.TINY:
+      return `TINYINT${unsigned}`;
+    case T.SHORT:
+      return `SMALLINT${unsigned}`;
+    case T.INT24:
+      return `MEDIUMINT${unsigned}`;
+    case T.LONG:
+      return `INT${unsigned}`;
+    case T.LONGLONG:
+      return `BIGINT${unsigned}`;
+    case T.FLOAT:
+      return 'FLOAT';
+    case T.DOUBLE:
+      return 'DOUBLE';
+    case T.NULL:
+      return 'NULL';
+    case T.TIMESTAMP:
+      return 'TIMESTAMP';
+    case T.DATE:
+    case T.NEWDATE:
+      return 'DATE';
+    case T.TIME:
+      return 'TIME';
+    case T.DATETIME:
+      return 'DATETIME';
+    case T.YEAR:
+      return 'YEAR';
+    case T.BIT:
+      return 'BIT';
+    case T.JSON:
+      return 'JSON';
+    case T.ENUM:
+      return 'ENUM';
+    case T.SET:
+      return 'SET';
+    case T.VARCHAR:
+    case T.VAR_STRING:
+      return binary ? 'VARBINARY' : 'VARCHAR';
+    case T.STRING:
+      return binary ? 'BINARY' : 'CHAR';
+    case T.TINY_BLOB:
+      return binary ? 'TINYBLOB' : 'TINYTEXT';
+    case T.MEDIUM_BLOB:
+      return binary ? 'MEDIUMBLOB' : 'MEDIUMTEXT';
+    case T.LONG_BLOB:
+      return binary ? 'LONGBLOB' : 'LONGTEXT';
+    case T.BLOB:
+      return binary ? 'BLOB' : 'TEXT';
+    case T.GEOMETRY:
+      return 'GEOMETRY';
+    default:
+      return `TYPE ${type}`;
+  }
+}
+
+/**
+ * Leaves no trace of the run on the server: ROLLBACK ends a transaction the script left open or a
+ * stop interrupted (closing alone would too, but only once the server notices the closed socket —
+ * after the run has returned), then the connection is closed. A lost or killed connection is
+ * destroyed at once.
+ */
+async function endConnection(connection: mysql.Connection, lost: boolean): Promise<void> {
+  if (lost) {
+    connection.destroy();
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>(
+    (resolve) => (timer = setTimeout(() => resolve(false), CLEANUP_TIMEOUT_MS)),
+  );
+  const clean = await Promise.race([
+    simpleQuery(connection, 'ROLLBACK').then(
+      () => true,
+      () => false,
+    ),
+    timedOut,
+  ]);
+  clearTimeout(timer);
+  if (clean) connection.end(ignore);
+  else connection.destroy();
+}
+
+/** The server's message, with its error number and SQLSTATE when it has them. */
+function describeMysqlError(error: unknown): string {
+  const message = describeDriverError(error);
+  const { errno, sqlState } = (error ?? {}) as Partial<QueryError>;
+  if (typeof errno === 'number' && sqlState) return `${message} (errno ${errno}, SQLSTATE ${sqlState})`;
+  return message;
+}

@@ -1,0 +1,430 @@
+/**
+ * The PostgreSQL engine: runs DWSSQL and RDSSQL scripts on a PostgreSQL server (DWS speaks the same
+ * protocol). One bounded pg.Pool per database, created on first use; all statements of a run go
+ * through one session, in order, one result per statement.
+ *
+ * Stop (STYLE principle 5), from a separate control pool so a full run pool cannot block it:
+ * `pg_cancel_backend(pid)` at once, `pg_terminate_backend(pid)` after `stopGraceMs` (then wait until
+ * the backend has exited), and finally drop our socket. After a cancel the session's transaction is
+ * rolled back before the run returns, so a stopped `BEGIN; LOCK …; SELECT pg_sleep(…)` holds no
+ * lock; a stopped session is never reused.
+ *
+ * Traps handled here (see DEPENDENCIES.md): every pool and every client has an 'error' listener — a
+ * client without one crashes the process when its backend is terminated; pg-pool's connect timeout
+ * also bounds the wait for a free client, so runs wait for a slot in `SessionSlots` instead.
+ */
+import pg from 'pg';
+import type { RunHandle, StatementResult } from '../../domain/instance.js';
+import type { ScriptType } from '../../domain/script.js';
+import { describeDriverError } from '../driver-error.js';
+import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
+import { SessionSlots } from '../session-slots.js';
+import { errorResult, StatementResultBuilder, type ResultColumn } from '../sql-result.js';
+import { splitSqlStatements } from '../sql-statements.js';
+import { ABORTED, raceAbort, StopLadder } from '../stop-ladder.js';
+
+/** Where and as whom the engine connects. */
+export interface PostgresTarget {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  /** Used when a script names no database, and for the control connection (cancel/terminate). */
+  database: string;
+  ssl: boolean;
+  /** Bound on opening a session (TCP, TLS, authentication). Default 10 s. */
+  connectTimeoutMs?: number;
+}
+
+export interface PostgresEngineOptions {
+  /** Sessions held open per database at most; further runs wait for one. Default 10. */
+  maxPoolSize?: number;
+}
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+const DEFAULT_POOL_SIZE = 10;
+/** End-of-run ROLLBACK/DISCARD ALL longer than this means a sick session: destroy it instead. */
+const CLEANUP_TIMEOUT_MS = 5_000;
+/** Bound on one cancel/terminate/recover call once connected; a stop must not hang on it. */
+const CONTROL_QUERY_TIMEOUT_MS = 10_000;
+/**
+ * How long the forceful step waits for a terminated backend to exit (measured: 22–30 ms), so its
+ * locks are gone when the run returns. A backend stuck longer is left to the server.
+ */
+const TERMINATE_WAIT_MS = 5_000;
+/** Idle sessions are closed after this; a reused session saves a connect, an idle one costs a backend. */
+const IDLE_TIMEOUT_MS = 30_000;
+/**
+ * `client_connection_check_interval` (PostgreSQL 14+, Linux): a running query checks this often
+ * whether its client is still there. Without it a backend whose client vanished — this server
+ * crashed, or a stop had to drop the socket because the control connection failed — runs its
+ * statement to the end (measured: `pg_sleep` stays 'active' after the socket closed).
+ */
+const CONNECTION_CHECK_INTERVAL = '1s';
+
+/** Built-in type OIDs (stable across servers, pg_type.h) → names shown in `schema`. */
+// prettier-ignore
+const TYPE_NAMES: ReadonlyMap<number, string> = new Map([
+  [16, 'bool'], [17, 'bytea'], [18, 'char'], [19, 'name'], [20, 'int8'], [21, 'int2'], [23, 'int4'],
+  [25, 'text'], [26, 'oid'], [114, 'json'], [142, 'xml'], [700, 'float4'], [701, 'float8'],
+  [705, 'unknown'], [790, 'money'], [869, 'inet'], [650, 'cidr'], [829, 'macaddr'], [1042, 'bpchar'],
+  [1043, 'varchar'], [1082, 'date'], [1083, 'time'], [1114, 'timestamp'], [1184, 'timestamptz'],
+  [1186, 'interval'], [1266, 'timetz'], [1560, 'bit'], [1562, 'varbit'], [1700, 'numeric'],
+  [2249, 'record'], [2278, 'void'], [2950, 'uuid'], [3802, 'jsonb'], [1000, '_bool'], [1005, '_int2'],
+  [1007, '_int4'], [1016, '_int8'], [1009, '_text'], [1015, '_varchar'], [1021, '_float4'],
+  [1022, '_float8'], [1231, '_numeric'], [1182, '_date'], [1115, '_timestamp'], [1185, '_timestamptz'],
+  [2951, '_uuid'], [199, '_json'], [3807, '_jsonb'],
+]);
+
+/** int2, int4, int8, oid, float4, float8, numeric: their values become JSON numbers. */
+const NUMERIC_OIDS: ReadonlySet<number> = new Set([21, 23, 20, 26, 700, 701, 1700]);
+const BOOL_OID = 16;
+
+const asText = (value: string) => value;
+const asBool = (value: string) => value === 't';
+/**
+ * Per-pool type parsers: every value arrives as PostgreSQL's own text except booleans. int8 and
+ * numeric thus arrive exactly and become numbers in one place (StatementResultBuilder); dates and
+ * timestamps stay in the server's ISO DateStyle text (no JS Date, no time zone shift — the same form
+ * the DuckDB engine returns); json stays the text the server sent.
+ */
+const TEXT_TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number) =>
+    oid === BOOL_OID ? asBool : asText) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+interface DatabaseSessions {
+  readonly pool: pg.Pool;
+  readonly slots: SessionSlots;
+  /** Names of non-built-in types seen in results of this database (enums, domains, arrays…). */
+  readonly typeNames: Map<number, string>;
+  /** False once the server rejected `client_connection_check_interval` (before PostgreSQL 14, DWS). */
+  connectionCheck: boolean;
+}
+
+const ignore = () => undefined;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class PostgresEngine implements Engine {
+  readonly capabilities = { recoversOrphans: true } as const;
+  private readonly databases = new Map<string, DatabaseSessions>();
+  private controlPool: pg.Pool | undefined;
+  private readonly maxPoolSize: number;
+
+  constructor(
+    readonly name: string,
+    private readonly target: PostgresTarget,
+    options: PostgresEngineOptions = {},
+  ) {
+    this.maxPoolSize = options.maxPoolSize ?? DEFAULT_POOL_SIZE;
+  }
+
+  supports(type: ScriptType): boolean {
+    return type === 'DWSSQL' || type === 'RDSSQL';
+  }
+
+  async run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome> {
+    const { signal } = context;
+    const results: StatementResult[] = [];
+    const aborted = (): EngineOutcome => ({ kind: 'aborted', results });
+    let statements: string[];
+    try {
+      statements = splitSqlStatements(request.content, 'postgres');
+    } catch (error) {
+      return {
+        kind: 'failed',
+        results,
+        message: `The SQL could not be split into statements: ${String(error)}`,
+      };
+    }
+    if (signal.aborted) return aborted();
+
+    const database = request.database || this.target.database;
+    const sessions = this.sessions(database);
+    const releaseSlot = await sessions.slots.acquire(signal);
+    if (!releaseSlot) return aborted();
+    let client: pg.PoolClient;
+    try {
+      const connecting = sessions.pool.connect();
+      const opened = await raceAbort(connecting, signal, (late) => late.release(true));
+      if (opened === ABORTED) {
+        // The slot frees once the late session is closed: never more sessions than slots.
+        void connecting.then(ignore, ignore).finally(releaseSlot);
+        return aborted();
+      }
+      client = opened;
+    } catch (error) {
+      releaseSlot();
+      return { kind: 'failed', results, message: this.connectFailure(database, error) };
+    }
+
+    let lost = false;
+    const onLost = () => (lost = true);
+    client.on('error', onLost);
+    client.on('end', onLost);
+    let ladder: StopLadder | undefined;
+    try {
+      let handle: { backendPid: number; backendStart: string | null };
+      try {
+        handle = await backendIdentity(client);
+        await enableConnectionCheck(client, sessions);
+      } catch (error) {
+        if (signal.aborted) return aborted();
+        return {
+          kind: 'failed',
+          results,
+          message: `The PostgreSQL session could not be set up: ${describePgError(error)}`,
+        };
+      }
+      await context.reportHandle({ engine: this.name, ...handle });
+      if (signal.aborted) return aborted();
+
+      const pid = handle.backendPid;
+      ladder = new StopLadder(signal, context.stopGraceMs, {
+        polite: () => this.controlQuery('SELECT pg_cancel_backend($1)', [pid]).then(ignore),
+        forceful: () => this.terminate(pid),
+        // With a query active, end() destroys the socket instead of waiting for the server.
+        abandon: () => void client.end().catch(ignore),
+      });
+      ladder.arm();
+
+      for (const [index, sql] of statements.entries()) {
+        // Stopped between statements: the next one never starts.
+        if (signal.aborted) return aborted();
+        const started = performance.now();
+        try {
+          results.push(await this.execute(client, sql, request.limits.maxResultRows, sessions.typeNames));
+        } catch (error) {
+          if (signal.aborted) return aborted();
+          const message = `Statement ${index + 1} failed: ${describePgError(error)}`;
+          return { kind: 'failed', results: [...results, errorResult(message, started)], message };
+        }
+      }
+      // A stop that arrived while the last statement was finishing still counts as a stop.
+      return signal.aborted ? aborted() : { kind: 'succeeded', results };
+    } finally {
+      await ladder?.finish();
+      const reusable = !lost && !signal.aborted && !(ladder?.forced ?? false);
+      await endSession(client, { lost: lost || (ladder?.forced ?? false), reusable });
+      client.removeListener('error', onLost);
+      client.removeListener('end', onLost);
+      releaseSlot();
+    }
+  }
+
+  /** Ends the backend that ran a run of a previous server process, if it still exists. */
+  async recover(handle: RunHandle): Promise<void> {
+    const pid = handle['backendPid'];
+    const start = handle['backendStart'];
+    if (typeof pid !== 'number' || !Number.isSafeInteger(pid)) return;
+    // The start time guards against a pid the OS has since given to another backend.
+    await this.controlQuery(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE pid = $1 AND ($2::text IS NULL OR extract(epoch FROM backend_start)::text = $2)`,
+      [pid, typeof start === 'string' ? start : null],
+    );
+  }
+
+  async close(): Promise<void> {
+    const pools = [...this.databases.values()].map((s) => s.pool);
+    if (this.controlPool) pools.push(this.controlPool);
+    this.databases.clear();
+    this.controlPool = undefined;
+    await Promise.all(pools.map((pool) => pool.end().catch(ignore)));
+  }
+
+  private sessions(database: string): DatabaseSessions {
+    let sessions = this.databases.get(database);
+    if (!sessions) {
+      sessions = {
+        pool: this.newPool(database, this.maxPoolSize),
+        slots: new SessionSlots(this.maxPoolSize),
+        typeNames: new Map(),
+        connectionCheck: true,
+      };
+      this.databases.set(database, sessions);
+    }
+    return sessions;
+  }
+
+  private newPool(database: string, max: number, extra: pg.PoolConfig = {}): pg.Pool {
+    const pool = new pg.Pool({
+      host: this.target.host,
+      port: this.target.port,
+      user: this.target.user,
+      password: this.target.password,
+      database,
+      ssl: this.target.ssl,
+      connectionTimeoutMillis: this.target.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      max,
+      idleTimeoutMillis: IDLE_TIMEOUT_MS,
+      keepAlive: true,
+      application_name: 'opendlf',
+      types: TEXT_TYPES,
+      ...extra,
+    });
+    // An idle client whose backend dies is reported here; the pool already drops it.
+    pool.on('error', ignore);
+    // Checked-out clients: a terminated backend emits 'error' on its client, which must be heard.
+    pool.on('connect', (client) => client.on('error', ignore));
+    return pool;
+  }
+
+  private control(): pg.Pool {
+    this.controlPool ??= this.newPool(this.target.database, 2, { query_timeout: CONTROL_QUERY_TIMEOUT_MS });
+    return this.controlPool;
+  }
+
+  private controlQuery(sql: string, params: unknown[]): Promise<pg.QueryResult> {
+    return this.control().query(sql, params);
+  }
+
+  private async terminate(pid: number): Promise<void> {
+    await this.controlQuery('SELECT pg_terminate_backend($1)', [pid]);
+    const deadline = Date.now() + TERMINATE_WAIT_MS;
+    while (Date.now() < deadline) {
+      const { rowCount } = await this.controlQuery('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid]);
+      if (!rowCount) return;
+      await sleep(20);
+    }
+  }
+
+  /**
+   * Runs one statement, keeping the first `maxRows` rows. Rows are taken one at a time from the
+   * wire ('row' events, so pg does not accumulate them) and dropped past the cap: memory stays
+   * bounded, but the server still sends — and the statement still produces — every row, so a huge
+   * SELECT takes as long as reading all of it. (pg-cursor would let us stop early; it is not a
+   * dependency, and stopping early would leave the statement unfinished inside the user's
+   * transaction.)
+   */
+  private async execute(
+    client: pg.PoolClient,
+    sql: string,
+    maxRows: number,
+    typeNames: Map<number, string>,
+  ): Promise<StatementResult> {
+    const builder = new StatementResultBuilder(maxRows);
+    const ended = await new Promise<pg.QueryResult | pg.QueryResult[]>((resolve, reject) => {
+      const query = new pg.Query({ text: sql, rowMode: 'array' } as pg.QueryArrayConfig);
+      query.on('row', (row: unknown[], result) => {
+        if (!builder.hasColumns && result) builder.setColumns(columnsOf(result.fields, typeNames));
+        builder.addRow(row);
+      });
+      query.on('error', reject);
+      query.on('end', (result) => resolve(result as pg.QueryResult | pg.QueryResult[]));
+      client.query(query);
+    });
+    // The splitter yields one statement per call, but a statement the server sees as several
+    // (possible only for exotic input) reports an array: the last result is the one shown.
+    const result = Array.isArray(ended) ? ended[ended.length - 1] : ended;
+    const fields = result?.fields ?? [];
+    await resolveTypeNames(client, fields, typeNames);
+    builder.setColumns(columnsOf(fields, typeNames));
+    return builder.build();
+  }
+
+  private connectFailure(database: string, error: unknown): string {
+    return (
+      `Could not connect to PostgreSQL at ${this.target.host}:${this.target.port}, database "${database}": ` +
+      describePgError(error)
+    );
+  }
+}
+
+/** The backend pid, and its start time as a token that tells this backend from a later one with the same pid. */
+async function backendIdentity(
+  client: pg.PoolClient,
+): Promise<{ backendPid: number; backendStart: string | null }> {
+  const { rows } = await client.query<[string, string | null]>({
+    text:
+      'SELECT pg_backend_pid(), ' +
+      '(SELECT extract(epoch FROM backend_start)::text FROM pg_stat_activity WHERE pid = pg_backend_pid())',
+    rowMode: 'array',
+  });
+  const [pid, start] = rows[0] ?? [];
+  const backendPid = Number(pid);
+  if (!Number.isSafeInteger(backendPid)) throw new Error(`unexpected backend pid ${String(pid)}`);
+  return { backendPid, backendStart: start ?? null };
+}
+
+/** Per run: DISCARD ALL at the end of the previous run reset the setting. Outside any transaction, so a rejection harms nothing. */
+async function enableConnectionCheck(client: pg.PoolClient, sessions: DatabaseSessions): Promise<void> {
+  if (!sessions.connectionCheck) return;
+  try {
+    await client.query(`SET client_connection_check_interval = '${CONNECTION_CHECK_INTERVAL}'`);
+  } catch (error) {
+    if (error instanceof pg.DatabaseError) sessions.connectionCheck = false;
+    else throw error;
+  }
+}
+
+/**
+ * Leaves no trace of the run on the server: an open or failed transaction is rolled back (so a
+ * stopped statement inside `BEGIN` releases its locks before the run returns), and a session that
+ * goes back to the pool is reset with DISCARD ALL (settings, temp tables, prepared statements,
+ * advisory locks, LISTEN). A lost, terminated or stopped session is destroyed instead.
+ */
+async function endSession(client: pg.PoolClient, state: { lost: boolean; reusable: boolean }): Promise<void> {
+  if (state.lost) {
+    client.release(true);
+    return;
+  }
+  const cleanup = (async () => {
+    if (client.getTransactionStatus() !== 'I') await client.query('ROLLBACK');
+    if (state.reusable) await client.query('DISCARD ALL');
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>(
+    (resolve) => (timer = setTimeout(() => resolve(false), CLEANUP_TIMEOUT_MS)),
+  );
+  const clean = await Promise.race([
+    cleanup.then(
+      () => true,
+      () => false,
+    ),
+    timedOut,
+  ]);
+  clearTimeout(timer);
+  client.release(!clean || !state.reusable);
+}
+
+function columnsOf(fields: readonly pg.FieldDef[], typeNames: ReadonlyMap<number, string>): ResultColumn[] {
+  return fields.map((field) => ({
+    name: field.name,
+    type: TYPE_NAMES.get(field.dataTypeID) ?? typeNames.get(field.dataTypeID) ?? `oid:${field.dataTypeID}`,
+    numeric: NUMERIC_OIDS.has(field.dataTypeID),
+  }));
+}
+
+/**
+ * Looks up names of types outside the built-in table (enums, domains, extension types) on the run's
+ * own session — their OIDs are per database. Runs only after a statement succeeded, so the user's
+ * transaction is healthy; a failure just leaves `oid:<n>` as the name.
+ */
+async function resolveTypeNames(
+  client: pg.PoolClient,
+  fields: readonly pg.FieldDef[],
+  typeNames: Map<number, string>,
+): Promise<void> {
+  const unknown = [...new Set(fields.map((f) => f.dataTypeID))].filter(
+    (oid) => !TYPE_NAMES.has(oid) && !typeNames.has(oid),
+  );
+  if (unknown.length === 0) return;
+  try {
+    const { rows } = await client.query<[string, string]>({
+      text: 'SELECT oid::text, typname FROM pg_type WHERE oid = ANY($1::oid[])',
+      values: [unknown],
+      rowMode: 'array',
+    });
+    for (const [oid, name] of rows) typeNames.set(Number(oid), name);
+  } catch {
+    // Cosmetic only.
+  }
+}
+
+/** The server's message, with its SQLSTATE when it has one (e.g. 42P01, 57014). */
+function describePgError(error: unknown): string {
+  const message = describeDriverError(error);
+  const code = error instanceof pg.DatabaseError ? error.code : undefined;
+  return code ? `${message} (SQLSTATE ${code})` : message;
+}

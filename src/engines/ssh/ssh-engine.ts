@@ -1,0 +1,454 @@
+/**
+ * Runs Shell and PYTHON scripts on a remote host over SSH, with a stop that really ends them.
+ *
+ * One SSH connection per run. The script travels on stdin into a private `mktemp -d` directory
+ * (its content is never part of a command), then runs under `setsid`: its own session and process
+ * group on the remote host, whose id the leader prints before anything else. Closing an SSH
+ * channel does not end a remote process, and `signal()` is ignored for root logins, so a stop runs
+ * `kill -TERM` / `kill -KILL` against that group over a new exec channel — on the run's connection
+ * while it lives, otherwise on a fresh one (see remote-commands.ts for the ladder). As with the
+ * local engine the instance owns its group: whatever the leader leaves behind is ended when it
+ * exits, and the remote directory is removed.
+ *
+ * Output (stdout and stderr interleaved as they arrive) goes to `<runDir>/output.log` and into the
+ * same Result shape and limits as the local engine. Connect failures, authentication failures,
+ * host key mismatches and a connection lost mid-run end the run FAILED with a message; `run` only
+ * rejects if the supervisor's `reportHandle` does.
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Client, ClientChannel } from 'ssh2';
+import type { RunHandle } from '../../domain/instance.js';
+import type { ScriptType } from '../../domain/script.js';
+import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
+import { OutputCapture, outputResult } from '../output-result.js';
+import {
+  GROUP_GONE,
+  GROUP_NOT_OURS,
+  isRemoteRunDir,
+  launchCommand,
+  PGID_MARKER,
+  stopGroupCommand,
+  uploadCommand,
+} from './remote-commands.js';
+import { openConnection, openExecChannel, runCommand, SshConnectError } from './ssh-connection.js';
+import { describeTarget, type SshTarget } from './ssh-target.js';
+
+export type { HostKeyPolicy } from './known-hosts.js';
+export type { SshTarget } from './ssh-target.js';
+
+export interface SshEngineOptions {
+  /** Python interpreter on the remote host (a command name or an absolute path). Default `python3`. */
+  readonly python?: string;
+}
+
+/** Bounds the script upload; scripts are small, so only a stalled link takes this long. */
+const UPLOAD_TIMEOUT_MS = 60_000;
+/** After the kill, how long trailing output may take to arrive before the channel is closed by us. */
+const CHANNEL_DRAIN_MS = 2_000;
+/** The ladder's SIGKILL phase polls up to 5 s on the remote; this adds round trips and a login. */
+const LADDER_SLACK_MS = 15_000;
+/** Bytes of login-shell output tolerated before the pgid line (e.g. a chatty ~/.bashrc). */
+const PREAMBLE_KEEP_BYTES = 64 * 1024;
+
+type RunEnding =
+  | { readonly kind: 'not-started'; readonly message: string }
+  | { readonly kind: 'exited'; readonly code: number | null; readonly signal: string | null }
+  | { readonly kind: 'aborted'; readonly confirmed: boolean; readonly pgid?: number }
+  | { readonly kind: 'output-limit'; readonly code: number | null }
+  | { readonly kind: 'lost'; readonly reason: string; readonly pgid: number; readonly groupGone: boolean };
+
+const waitAtMost = (promise: Promise<unknown>, ms: number) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    void promise.then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+
+export class SshEngine implements Engine {
+  readonly capabilities = { recoversOrphans: true } as const;
+  private readonly connections = new Set<Client>();
+  private closed = false;
+
+  constructor(
+    readonly name: string,
+    private readonly target: SshTarget,
+    private readonly options: SshEngineOptions = {},
+  ) {}
+
+  supports(type: ScriptType): boolean {
+    return type === 'Shell' || type === 'PYTHON';
+  }
+
+  async run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome> {
+    if (context.signal.aborted) return { kind: 'aborted', results: [] };
+    await mkdir(request.runDir, { recursive: true });
+    const log = createWriteStream(join(request.runDir, 'output.log'), { flags: 'w', mode: 0o600 });
+    const capture = new OutputCapture(request.limits.maxResultOutputBytes);
+    const started = performance.now();
+    let ending: RunEnding;
+    try {
+      ending = await this.execute(request, context, capture, log);
+    } finally {
+      await new Promise<void>((resolve) => log.end(resolve));
+    }
+    const duration = (performance.now() - started) / 1000;
+    const result = outputResult(capture.text, capture.truncated, duration, request.limits.maxResultRows);
+    const tail = capture.lastChars.trimEnd();
+    const where = describeTarget(this.target);
+    switch (ending.kind) {
+      case 'not-started':
+        return { kind: 'failed', results: [], message: ending.message };
+      case 'aborted':
+        if (!ending.confirmed && ending.pgid !== undefined) {
+          result.message = `The stop could not be confirmed on ${where}: remote process group ${ending.pgid} may still be running.`;
+        }
+        return { kind: 'aborted', results: capture.total > 0 || ending.pgid !== undefined ? [result] : [] };
+      case 'output-limit': {
+        const mb = Math.round(request.limits.maxOutputBytes / (1024 * 1024));
+        return {
+          kind: 'failed',
+          results: [result],
+          message: `The script output exceeds the ${mb} MB limit; the run was ended.`,
+          exitCode: ending.code,
+        };
+      }
+      case 'lost': {
+        const aftermath = ending.groupGone
+          ? `its remote process group ${ending.pgid} was ended over a new connection`
+          : `its remote process group ${ending.pgid} may still be running (the host could not be reached to end it)`;
+        return {
+          kind: 'failed',
+          results: [{ ...result, message: tail }],
+          message: `The SSH connection to ${where} was lost while the script was running (${ending.reason}); ${aftermath}.`,
+        };
+      }
+      case 'exited': {
+        if (ending.code === 0) return { kind: 'succeeded', results: [result] };
+        const how =
+          ending.code !== null ? `exit code ${ending.code}` : `signal ${ending.signal ?? 'unknown'}`;
+        return {
+          kind: 'failed',
+          results: [{ ...result, message: tail }],
+          message: `The script failed with ${how}.${tail ? `\n${tail}` : ''}`,
+          exitCode: ending.code,
+        };
+      }
+      default:
+        return ending satisfies never;
+    }
+  }
+
+  private async execute(
+    request: EngineRunRequest,
+    context: EngineRunContext,
+    capture: OutputCapture,
+    log: WriteStream,
+  ): Promise<RunEnding> {
+    let client: Client;
+    try {
+      client = await this.connect(this.target, context.signal);
+    } catch (error) {
+      const connectError = error as SshConnectError;
+      if (connectError.aborted) return { kind: 'aborted', confirmed: true };
+      return { kind: 'not-started', message: connectError.message };
+    }
+    try {
+      return await this.executeOn(client, request, context, capture, log);
+    } finally {
+      this.release(client);
+    }
+  }
+
+  private async executeOn(
+    client: Client,
+    request: EngineRunRequest,
+    context: EngineRunContext,
+    capture: OutputCapture,
+    log: WriteStream,
+  ): Promise<RunEnding> {
+    const { signal, stopGraceMs } = context;
+    const where = describeTarget(this.target);
+    let connectionOpen = true;
+    let lostReason: string | undefined;
+    const connectionClosed = new Promise<void>((resolve) =>
+      client.once('close', () => {
+        connectionOpen = false;
+        resolve();
+      }),
+    );
+    client.on('error', (error: Error) => {
+      lostReason ??= error.message;
+    });
+    const liveClient = () => (connectionOpen ? client : undefined);
+
+    // 1. Upload: the content goes to `cat` on stdin, never into a command line.
+    const fileName = request.scriptType === 'PYTHON' ? 'script.py' : 'script.sh';
+    let dir: string;
+    try {
+      const upload = await runCommand(client, uploadCommand(fileName), {
+        stdin: request.content,
+        timeoutMs: UPLOAD_TIMEOUT_MS,
+      });
+      const printed = upload.stdout.split('\n')[0] ?? '';
+      if (upload.code !== 0 || !isRemoteRunDir(printed)) {
+        if (isRemoteRunDir(printed))
+          await this.stopGroup(liveClient(), this.target, undefined, null, 0, printed);
+        const why =
+          upload.stderr.trim() ||
+          (connectionOpen ? `exit code ${String(upload.code)}` : 'the connection was lost');
+        return { kind: 'not-started', message: `Could not copy the script to ${where}: ${why}` };
+      }
+      dir = printed;
+    } catch (error) {
+      return {
+        kind: 'not-started',
+        message: `Could not copy the script to ${where}: ${(error as Error).message}`,
+      };
+    }
+    if (signal.aborted) {
+      await this.stopGroup(liveClient(), this.target, undefined, null, 0, dir);
+      return { kind: 'aborted', confirmed: true };
+    }
+
+    // 2. Launch under setsid; the first line of stdout names the process group.
+    const python = request.scriptType === 'PYTHON';
+    const interpreter = python ? [this.options.python ?? 'python3', '-u'] : ['bash'];
+    let channel: ClientChannel;
+    try {
+      channel = await openExecChannel(
+        client,
+        launchCommand(dir, fileName, interpreter, {
+          OPENDLF_INSTANCE_ID: request.instanceId,
+          OPENDLF_PROJECT_ID: request.namespace.projectId,
+          OPENDLF_WORKSPACE: request.namespace.workspaceId,
+          ...(python ? { PYTHONUNBUFFERED: '1' } : {}),
+        }),
+      );
+    } catch (error) {
+      await this.stopGroup(liveClient(), this.target, undefined, null, 0, dir);
+      return {
+        kind: 'not-started',
+        message: `Could not start the script on ${where}: ${(error as Error).message}`,
+      };
+    }
+    channel.end();
+
+    let pgid: number | undefined;
+    let startTicks: number | null = null;
+    let preamble = Buffer.alloc(0);
+    const preambleErr: Buffer[] = [];
+    let markStarted!: () => void;
+    const leaderKnown = new Promise<void>((resolve) => (markStarted = resolve));
+
+    let endReason: 'aborted' | 'output-limit' | undefined;
+    let ladder: Promise<boolean> | undefined;
+    let markLadderDone!: () => void;
+    const ladderDone = new Promise<void>((resolve) => (markLadderDone = resolve));
+    const endRun = (reason: 'aborted' | 'output-limit') => {
+      endReason ??= reason;
+      if (pgid === undefined || ladder) return;
+      ladder = this.stopGroup(liveClient(), this.target, pgid, startTicks, stopGraceMs, undefined);
+      void ladder.then(markLadderDone);
+    };
+
+    const onOutput = (chunk: Buffer) => {
+      capture.add(chunk);
+      if (capture.total > request.limits.maxOutputBytes) {
+        endRun('output-limit');
+        return;
+      }
+      log.write(chunk);
+    };
+    channel.on('data', (chunk: Buffer) => {
+      if (pgid !== undefined) {
+        onOutput(chunk);
+        return;
+      }
+      preamble = Buffer.concat([preamble, chunk]);
+      // latin1 maps bytes 1:1 to characters, so string indexes are byte offsets.
+      const match = new RegExp(`(?:^|\\n)${PGID_MARKER}(\\d+) ?(\\d*)\\n`).exec(preamble.toString('latin1'));
+      if (!match) {
+        if (preamble.length > PREAMBLE_KEEP_BYTES) preamble = preamble.subarray(-1024);
+        return;
+      }
+      pgid = Number(match[1]);
+      startTicks = match[2] ? Number(match[2]) : null;
+      const rest = preamble.subarray(match.index + match[0].length);
+      preamble = Buffer.alloc(0);
+      markStarted();
+      if (rest.length > 0) onOutput(rest);
+    });
+    // The script's own stderr arrives on stdout (see launchCommand); this is setsid/login-shell talk.
+    let sideErr = '';
+    channel.stderr.on('data', (chunk: Buffer) => {
+      if (pgid !== undefined) sideErr = (sideErr + chunk.toString('utf8')).slice(-PREAMBLE_KEEP_BYTES);
+      else preambleErr.push(chunk);
+    });
+
+    let exit: { code: number | null; signal: string | null } | undefined;
+    channel.on('exit', (code: number | null, exitSignal?: string) => {
+      exit = { code: code ?? null, signal: exitSignal ?? null };
+    });
+    const channelClosed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
+    const ended = Promise.race([
+      new Promise<void>((resolve) => channel.once('exit', () => resolve())),
+      channelClosed,
+      connectionClosed,
+    ]);
+
+    let onEarlyAbort: (() => void) | undefined;
+    const abortedEarly = new Promise<void>((resolve) => {
+      onEarlyAbort = () => resolve();
+      if (signal.aborted) resolve();
+      else signal.addEventListener('abort', onEarlyAbort, { once: true });
+    });
+    await Promise.race([leaderKnown, ended, abortedEarly]);
+    if (onEarlyAbort) signal.removeEventListener('abort', onEarlyAbort);
+    // The exit can overtake the last data events, and a stop may come just before the pgid line:
+    // give the line a moment before deciding the script never started.
+    if (pgid === undefined) await waitAtMost(Promise.race([leaderKnown, channelClosed]), CHANNEL_DRAIN_MS);
+    if (pgid === undefined && signal.aborted) {
+      channel.close();
+      await this.stopGroup(liveClient(), this.target, undefined, null, 0, dir);
+      return { kind: 'aborted', confirmed: true };
+    }
+    if (pgid === undefined) {
+      channel.close();
+      await this.stopGroup(liveClient(), this.target, undefined, null, 0, dir);
+      const said = Buffer.concat([...preambleErr, preamble])
+        .toString('utf8')
+        .trim();
+      const why =
+        said ||
+        (connectionOpen
+          ? `exit code ${String(exit?.code ?? null)}`
+          : `the connection was lost (${lostReason ?? 'closed'})`);
+      return { kind: 'not-started', message: `Could not start the script on ${where}: ${why}` };
+    }
+    const runPgid = pgid;
+
+    // 3. Running: the supervisor persists the handle, then a stop can take effect.
+    const handle: RunHandle = {
+      engine: this.name,
+      host: this.target.host,
+      port: this.target.port,
+      username: this.target.username,
+      pgid: runPgid,
+      startTicks,
+      dir,
+    };
+    try {
+      await context.reportHandle(handle);
+    } catch (error) {
+      await this.stopGroup(liveClient(), this.target, runPgid, startTicks, stopGraceMs, dir);
+      throw error;
+    }
+    const onAbort = () => endRun('aborted');
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    // A stopped leader exits and ends the channel; one stuck in uninterruptible sleep must not hang the run.
+    await Promise.race([ended, ladderDone.then(() => waitAtMost(ended, CHANNEL_DRAIN_MS))]);
+    signal.removeEventListener('abort', onAbort);
+
+    // 4. Ending: whatever the leader left in its group goes, and so does the remote directory —
+    //    over the run's connection if it survived, otherwise over a fresh one.
+    const stopped = ladder ? await ladder : false;
+    const groupGone = await this.stopGroup(liveClient(), this.target, runPgid, startTicks, stopGraceMs, dir);
+    await waitAtMost(channelClosed, CHANNEL_DRAIN_MS);
+    if (connectionOpen) channel.close();
+
+    if (endReason === 'aborted') return { kind: 'aborted', confirmed: stopped || groupGone, pgid: runPgid };
+    if (endReason === 'output-limit') return { kind: 'output-limit', code: exit?.code ?? null };
+    if (exit === undefined) {
+      const reason = connectionOpen
+        ? 'the SSH session ended without an exit status'
+        : (lostReason ?? 'the connection closed unexpectedly');
+      return { kind: 'lost', reason, pgid: runPgid, groupGone };
+    }
+    // `setsid -w` reports a leader killed by a signal as "did not exit normally", exit code = signal.
+    if (exit.code !== null && exit.code !== 0 && /did not exit normally/.test(sideErr)) {
+      return { kind: 'exited', code: null, signal: String(exit.code & 0x7f) };
+    }
+    return { kind: 'exited', code: exit.code, signal: exit.signal };
+  }
+
+  /**
+   * Runs the stop ladder for `pgid` (and removes `dir`) on the remote host; true when nothing of
+   * the group is left. Uses `client` while it is connected, else a fresh connection. Never rejects.
+   */
+  private async stopGroup(
+    client: Client | undefined,
+    target: SshTarget,
+    pgid: number | undefined,
+    startTicks: number | null,
+    graceMs: number,
+    dir: string | undefined,
+  ): Promise<boolean> {
+    const command = stopGroupCommand(pgid, startTicks, graceMs, dir);
+    const attempt = async (on: Client): Promise<boolean> => {
+      const result = await runCommand(on, command, { timeoutMs: graceMs + LADDER_SLACK_MS });
+      if (result.code === null) throw new Error('the connection was lost during the stop');
+      return (
+        pgid === undefined || result.stdout.includes(GROUP_GONE) || result.stdout.includes(GROUP_NOT_OURS)
+      );
+    };
+    if (client) {
+      try {
+        return await attempt(client);
+      } catch {
+        // The run's connection died under us: fall through to a fresh one.
+      }
+    }
+    let fresh: Client;
+    try {
+      fresh = await this.connect(target);
+    } catch {
+      return false;
+    }
+    try {
+      return await attempt(fresh);
+    } catch {
+      return false;
+    } finally {
+      this.release(fresh);
+    }
+  }
+
+  private async connect(target: SshTarget, signal?: AbortSignal): Promise<Client> {
+    if (this.closed) throw new SshConnectError(`The SSH engine ${this.name} is closed.`);
+    const client = await openConnection(target, signal);
+    this.connections.add(client);
+    client.once('close', () => this.connections.delete(client));
+    return client;
+  }
+
+  private release(client: Client): void {
+    this.connections.delete(client);
+    client.end();
+  }
+
+  async recover(handle: RunHandle): Promise<void> {
+    const pgid = typeof handle.pgid === 'number' ? handle.pgid : undefined;
+    if (pgid === undefined || pgid <= 1) return;
+    const target: SshTarget = {
+      ...this.target,
+      host: typeof handle.host === 'string' ? handle.host : this.target.host,
+      port: typeof handle.port === 'number' ? handle.port : this.target.port,
+      username: typeof handle.username === 'string' ? handle.username : this.target.username,
+    };
+    const startTicks = typeof handle.startTicks === 'number' ? handle.startTicks : null;
+    const dir = typeof handle.dir === 'string' ? handle.dir : undefined;
+    await this.stopGroup(undefined, target, pgid, startTicks, 1_000, dir);
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    for (const client of this.connections) client.end();
+    this.connections.clear();
+    return Promise.resolve();
+  }
+}

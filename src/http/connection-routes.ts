@@ -1,0 +1,126 @@
+/**
+ * The v1 data-connection endpoints (DIGEST §3) and the system-task endpoint that reports import
+ * progress. Extension: `?includeExtensionTypes=true` on list also shows types v1 clients cannot parse.
+ */
+import type { FastifyInstance } from 'fastify';
+import { invalidParameter } from '../domain/dlf-error.js';
+import type { ConnectionService, ImportRequest } from '../services/connection-service.js';
+import type { WorkspaceResolver } from '../services/workspace-resolver.js';
+import { booleanQuery, jsonBody, namespaceOf, sendJson, singleQuery, type Query } from './request-helpers.js';
+
+type Params = { projectId: string; connectionName: string; taskId: string };
+
+function parseImportBody(body: unknown): Omit<ImportRequest, 'zip'> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw invalidParameter('the request body must be a JSON object with a path');
+  }
+  const b = body as Record<string, unknown>;
+  if (typeof b.path !== 'string' || b.path === '') throw invalidParameter('path is required');
+  return { path: b.path, ...parseImportOptions(b) };
+}
+
+function parseImportOptions(b: Record<string, unknown>): Omit<ImportRequest, 'zip' | 'path'> {
+  const policy = b.sameNamePolicy ?? 'SKIP';
+  if (policy !== 'SKIP' && policy !== 'OVERWRITE') throw invalidParameter('sameNamePolicy must be SKIP or OVERWRITE');
+  const rawParams = b.params ?? [];
+  if (!Array.isArray(rawParams)) throw invalidParameter('params must be an array');
+  const params = rawParams.map((item: unknown) => {
+    if (typeof item !== 'object' || item === null) throw invalidParameter('params[] must be objects');
+    const p = item as Record<string, unknown>;
+    if (typeof p.name !== 'string') throw invalidParameter('params[].name is required');
+    const values = p.params ?? {};
+    if (typeof values !== 'object' || values === null || Array.isArray(values)) {
+      throw invalidParameter('params[].params must be an object');
+    }
+    // PY-old serialises the per-connection type as `connectionType`, the docs as `type`: accept both.
+    const type = p.type ?? p.connectionType;
+    return {
+      name: p.name,
+      ...(typeof type === 'string' ? { type } : {}),
+      params: Object.fromEntries(Object.entries(values as Record<string, unknown>).map(([k, v]) => [k, String(v)])),
+    };
+  });
+  return { params, sameNamePolicy: policy };
+}
+
+export function registerConnectionRoutes(
+  app: FastifyInstance,
+  deps: { connections: ConnectionService; workspaces: WorkspaceResolver },
+): void {
+  const base = '/v1/:projectId/connections';
+  const ns = (request: Parameters<typeof namespaceOf>[1]) => namespaceOf(deps.workspaces, request);
+
+  app.post<{ Params: Params }>(base, async (request, reply) => {
+    await deps.connections.create(ns(request), jsonBody(request));
+    return reply.status(204).send();
+  });
+
+  app.get<{ Params: Params; Querystring: Query }>(base, async (request, reply) => {
+    const page = await deps.connections.list(ns(request), {
+      offset: singleQuery(request.query, 'offset'),
+      limit: singleQuery(request.query, 'limit'),
+      connectionName: singleQuery(request.query, 'connectionName'),
+      includeExtensionTypes: booleanQuery(request.query, 'includeExtensionTypes'),
+    });
+    return sendJson(reply, 200, page);
+  });
+
+  // Static segments win over parameters in the router, so a connection named `export` or `import`
+  // is still reachable with GET/PUT/DELETE; only these two POSTs are taken.
+  app.post<{ Params: Params }>(`${base}/export`, async (request, reply) => {
+    const zip = await deps.connections.export(ns(request));
+    return reply
+      .status(200)
+      .header('content-type', 'application/octet-stream')
+      .header('content-disposition', 'attachment; filename="DLF_All_DataConnections.zip"')
+      .send(zip);
+  });
+
+  app.post<{ Params: Params; Querystring: Query }>(`${base}/import`, async (request, reply) => {
+    const contentType = String(request.headers['content-type'] ?? '').toLowerCase();
+    let importRequest: ImportRequest;
+    if (contentType.startsWith('application/zip') || contentType.startsWith('application/octet-stream')) {
+      // Extension: the zip itself as the body; options in the query string.
+      const zip = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      if (zip.length === 0) throw invalidParameter('the uploaded zip is empty');
+      importRequest = {
+        zip,
+        ...parseImportOptions({ sameNamePolicy: singleQuery(request.query, 'sameNamePolicy') }),
+      };
+    } else {
+      importRequest = parseImportBody(jsonBody(request));
+    }
+    const taskId = await deps.connections.import(ns(request), importRequest);
+    return sendJson(reply, 200, { taskId });
+  });
+
+  app.get<{ Params: Params }>(`${base}/:connectionName`, async (request, reply) => {
+    return sendJson(reply, 200, await deps.connections.get(ns(request), request.params.connectionName));
+  });
+
+  app.put<{ Params: Params; Querystring: Query }>(`${base}/:connectionName`, async (request, reply) => {
+    const check = booleanQuery(request.query, 'ischeck');
+    await deps.connections.update(ns(request), request.params.connectionName, jsonBody(request), check);
+    return reply.status(204).send();
+  });
+
+  app.delete<{ Params: Params }>(`${base}/:connectionName`, async (request, reply) => {
+    await deps.connections.delete(ns(request), request.params.connectionName);
+    return reply.status(204).send();
+  });
+
+  app.get<{ Params: Params }>('/v1/:projectId/system-tasks/:taskId', async (request, reply) => {
+    const task = await deps.connections.systemTask(ns(request), request.params.taskId);
+    return sendJson(reply, 200, {
+      id: task.id,
+      name: task.name,
+      startTime: task.startTime,
+      endTime: task.endTime,
+      lastUpdate: task.lastUpdate,
+      status: task.status,
+      projectId: task.namespace.projectId,
+      message: task.message,
+      subtasks: task.subtasks.map((s) => ({ ...s, taskId: task.id })),
+    });
+  });
+}

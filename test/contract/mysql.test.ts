@@ -1,0 +1,280 @@
+/**
+ * The MySQL engine against the local MariaDB (127.0.0.1:3306, root without password). The file
+ * creates its own database (and a password-protected user) and drops them at the end; stops are
+ * proven from outside through information_schema.PROCESSLIST.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, describe, it } from 'node:test';
+import mysql from 'mysql2/promise';
+import type { RunHandle } from '../../src/domain/instance.js';
+import type { Engine, EngineOutcome } from '../../src/engines/engine.js';
+import { MysqlEngine, type MysqlTarget } from '../../src/engines/mysql/mysql-engine.js';
+import { runEngineContract } from './engine-contract.js';
+
+const SERVER = { host: '127.0.0.1', port: 3306, user: 'root', password: '' };
+const SUFFIX = randomBytes(4).toString('hex');
+const DB = `opendlf_contract_my_${SUFFIX}`;
+const PW_USER = `opendlf_pw_${SUFFIX}`;
+/** The engine's default database is another one: scripts select theirs through `database`. */
+const TARGET: MysqlTarget = { ...SERVER, database: 'test', connectTimeoutMs: 5_000 };
+
+const admin = await mysql.createConnection({ ...SERVER, database: 'test' });
+await admin.query(`CREATE DATABASE ${DB}`);
+await admin.query(`CREATE USER '${PW_USER}'@'%' IDENTIFIED BY 'right-password'`);
+/** Observes the server from outside the engine under test. */
+const observer = mysql.createPool({ ...SERVER, database: DB, connectionLimit: 3 });
+await observer.query('CREATE TABLE between_probe(a INT) ENGINE=InnoDB');
+await observer.query('CREATE TABLE lock_probe(id INT PRIMARY KEY) ENGINE=InnoDB');
+await observer.query('INSERT INTO lock_probe VALUES (1)');
+// Cancel-proof: a CONTINUE handler swallows the interruption of each SLEEP, so KILL QUERY never
+// ends the CALL; only KILL (the connection) does.
+await observer.query(
+  'CREATE PROCEDURE ignore_kill_query() BEGIN DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN END; LOOP DO SLEEP(1); END LOOP; END',
+);
+
+after(async () => {
+  await observer.end();
+  await admin.query(`DROP DATABASE IF EXISTS ${DB}`);
+  await admin.query(`DROP USER IF EXISTS '${PW_USER}'@'%'`);
+  await admin.end();
+});
+
+const threadId = (handle: RunHandle | undefined) => Number(handle?.['threadId']);
+
+/** True while the thread runs a statement (COMMAND 'Query'; 'Killed' counts as still running). */
+async function isRunning(id: number): Promise<boolean> {
+  const [rows] = await observer.query<mysql.RowDataPacket[]>(
+    "SELECT COMMAND FROM information_schema.PROCESSLIST WHERE ID = ? AND COMMAND IN ('Query', 'Killed')",
+    [id],
+  );
+  return rows.length > 0;
+}
+
+/** Resolves once the thread runs a statement matching `like` (bounded; throws after 10 s). */
+async function waitUntilRunning(id: number, like = '%'): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const [rows] = await observer.query<mysql.RowDataPacket[]>(
+      "SELECT 1 FROM information_schema.PROCESSLIST WHERE ID = ? AND COMMAND = 'Query' AND INFO LIKE ?",
+      [id, like],
+    );
+    if (rows.length > 0) return;
+    if (Date.now() > deadline) throw new Error(`thread ${id} never started its statement`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+runEngineContract({
+  name: 'mysql (MariaDB)',
+  createEngine: () => new MysqlEngine('mysql', TARGET),
+  scriptType: 'RDSSQL',
+  database: DB,
+  succeeding: {
+    content:
+      'CREATE TABLE c1(a INT, b VARCHAR(10), d DECIMAL(10,2), e BIGINT);\n' +
+      "INSERT INTO c1 VALUES (1, 'x', 1.50, 9007199254740991), (NULL, NULL, NULL, NULL);\n" +
+      'SELECT * FROM c1 ORDER BY a IS NULL, a; -- trailing comment',
+    check(results) {
+      assert.equal(results.length, 3, 'one result per statement');
+      const select = results[2]!;
+      assert.deepEqual(select.schema, [{ a: 'INT' }, { b: 'VARCHAR' }, { d: 'DECIMAL' }, { e: 'BIGINT' }]);
+      assert.deepEqual(select.rows, [
+        [1, 'x', 1.5, 9007199254740991],
+        [null, null, null, null],
+      ]);
+      assert.equal(select.rowCount, 2);
+      assert.equal(typeof select.duration, 'number');
+    },
+  },
+  failing: { content: 'SELECT 1; SELECT * FROM no_such_table; SELECT 2', messageIncludes: 'no_such_table' },
+  longRunning: 'SELECT SLEEP(300)',
+  ignoresPoliteCancel: 'CALL ignore_kill_query()',
+  stopBetweenStatements: {
+    content: 'SELECT SLEEP(300); INSERT INTO between_probe VALUES (1);',
+    secondRanProbe: async () => {
+      const [rows] = await observer.query<mysql.RowDataPacket[]>('SELECT 1 FROM between_probe');
+      return rows.length > 0;
+    },
+  },
+  waitUntilWorking: (handle) => waitUntilRunning(threadId(handle)),
+  workGone: async (handle) => !(await isRunning(threadId(handle))),
+});
+
+/** Starts a run on `engine`; `handle` resolves when the engine reports it. */
+function start(
+  engine: Engine,
+  content: string,
+  options: { database?: string; maxResultRows?: number; stopGraceMs?: number } = {},
+) {
+  const controller = new AbortController();
+  let reported!: (h: RunHandle) => void;
+  const handle = new Promise<RunHandle>((resolve) => (reported = resolve));
+  const outcome: Promise<EngineOutcome> = engine.run(
+    {
+      instanceId: `my-extra-${randomBytes(3).toString('hex')}`,
+      namespace: { projectId: 'contract', workspaceId: 'ws1' },
+      scriptType: 'RDSSQL',
+      content,
+      database: options.database ?? DB,
+      runDir: '/nonexistent',
+      limits: { maxResultRows: options.maxResultRows ?? 1000, maxOutputBytes: 1, maxResultOutputBytes: 1 },
+    },
+    {
+      signal: controller.signal,
+      stopGraceMs: options.stopGraceMs ?? 2_000,
+      reportHandle: (h) => {
+        reported(h);
+        return Promise.resolve();
+      },
+    },
+  );
+  return { controller, handle, outcome };
+}
+
+/** Another session locks the row; a 2 s lock wait makes a leftover lock fail the test instead of hanging it. */
+async function rowLockIsFree(): Promise<void> {
+  const connection = await observer.getConnection();
+  try {
+    await connection.query('SET SESSION innodb_lock_wait_timeout = 2');
+    await connection.query('START TRANSACTION');
+    await connection.query('SELECT * FROM lock_probe WHERE id = 1 FOR UPDATE');
+  } finally {
+    await connection.query('ROLLBACK').catch(() => undefined);
+    connection.release();
+  }
+}
+
+function assertFailed(outcome: EngineOutcome, ...parts: string[]): void {
+  assert.equal(outcome.kind, 'failed', JSON.stringify(outcome));
+  for (const part of parts) {
+    assert.ok(
+      outcome.kind === 'failed' && outcome.message.includes(part),
+      `${part} not in ${JSON.stringify(outcome)}`,
+    );
+  }
+}
+
+describe('mysql engine: sessions, failures, types', () => {
+  const engine = new MysqlEngine('mysql', TARGET, { maxConnections: 2 });
+  after(() => engine.close());
+
+  it('a stop inside an open transaction leaves no row lock held', async () => {
+    const run = start(engine, 'START TRANSACTION; SELECT * FROM lock_probe FOR UPDATE; SELECT SLEEP(300);');
+    const id = threadId(await run.handle);
+    await waitUntilRunning(id, '%SLEEP%');
+    run.controller.abort('stop');
+    assert.equal((await run.outcome).kind, 'aborted');
+    await rowLockIsFree();
+    assert.equal(await isRunning(id), false);
+  });
+
+  it('a forced stop (the statement ignores KILL QUERY) inside a transaction leaves no row lock held', async () => {
+    const run = start(
+      engine,
+      'START TRANSACTION; SELECT * FROM lock_probe FOR UPDATE; CALL ignore_kill_query();',
+      {
+        stopGraceMs: 300,
+      },
+    );
+    const id = threadId(await run.handle);
+    await waitUntilRunning(id, '%SLEEP%');
+    run.controller.abort('stop');
+    assert.equal((await run.outcome).kind, 'aborted');
+    const [rows] = await observer.query<mysql.RowDataPacket[]>(
+      'SELECT 1 FROM information_schema.PROCESSLIST WHERE ID = ?',
+      [id],
+    );
+    assert.equal(rows.length, 0, 'the killed thread is gone');
+    await rowLockIsFree();
+  });
+
+  it('a transaction the script leaves open is rolled back', async () => {
+    const first = await start(engine, 'START TRANSACTION; INSERT INTO between_probe VALUES (42);').outcome;
+    assert.equal(first.kind, 'succeeded', JSON.stringify(first));
+    const [rows] = await observer.query<mysql.RowDataPacket[]>('SELECT 1 FROM between_probe WHERE a = 42');
+    assert.equal(rows.length, 0);
+  });
+
+  it('shapes results: numbers for numeric types, text otherwise, null for NULL, capped rows', async () => {
+    const outcome = await start(
+      engine,
+      'CREATE TABLE types_probe(i INT, b BIGINT, n DECIMAL(10,2), f DOUBLE, t VARCHAR(10), x TEXT, yes BOOLEAN, ' +
+        'd DATE, dt DATETIME, bits BIT(3), u INT UNSIGNED);\n' +
+        "INSERT INTO types_probe VALUES (1, 9007199254740991, 12.50, 2.5, 'x', 'long', TRUE, '2024-01-02', " +
+        "'2024-01-02 03:04:05', b'101', 7), (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);\n" +
+        'SELECT * FROM types_probe ORDER BY i IS NULL;\n' +
+        'SELECT seq FROM seq_1_to_5;\n' +
+        'DROP TABLE types_probe',
+      { maxResultRows: 3 },
+    ).outcome;
+    assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome));
+    const [create, insert, select, series] = outcome.results;
+    assert.deepEqual(create?.schema, []);
+    assert.deepEqual(insert?.rows, []);
+    assert.deepEqual(select?.schema, [
+      { i: 'INT' },
+      { b: 'BIGINT' },
+      { n: 'DECIMAL' },
+      { f: 'DOUBLE' },
+      { t: 'VARCHAR' },
+      { x: 'TEXT' },
+      { yes: 'TINYINT' },
+      { d: 'DATE' },
+      { dt: 'DATETIME' },
+      { bits: 'BIT' },
+      { u: 'INT UNSIGNED' },
+    ]);
+    assert.deepEqual(select?.rows, [
+      [1, 9007199254740991, 12.5, 2.5, 'x', 'long', 1, '2024-01-02', '2024-01-02 03:04:05', 5, 7],
+      [null, null, null, null, null, null, null, null, null, null, null],
+    ]);
+    assert.deepEqual(series?.rows, [[1], [2], [3]]);
+    assert.equal(series?.truncated, true);
+  });
+
+  it('a refused port is a failed outcome with a clear message', async () => {
+    const refused = new MysqlEngine('mysql', { ...TARGET, port: 1 });
+    try {
+      assertFailed(
+        await start(refused, 'SELECT 1').outcome,
+        'Could not connect to MySQL at 127.0.0.1:1',
+        'ECONNREFUSED',
+      );
+    } finally {
+      await refused.close();
+    }
+  });
+
+  it('an unknown database is a failed outcome with a clear message', async () => {
+    const outcome = await start(engine, 'SELECT 1', { database: 'opendlf_no_such_database' }).outcome;
+    assertFailed(outcome, "Unknown database 'opendlf_no_such_database'");
+  });
+
+  it('a wrong password is a failed outcome with a clear message', async () => {
+    const wrong = new MysqlEngine('mysql', { ...TARGET, user: PW_USER, password: 'wrong-password' });
+    try {
+      assertFailed(await start(wrong, 'SELECT 1').outcome, 'Could not connect to MySQL', 'Access denied');
+    } finally {
+      await wrong.close();
+    }
+  });
+
+  it('recover kills a thread left by a previous server process, and only on the same server', async () => {
+    const run = start(engine, 'SELECT SLEEP(300)');
+    const handle = await run.handle;
+    const id = threadId(handle);
+    await waitUntilRunning(id, '%SLEEP%');
+    const restarted = new MysqlEngine('mysql', TARGET);
+    try {
+      await restarted.recover({ ...handle, serverStartedAt: Number(handle['serverStartedAt']) - 3600 });
+      assert.equal(await isRunning(id), true, 'a thread of what looks like an earlier server was left alone');
+      await restarted.recover(handle);
+      const outcome = await run.outcome;
+      assert.equal(outcome.kind, 'failed', 'the old run sees its connection killed');
+      assert.equal(await isRunning(id), false);
+    } finally {
+      await restarted.close();
+    }
+  });
+});

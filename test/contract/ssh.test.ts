@@ -1,0 +1,294 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { RunHandle } from '../../src/domain/instance.js';
+import type { ScriptType } from '../../src/domain/script.js';
+import type { EngineLimits, EngineOutcome } from '../../src/engines/engine.js';
+import { runMembers } from '../../src/engines/local-process/process-tree.js';
+import { SshEngine, type SshTarget } from '../../src/engines/ssh/ssh-engine.js';
+import { runEngineContract } from './engine-contract.js';
+import { waitForRunMembers } from '../helpers/processes.js';
+import { sshdUnavailableReason, startSshd, type TestSshd } from '../helpers/sshd.js';
+
+// The SSH server is this machine (loopback), so the remote process group is visible in /proc here.
+const pgidOf = (handle: RunHandle | undefined) => Number(handle?.pgid);
+const groupGone = (handle: RunHandle | undefined) => runMembers(pgidOf(handle)).length === 0;
+
+const LONG_RUNNING_SHELL =
+  'sleep 300 &\n( sleep 300 & sleep 300; ) &\nnohup sleep 300 >/dev/null 2>&1 &\nsleep 300 | cat &\nwhile true; do sleep 1; done\n';
+
+const skipReason = sshdUnavailableReason();
+
+function targetFor(sshd: TestSshd, knownHostsFile: string, overrides: Partial<SshTarget> = {}): SshTarget {
+  return {
+    host: sshd.host,
+    port: sshd.port,
+    username: sshd.username,
+    privateKey: sshd.privateKey,
+    hostKey: { knownHostsFile, onUnknown: 'record' },
+    ...overrides,
+  };
+}
+
+if (skipReason) {
+  describe('engine contract: ssh shell', { skip: skipReason }, () => {});
+} else {
+  let sshd: TestSshd;
+  let stateDir: string;
+  runEngineContract({
+    name: 'ssh shell',
+    async createEngine() {
+      sshd = await startSshd();
+      stateDir = mkdtempSync(join(tmpdir(), 'opendlf-ssh-contract-'));
+      return new SshEngine('ssh-test', targetFor(sshd, join(stateDir, 'known-hosts.json')));
+    },
+    scriptType: 'Shell',
+    succeeding: {
+      content: 'echo hello\necho world >&2\n',
+      check(results) {
+        assert.equal(results.length, 1);
+        assert.deepEqual(results[0]?.rows, [['hello'], ['world']]);
+        assert.deepEqual(results[0]?.schema, [{ output: 'string' }]);
+      },
+    },
+    failing: { content: 'echo about to fail\nexit 3\n', messageIncludes: 'exit code 3' },
+    longRunning: LONG_RUNNING_SHELL,
+    ignoresPoliteCancel: "trap '' TERM\n( trap '' TERM; sleep 300 ) &\nwhile true; do sleep 1; done\n",
+    waitUntilWorking: (handle) => waitForRunMembers(pgidOf(handle), 2),
+    workGone: (handle) => Promise.resolve(groupGone(handle)),
+    async teardown() {
+      await sshd.stop();
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  });
+}
+
+describe('ssh engine', { skip: skipReason ?? false }, () => {
+  let sshd: TestSshd;
+  let dir: string;
+  let seq = 0;
+  const engines: SshEngine[] = [];
+  const limits: EngineLimits = {
+    maxResultRows: 1000,
+    maxOutputBytes: 30 * 1024 * 1024,
+    maxResultOutputBytes: 1024 * 1024,
+  };
+
+  before(async () => {
+    sshd = await startSshd();
+    dir = mkdtempSync(join(tmpdir(), 'opendlf-ssh-test-'));
+  });
+  after(async () => {
+    for (const engine of engines) await engine.close();
+    await sshd.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** An engine with its own known-hosts file unless one is given. */
+  function engineFor(overrides: Partial<SshTarget> = {}, options: { python?: string } = {}): SshEngine {
+    seq += 1;
+    const engine = new SshEngine(
+      'ssh-test',
+      targetFor(sshd, join(dir, `known-hosts-${seq}.json`), overrides),
+      options,
+    );
+    engines.push(engine);
+    return engine;
+  }
+
+  function start(
+    engine: SshEngine,
+    content: string,
+    scriptType: ScriptType = 'Shell',
+    runLimits: EngineLimits = limits,
+    controller = new AbortController(),
+  ) {
+    seq += 1;
+    let reported!: (h: RunHandle) => void;
+    const handle = new Promise<RunHandle>((resolve) => (reported = resolve));
+    const outcome: Promise<EngineOutcome> = engine.run(
+      {
+        instanceId: `ssh-${seq}`,
+        namespace: { projectId: 'contract', workspaceId: 'ws1' },
+        scriptType,
+        content,
+        database: '',
+        runDir: join(dir, `run-${seq}`),
+        limits: runLimits,
+      },
+      {
+        signal: controller.signal,
+        stopGraceMs: 500,
+        reportHandle: (h) => {
+          reported(h);
+          return Promise.resolve();
+        },
+      },
+    );
+    return { outcome, handle, controller, runDir: join(dir, `run-${seq}`) };
+  }
+
+  const messageOf = (outcome: EngineOutcome) =>
+    outcome.kind === 'failed' ? outcome.message : `(${outcome.kind})`;
+
+  it('runs a script whose text is full of shell syntax, verbatim, and cleans up after it', async () => {
+    const content = `echo "it's \\$HOME: $HOME"\necho '$(touch /tmp/never)' "\`id -u\`"\necho "id=$OPENDLF_INSTANCE_ID"\n`;
+    const run = start(engineFor(), content);
+    const outcome = await run.outcome;
+    assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome));
+    const handle = await run.handle;
+    assert.deepEqual(outcome.results[0]?.rows, [
+      ["it's $HOME: /root"],
+      ['$(touch /tmp/never) 0'],
+      [`id=ssh-${seq}`],
+    ]);
+    assert.equal(readFileSync(join(run.runDir, 'output.log'), 'utf8'), outcome.results[0]?.rawResult);
+    assert.equal(typeof handle.dir, 'string');
+    assert.equal(existsSync(String(handle.dir)), false, 'the remote temp dir is removed');
+  });
+
+  it('ends what the script left running in the background when it exits', async () => {
+    const run = start(engineFor(), 'sleep 300 &\n( sleep 300 & ) &\necho started\n');
+    const outcome = await run.outcome;
+    assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome));
+    assert.equal(groupGone(await run.handle), true);
+  });
+
+  it('runs PYTHON, maps a traceback to failed, and stops a Python process tree', async () => {
+    const engine = engineFor({}, { python: 'python3' });
+    const ok = await start(engine, 'import sys\nprint("hello")\nprint(6 * 7, file=sys.stderr)\n', 'PYTHON')
+      .outcome;
+    assert.equal(ok.kind, 'succeeded', JSON.stringify(ok));
+    assert.deepEqual(ok.results[0]?.rows, [['hello'], ['42']]);
+
+    const bad = await start(engine, 'raise ValueError("broken input")\n', 'PYTHON').outcome;
+    assert.equal(bad.kind, 'failed');
+    assert.match(messageOf(bad), /exit code 1[\s\S]*ValueError: broken input/);
+
+    const run = start(
+      engine,
+      'import subprocess, time\nsubprocess.Popen(["sleep", "300"])\nsubprocess.Popen("sleep 300 | cat", shell=True)\ntime.sleep(300)\n',
+      'PYTHON',
+    );
+    const handle = await run.handle;
+    await waitForRunMembers(pgidOf(handle), 3);
+    run.controller.abort('stop');
+    assert.equal((await run.outcome).kind, 'aborted');
+    assert.equal(groupGone(handle), true);
+  });
+
+  it('fails a run whose output exceeds the limit and ends its work', async () => {
+    const run = start(engineFor(), 'while true; do echo 0123456789abcdef; done\n', 'Shell', {
+      ...limits,
+      maxOutputBytes: 64 * 1024,
+    });
+    const outcome = await run.outcome;
+    assert.equal(outcome.kind, 'failed');
+    assert.match(messageOf(outcome), /exceeds/);
+    assert.equal(groupGone(await run.handle), true);
+  });
+
+  it('records the host key fingerprint on first use', async () => {
+    const knownHostsFile = join(dir, 'tofu.json');
+    const outcome = await start(engineFor({ hostKey: { knownHostsFile, onUnknown: 'record' } }), 'true\n')
+      .outcome;
+    assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome));
+    const recorded = JSON.parse(readFileSync(knownHostsFile, 'utf8')) as {
+      hosts: Record<string, { fingerprint: string }[]>;
+    };
+    assert.equal(recorded.hosts[`[${sshd.host}]:${sshd.port}`]?.[0]?.fingerprint, sshd.hostKeyFingerprint());
+  });
+
+  it('refuses an unknown host when the policy is reject', async () => {
+    const knownHostsFile = join(dir, 'empty.json');
+    const outcome = await start(engineFor({ hostKey: { knownHostsFile, onUnknown: 'reject' } }), 'true\n')
+      .outcome;
+    assert.equal(outcome.kind, 'failed');
+    assert.match(messageOf(outcome), /unknown host key/);
+    assert.equal(existsSync(knownHostsFile), false);
+  });
+
+  it('fails with an authentication message for a key the server does not accept', async () => {
+    const outcome = await start(engineFor({ privateKey: sshd.unauthorizedKey }), 'true\n').outcome;
+    assert.equal(outcome.kind, 'failed');
+    assert.match(messageOf(outcome), /authentication failed for user "root"/);
+  });
+
+  it('fails with a clear message when nothing listens on the port', async () => {
+    const probe = createServer();
+    const port = await new Promise<number>((resolve) =>
+      probe.listen(0, '127.0.0.1', () => {
+        const address = probe.address();
+        resolve(typeof address === 'object' && address ? address.port : 0);
+      }),
+    );
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const outcome = await start(engineFor({ port }), 'true\n').outcome;
+    assert.equal(outcome.kind, 'failed');
+    assert.match(messageOf(outcome), /connection refused/);
+  });
+
+  it('fails (bounded by the connect timeout) when the server never answers the handshake', async () => {
+    const sockets = new Set<Socket>();
+    const silent: Server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+    });
+    const port = await new Promise<number>((resolve) =>
+      silent.listen(0, '127.0.0.1', () => {
+        const address = silent.address();
+        resolve(typeof address === 'object' && address ? address.port : 0);
+      }),
+    );
+    try {
+      const outcome = await start(engineFor({ port, connectTimeoutMs: 500 }), 'true\n').outcome;
+      assert.equal(outcome.kind, 'failed');
+      assert.match(messageOf(outcome), /timed out/);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
+  it('fails and ends the remote work when the SSH connection drops mid-run', async () => {
+    const run = start(engineFor(), LONG_RUNNING_SHELL);
+    const handle = await run.handle;
+    await waitForRunMembers(pgidOf(handle), 2);
+    assert.ok(sshd.dropConnections() > 0, 'there was a session to drop');
+    const outcome = await run.outcome;
+    assert.equal(outcome.kind, 'failed');
+    assert.match(
+      messageOf(outcome),
+      /SSH connection to root@127\.0\.0\.1:\d+ was lost while the script was running/,
+    );
+    assert.match(messageOf(outcome), /was ended over a new connection/);
+    assert.equal(groupGone(handle), true);
+  });
+
+  it('recover() ends the remote work of a handle from an earlier process', async () => {
+    const run = start(engineFor(), LONG_RUNNING_SHELL);
+    const handle = await run.handle;
+    await waitForRunMembers(pgidOf(handle), 2);
+    await engineFor().recover(handle);
+    assert.equal(groupGone(handle), true);
+    const outcome = await run.outcome;
+    assert.equal(outcome.kind, 'failed', 'the run sees its script killed from outside');
+    assert.equal(existsSync(String(handle.dir)), false);
+  });
+
+  // Last: it re-keys the shared server.
+  it('refuses a changed host key as a possible man-in-the-middle', async () => {
+    const knownHostsFile = join(dir, 'rekey.json');
+    const engine = engineFor({ hostKey: { knownHostsFile, onUnknown: 'record' } });
+    const first = await start(engine, 'true\n').outcome;
+    assert.equal(first.kind, 'succeeded', JSON.stringify(first));
+    await sshd.rotateHostKey();
+    const second = await start(engine, 'true\n').outcome;
+    assert.equal(second.kind, 'failed');
+    assert.match(messageOf(second), /host key changed/);
+    assert.match(messageOf(second), /man-in-the-middle/);
+  });
+});
