@@ -14,29 +14,10 @@ import { after, before, describe, it } from 'node:test';
 import { strFromU8, strToU8, unzipSync, zipSync } from 'fflate';
 import mysql from 'mysql2/promise';
 import { startTestServer, type ApiClient, type ApiResponse, type TestServer } from '../helpers/server.js';
+import { assertError, assertNoContent, assertOk } from '../helpers/assertions.js';
 
-const JSON_CT = 'application/json;charset=UTF-8';
 const MASK = '*********';
 const MARIADB = { host: '127.0.0.1', port: 3306, user: 'root' };
-
-function assertError(res: ApiResponse, status: number, code: string): void {
-  assert.equal(res.status, status, `expected ${status} ${code}, got ${res.status} ${res.text.slice(0, 300)}`);
-  assert.equal(res.headers.get('content-type'), JSON_CT);
-  assert.deepEqual(Object.keys(res.json ?? {}).sort(), ['error_code', 'error_msg', 'errors']);
-  assert.equal(res.json.error_code, code, res.text.slice(0, 300));
-  assert.equal(typeof res.json.error_msg, 'string');
-  assert.ok(res.json.error_msg.length > 0);
-}
-
-function assertNoContent(res: ApiResponse): void {
-  assert.equal(res.status, 204, res.text.slice(0, 300));
-  assert.equal(res.text, '');
-}
-
-function assertOk(res: ApiResponse): void {
-  assert.equal(res.status, 200, res.text.slice(0, 300));
-  assert.equal(res.headers.get('content-type'), JSON_CT);
-}
 
 const connPath = (c: ApiClient, suffix = '') => `/v1/${c.projectId}/connections${suffix}`;
 const create = (c: ApiClient, body: unknown) => c.request('POST', connPath(c), { body });

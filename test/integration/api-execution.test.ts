@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startTestServer, type ApiClient, type ApiResponse, type TestServer } from '../helpers/server.js';
+import { JSON_CT, assertError, assertNoContent } from '../helpers/assertions.js';
 
-const JSON_CT = 'application/json;charset=UTF-8';
 const API_STATUSES = ['LAUNCHING', 'RUNNING', 'FINISHED', 'FAILED'];
 const DETAILED_STATES = [
   'QUEUED',
@@ -20,22 +20,6 @@ const DETAILED_STATES = [
   'TIMED_OUT',
   'ABORTED',
 ];
-
-function assertError(res: ApiResponse, status: number, code: string): void {
-  assert.equal(res.status, status, `expected ${status} ${code}, got ${res.status} ${res.text.slice(0, 300)}`);
-  assert.equal(res.headers.get('content-type'), JSON_CT);
-  assert.match(res.headers.get('x-request-id') ?? '', /^\S+$/);
-  assert.deepEqual(Object.keys(res.json ?? {}).sort(), ['error_code', 'error_msg', 'errors']);
-  assert.equal(res.json.error_code, code);
-  assert.equal(typeof res.json.error_msg, 'string');
-  assert.ok(res.json.error_msg.length > 0);
-  assert.deepEqual(res.json.errors, [{ error_code: code, error_msg: res.json.error_msg }]);
-}
-
-function assertNoContent(res: ApiResponse): void {
-  assert.equal(res.status, 204, res.text.slice(0, 300));
-  assert.equal(res.text, '');
-}
 
 /** execute's success shape: 200, JSON, exactly `{instanceId: <non-empty string>}`. */
 function assertExecuted(res: ApiResponse): string {

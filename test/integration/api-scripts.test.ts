@@ -5,33 +5,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startTestServer, type ApiClient, type ApiResponse, type TestServer } from '../helpers/server.js';
+import { assertError, assertNoContent, assertOk } from '../helpers/assertions.js';
 
-const JSON_CT = 'application/json;charset=UTF-8';
 const MiB = 1024 * 1024;
 
 /** The DLF error envelope: status, code, both the top-level pair and errors[0], JSON content type, request id. */
-function assertError(res: ApiResponse, status: number, code: string): void {
-  assert.equal(res.status, status, `expected ${status} ${code}, got ${res.status} ${res.text.slice(0, 300)}`);
-  assert.equal(res.headers.get('content-type'), JSON_CT);
-  assert.match(res.headers.get('x-request-id') ?? '', /^\S+$/);
-  assert.ok(res.json !== undefined, `error body is not JSON: ${res.text.slice(0, 200)}`);
-  assert.deepEqual(Object.keys(res.json).sort(), ['error_code', 'error_msg', 'errors']);
-  assert.equal(res.json.error_code, code);
-  assert.equal(typeof res.json.error_msg, 'string');
-  assert.ok(res.json.error_msg.length > 0);
-  assert.deepEqual(res.json.errors, [{ error_code: code, error_msg: res.json.error_msg }]);
-}
-
-function assertNoContent(res: ApiResponse): void {
-  assert.equal(res.status, 204, res.text.slice(0, 300));
-  assert.equal(res.text, '');
-}
-
-function assertJson200(res: ApiResponse): void {
-  assert.equal(res.status, 200, res.text.slice(0, 300));
-  assert.equal(res.headers.get('content-type'), JSON_CT);
-  assert.match(res.headers.get('x-request-id') ?? '', /^\S+$/);
-}
 
 const SCRIPT_KEYS = [
   'autoAcquireLock',
@@ -92,7 +70,7 @@ describe('create and get', () => {
     assert.match(res.headers.get('x-request-id') ?? '', /^\S+$/);
 
     const got = await getScript(c, 'full_script');
-    assertJson200(got);
+    assertOk(got);
     assert.deepEqual(Object.keys(got.json).sort(), SCRIPT_KEYS);
     const { id, ...rest } = got.json;
     assert.equal(typeof id, 'string');
@@ -118,7 +96,7 @@ describe('create and get', () => {
     const c = freshClient();
     assertNoContent(await c.request('POST', c.path(), { body: { name: 'minimal', type: 'Shell' } }));
     const got = await getScript(c, 'minimal');
-    assertJson200(got);
+    assertOk(got);
     assert.equal(got.json.content, '');
     assert.equal(got.json.directory, '/');
     assert.equal(got.json.connectionName, '');
@@ -158,7 +136,7 @@ describe('create and get', () => {
     for (const [i, type] of types.entries()) {
       assertNoContent(await c.request('POST', c.path(), { body: { name: `t${i}`, type, content: 'x' } }));
       const got = await getScript(c, `t${i}`);
-      assertJson200(got);
+      assertOk(got);
       assert.equal(got.json.type, type);
     }
   });
@@ -222,7 +200,7 @@ describe('create and get', () => {
     ]) {
       assertNoContent(await c.request('POST', c.path(), { body: { name, type: 'Shell' } }));
       const got = await getScript(c, name);
-      assertJson200(got);
+      assertOk(got);
       assert.equal(got.json.name, name);
     }
   });
@@ -425,7 +403,7 @@ describe('create and get', () => {
       });
       assertNoContent(res);
       const got = await getScript(c, name);
-      assertJson200(got);
+      assertOk(got);
       assert.equal(got.json.content, `echo ${i}`);
     }
   });
@@ -449,10 +427,10 @@ describe('get', () => {
     await c.createScript({ name: 'withct', type: 'Shell', content: 'echo' });
     for (const contentType of ['application/json', 'application/json;charset=UTF-8', 'text/plain']) {
       const got = await c.request('GET', c.path('/withct'), { headers: { 'content-type': contentType } });
-      assertJson200(got);
+      assertOk(got);
       assert.equal(got.json.name, 'withct');
       const list = await c.request('GET', c.path(), { headers: { 'content-type': contentType } });
-      assertJson200(list);
+      assertOk(list);
       assert.equal(list.json.total, 1);
     }
   });
@@ -461,7 +439,7 @@ describe('get', () => {
     const c = freshClient();
     await c.createScript({ name: 'slash', type: 'Shell' });
     const got = await c.request('GET', c.path('/slash/'));
-    assertJson200(got);
+    assertOk(got);
     assert.equal(got.json.name, 'slash');
   });
 });
@@ -486,7 +464,7 @@ describe('modify', () => {
     });
     assertNoContent(res);
     const got = await getScript(c, 'mod');
-    assertJson200(got);
+    assertOk(got);
     assert.equal(got.json.id, before.id);
     assert.equal(got.json.version, before.version + 1);
     assert.equal(got.json.content, 'echo 2');
@@ -596,7 +574,7 @@ describe('list', () => {
 
   it('defaults to offset 0 and limit 10, reports the total, and lists in creation order', async () => {
     const res = await c.request('GET', c.path());
-    assertJson200(res);
+    assertOk(res);
     assert.deepEqual(Object.keys(res.json).sort(), ['scripts', 'total']);
     assert.equal(res.json.total, 17);
     assert.deepEqual(listNames(res), names.slice(0, 10));
@@ -608,13 +586,13 @@ describe('list', () => {
 
   it('treats offset as a record offset', async () => {
     const res = await c.request('GET', c.path('?offset=3&limit=4'));
-    assertJson200(res);
+    assertOk(res);
     assert.equal(res.json.total, 17);
     assert.deepEqual(listNames(res), names.slice(3, 7));
     const tail = await c.request('GET', c.path('?offset=10'));
     assert.deepEqual(listNames(tail), names.slice(10));
     const past = await c.request('GET', c.path('?offset=100'));
-    assertJson200(past);
+    assertOk(past);
     assert.equal(past.json.total, 17);
     assert.deepEqual(past.json.scripts, []);
   });
@@ -631,10 +609,10 @@ describe('list', () => {
 
   it('accepts limit 1 and 1000', async () => {
     const one = await c.request('GET', c.path('?limit=1'));
-    assertJson200(one);
+    assertOk(one);
     assert.deepEqual(listNames(one), names.slice(0, 1));
     const max = await c.request('GET', c.path('?limit=1000'));
-    assertJson200(max);
+    assertOk(max);
     assert.deepEqual(listNames(max), names);
   });
 
@@ -657,7 +635,7 @@ describe('list', () => {
 
   it('filters by scriptName substring (case-sensitive, _ is literal) and pages within the matches', async () => {
     const sub = await c.request('GET', c.path('?scriptName=job_0&limit=100'));
-    assertJson200(sub);
+    assertOk(sub);
     const expected = names.filter((n) => n.includes('job_0'));
     assert.equal(sub.json.total, expected.length);
     assert.deepEqual(listNames(sub), expected);
@@ -681,20 +659,20 @@ describe('list', () => {
     assert.deepEqual(listNames(paged), matches.slice(1, 3));
 
     const none = await c.request('GET', c.path('?scriptName=zzz'));
-    assertJson200(none);
+    assertOk(none);
     assert.deepEqual(none.json, { total: 0, scripts: [] });
   });
 
   it('an empty scriptName matches everything', async () => {
     const res = await c.request('GET', c.path('?scriptName='));
-    assertJson200(res);
+    assertOk(res);
     assert.equal(res.json.total, 17);
   });
 
   it('an empty project lists nothing', async () => {
     const empty = freshClient();
     const res = await empty.request('GET', empty.path());
-    assertJson200(res);
+    assertOk(res);
     assert.deepEqual(res.json, { total: 0, scripts: [] });
   });
 
@@ -769,7 +747,7 @@ describe('delete', () => {
       400,
       'DLF.3051',
     );
-    assertJson200(await getScript(c, 'keep'));
+    assertOk(await getScript(c, 'keep'));
   });
 
   it('lets the name be reused after delete, as a new script', async () => {
@@ -828,26 +806,26 @@ describe('errors and routing', () => {
     }
     for (const name of ['execute', 'instances', 'stop']) {
       const got = await c.request('GET', c.path(`/${name}`));
-      assertJson200(got);
+      assertOk(got);
       assert.equal(got.json.name, name);
       assert.equal(got.json.content, `echo I am ${name}`);
     }
 
     const exec = await c.request('POST', c.path('/execute/execute'));
-    assertJson200(exec);
+    assertOk(exec);
     const id = exec.json.instanceId as string;
     const done = await c.waitFor('execute', id);
     assert.equal(done.json.status, 'FINISHED');
     assert.deepEqual(done.json.results[0].rows, [['I am execute']]);
 
     const list = await c.request('GET', c.path('/instances/instances'));
-    assertJson200(list);
+    assertOk(list);
     assert.deepEqual(list.json, { total: 0, instances: [] });
     const listOfExecute = await c.request('GET', c.path('/execute/instances'));
     assert.equal(listOfExecute.json.total, 1);
 
     const stopRun = await c.request('POST', c.path('/stop/execute'));
-    assertJson200(stopRun);
+    assertOk(stopRun);
     const stopId = stopRun.json.instanceId as string;
     await c.waitFor('stop', stopId);
     assertNoContent(await c.request('POST', c.path(`/stop/instances/${stopId}/stop`)));
@@ -860,7 +838,7 @@ describe('errors and routing', () => {
     assert.equal((await c.request('GET', c.path('/instances'))).json.content, 'new');
     assertNoContent(await c.request('DELETE', c.path('/execute')));
     assertError(await c.request('GET', c.path('/execute')), 400, 'DLF.6201');
-    assertJson200(await c.request('GET', c.path('/instances')));
+    assertOk(await c.request('GET', c.path('/instances')));
   });
 
   it('decodes percent-encoded script names in every path', async () => {
@@ -873,7 +851,7 @@ describe('errors and routing', () => {
     });
     for (const encoded of ['my%2Escript%2D1%5Fx', 'my%2escript%2d1%5fx', '%6D%79.script-1_x']) {
       const got = await c.request('GET', c.path(`/${encoded}`));
-      assertJson200(got);
+      assertOk(got);
       assert.equal(got.json.name, 'my.script-1_x');
     }
     assertNoContent(
@@ -882,11 +860,11 @@ describe('errors and routing', () => {
       }),
     );
     const exec = await c.request('POST', c.path('/my%2Escript-1_x/execute'));
-    assertJson200(exec);
+    assertOk(exec);
     const done = await c.waitFor('my.script-1_x', exec.json.instanceId);
     assert.deepEqual(done.json.results[0].rows, [['put']]);
     const result = await c.request('GET', c.path(`/my%2Escript%2D1_x/instances/${exec.json.instanceId}`));
-    assertJson200(result);
+    assertOk(result);
     assert.equal(result.json.status, 'FINISHED');
     assertNoContent(await c.request('DELETE', c.path('/my%2Escript%2D1%5Fx')));
     assertError(await c.request('GET', c.path('/my.script-1_x')), 400, 'DLF.6201');
@@ -898,7 +876,7 @@ describe('errors and routing', () => {
     const c = freshClient();
     const name = `${'n'.repeat(127)}.`;
     await c.createScript({ name, type: 'Shell' });
-    assertJson200(await c.request('GET', c.path(`/${name}`)));
+    assertOk(await c.request('GET', c.path(`/${name}`)));
     assertNoContent(await c.request('DELETE', c.path(`/${encodeURIComponent(name)}`)));
   });
 });

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import { startTestServer, type ApiClient, type ApiResponse, type TestServer } from '../helpers/server.js';
+import { startTestServer, type ApiClient, type TestServer } from '../helpers/server.js';
+import { assertNoContent } from '../helpers/assertions.js';
 import { sshdUnavailableReason, startSshd, type TestSshd } from '../helpers/sshd.js';
 
 const PG = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'postgres' };
@@ -24,11 +25,6 @@ const PG_DB = `opendlf_e2e_${suffix}`;
 const PG_DB2 = `opendlf_e2e_${suffix}_b`;
 const MY_DB = `opendlf_e2e_${suffix}`;
 const MY_DB2 = `opendlf_e2e_${suffix}_b`;
-
-function assertNoContent(res: ApiResponse): void {
-  assert.equal(res.status, 204, res.text.slice(0, 300));
-  assert.equal(res.text, '');
-}
 
 const connPath = (c: ApiClient) => `/v1/${c.projectId}/connections`;
 
