@@ -14,7 +14,9 @@ const ConfigSchema = Type.Object(
     port: Type.Integer({ minimum: 0, maximum: 65535 }),
     /** SQLite store, DuckDB files, run directories, node id. Default ./data. */
     dataDir: Type.String({ minLength: 1 }),
-    logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+    logLevel: Type.Union(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    ),
     /** Workspace used when the `workspace` header is absent. */
     defaultWorkspace: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
     /** Declared workspace ids; empty accepts any well-formed id. */

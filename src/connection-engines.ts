@@ -1,12 +1,14 @@
 /**
  * Part of the composition root: which concrete engine serves which stored connection type
  * (DIGEST §3.4). DWS and RDS with the PostgreSQL driver → PostgreSQL; RDS with the MySQL driver (or
- * none) → MySQL/MariaDB; HOST → SSH (Shell, PYTHON). Types with no engine here (DLI, SparkSQL, HIVE,
- * CloudTable, CLICKHOUSE) get none, which the resolver reports as "not supported by this server".
+ * none) → MySQL/MariaDB; HOST → SSH (Shell, PYTHON); CLICKHOUSE → ClickHouse over HTTP(S)
+ * (ClickHouseSQL). Types with no engine here (DLI, SparkSQL, HIVE, CloudTable) get none, which the
+ * resolver reports as "not supported by this server".
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { isAbsolute, relative, resolve } from 'node:path';
 import type { Connection } from './domain/connection.js';
+import { ClickHouseEngine } from './engines/clickhouse/clickhouse-engine.js';
 import type { Engine } from './engines/engine.js';
 import { MysqlEngine } from './engines/mysql/mysql-engine.js';
 import { PostgresEngine } from './engines/postgres/postgres-engine.js';
@@ -78,7 +80,8 @@ export function connectionEngineFactory(settings: ConnectionEngineSettings): Con
         }
         case 'HOST': {
           const keyLocation = text(c, 'keyLocation');
-          const privateKey = text(c, 'privateKey') || (keyLocation ? readKeyFile(settings.sshKeyDir, keyLocation) : '');
+          const privateKey =
+            text(c, 'privateKey') || (keyLocation ? readKeyFile(settings.sshKeyDir, keyLocation) : '');
           const password = text(c, 'password');
           const passphrase = text(c, 'passphrase');
           return [
@@ -94,11 +97,22 @@ export function connectionEngineFactory(settings: ConnectionEngineSettings): Con
             }),
           ];
         }
+        case 'CLICKHOUSE':
+          return [
+            new ClickHouseEngine('clickhouse', {
+              host: text(c, 'ip'),
+              port: port(c, 8123),
+              user: text(c, 'userName') || 'default',
+              password: text(c, 'password'),
+              database: text(c, 'database') || 'default',
+              secure: c.sslEnable === true,
+              connectTimeoutMs: settings.connectTimeoutMs,
+            }),
+          ];
         case 'DLI':
         case 'SparkSQL':
         case 'HIVE':
         case 'CloudTable':
-        case 'CLICKHOUSE':
           return [];
         default:
           return connection.type satisfies never;

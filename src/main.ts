@@ -64,7 +64,10 @@ export function createLogger(config: ServerConfig): Logger {
   return pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination(2));
 }
 
-export async function startServer(config: ServerConfig, logger = createLogger(config)): Promise<RunningServer> {
+export async function startServer(
+  config: ServerConfig,
+  logger = createLogger(config),
+): Promise<RunningServer> {
   if (!isLoopback(config.host) && !config.allowUnauthenticatedRemote) {
     throw new Error(
       `refusing to bind ${config.host}: opendlf has no authentication configured, so it binds to loopback ` +
@@ -150,7 +153,12 @@ export async function startServer(config: ServerConfig, logger = createLogger(co
     logger,
     bodyLimitBytes: config.bodyLimitBytes,
   });
-  const sweeper = new RetentionSweeper(store.instances, supervisor, config.retentionDays * 86_400_000, logger);
+  const sweeper = new RetentionSweeper(
+    store.instances,
+    supervisor,
+    config.retentionDays * 86_400_000,
+    logger,
+  );
 
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();

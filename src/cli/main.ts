@@ -24,7 +24,9 @@ interface ServeOptions {
 
 export function buildCli(): Command {
   const program = new Command('opendlf')
-    .description('Self-hosted DataArts Factory script service: scripts, executions and a stop that really stops.')
+    .description(
+      'Self-hosted DataArts Factory script service: scripts, executions and a stop that really stops.',
+    )
     .showHelpAfterError();
 
   program

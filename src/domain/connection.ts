@@ -47,7 +47,8 @@ export interface Connection extends ConnectionInput {
 function parseBoolean(key: string, value: unknown): boolean {
   if (typeof value === 'boolean') return value;
   if (value === 'true' || value === 'TRUE' || value === 'True') return true;
-  if (value === 'false' || value === 'FALSE' || value === 'False' || value === '' || value === undefined) return false;
+  if (value === 'false' || value === 'FALSE' || value === 'False' || value === '' || value === undefined)
+    return false;
   throw invalidParameter(`config.${key} must be a boolean`);
 }
 
@@ -106,7 +107,8 @@ export function mergeSecrets(incoming: ConnectionConfig, stored: ConnectionConfi
   const merged = { ...incoming };
   for (const key of SECRET_CONFIG_KEYS) {
     const value = merged[key];
-    if ((value === undefined || value === SECRET_MASK) && stored[key] !== undefined) merged[key] = stored[key];
+    if ((value === undefined || value === SECRET_MASK) && stored[key] !== undefined)
+      merged[key] = stored[key];
   }
   return merged;
 }

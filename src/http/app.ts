@@ -123,7 +123,10 @@ export function buildApp(deps: HttpDependencies) {
       request.params.scriptName,
       Number(rawLimit),
     );
-    return json(reply, 200, { total: instances.length, instances: instances.map(instanceSummaryRepresentation) });
+    return json(reply, 200, {
+      total: instances.length,
+      instances: instances.map(instanceSummaryRepresentation),
+    });
   });
 
   registerConnectionRoutes(app, { connections: deps.connections, workspaces: deps.workspaces });

@@ -21,7 +21,8 @@ function parseImportBody(body: unknown): Omit<ImportRequest, 'zip'> {
 
 function parseImportOptions(b: Record<string, unknown>): Omit<ImportRequest, 'zip' | 'path'> {
   const policy = b.sameNamePolicy ?? 'SKIP';
-  if (policy !== 'SKIP' && policy !== 'OVERWRITE') throw invalidParameter('sameNamePolicy must be SKIP or OVERWRITE');
+  if (policy !== 'SKIP' && policy !== 'OVERWRITE')
+    throw invalidParameter('sameNamePolicy must be SKIP or OVERWRITE');
   const rawParams = b.params ?? [];
   if (!Array.isArray(rawParams)) throw invalidParameter('params must be an array');
   const params = rawParams.map((item: unknown) => {
@@ -37,7 +38,9 @@ function parseImportOptions(b: Record<string, unknown>): Omit<ImportRequest, 'zi
     return {
       name: p.name,
       ...(typeof type === 'string' ? { type } : {}),
-      params: Object.fromEntries(Object.entries(values as Record<string, unknown>).map(([k, v]) => [k, String(v)])),
+      params: Object.fromEntries(
+        Object.entries(values as Record<string, unknown>).map(([k, v]) => [k, String(v)]),
+      ),
     };
   });
   return { params, sameNamePolicy: policy };

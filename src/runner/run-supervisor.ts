@@ -35,7 +35,11 @@ interface ActiveRun {
   settled: Promise<void>;
 }
 
-const CAUSE_STATE: Record<EndCause, InstanceState> = { stop: 'STOPPED', timeout: 'TIMED_OUT', shutdown: 'ABORTED' };
+const CAUSE_STATE: Record<EndCause, InstanceState> = {
+  stop: 'STOPPED',
+  timeout: 'TIMED_OUT',
+  shutdown: 'ABORTED',
+};
 
 export class RunSupervisor implements RunQueue {
   private readonly queue: RunJob[] = [];
@@ -73,7 +77,9 @@ export class RunSupervisor implements RunQueue {
       const run: ActiveRun = { controller: new AbortController(), settled: Promise.resolve() };
       this.active.set(job.instance.id, run);
       run.settled = this.execute(job, run.controller)
-        .catch((error: unknown) => this.log.error({ err: error, instanceId: job.instance.id }, 'run failed to settle'))
+        .catch((error: unknown) =>
+          this.log.error({ err: error, instanceId: job.instance.id }, 'run failed to settle'),
+        )
         .finally(() => {
           this.active.delete(job.instance.id);
           this.pump();
@@ -99,10 +105,15 @@ export class RunSupervisor implements RunQueue {
     to: InstanceState,
     patch: { message: string; results: StatementResult[]; exitCode?: number | null },
   ): Promise<Instance | undefined> {
-    const settled = await this.instances.transition(id, allowedSources(to).filter((s) => s !== 'QUEUED'), to, {
-      ...patch,
-      endedAt: new Date(),
-    });
+    const settled = await this.instances.transition(
+      id,
+      allowedSources(to).filter((s) => s !== 'QUEUED'),
+      to,
+      {
+        ...patch,
+        endedAt: new Date(),
+      },
+    );
     return settled;
   }
 
@@ -117,7 +128,10 @@ export class RunSupervisor implements RunQueue {
       await this.settle(id, CAUSE_STATE[causeOf()], { message: this.messageFor(causeOf()), results: [] });
       return;
     }
-    const timer = setTimeout(() => controller.abort('timeout' satisfies EndCause), this.config.instanceTimeoutMs);
+    const timer = setTimeout(
+      () => controller.abort('timeout' satisfies EndCause),
+      this.config.instanceTimeoutMs,
+    );
     timer.unref();
     log.info('run started');
     let outcome: EngineOutcome;
@@ -222,7 +236,10 @@ export class RunSupervisor implements RunQueue {
    * Settles instances a previous process of this node left active: ends their leftover work through
    * the engine (when it can) and marks them ABORTED. Runs before the server accepts requests.
    */
-  async recover(nodeId: string, engineOf: (instance: Instance) => Promise<Engine | undefined>): Promise<number> {
+  async recover(
+    nodeId: string,
+    engineOf: (instance: Instance) => Promise<Engine | undefined>,
+  ): Promise<number> {
     const leftovers = await this.instances.listActive(nodeId);
     for (const instance of leftovers) {
       const engine = await engineOf(instance).catch(() => undefined);
@@ -238,7 +255,8 @@ export class RunSupervisor implements RunQueue {
         message: 'The server restarted while the script instance was active; the run was ended.',
       });
     }
-    if (leftovers.length > 0) this.log.warn({ count: leftovers.length }, 'settled instances left by a previous run');
+    if (leftovers.length > 0)
+      this.log.warn({ count: leftovers.length }, 'settled instances left by a previous run');
     return leftovers.length;
   }
 

@@ -131,12 +131,18 @@ export class ConnectionResolver {
       engines = this.enginesFor(connection);
       type = connection.type;
       if (engines.length === 0) {
-        throw new DlfError('OPENDLF.0603', `Connections of type ${type} are stored but cannot run scripts on this server.`);
+        throw new DlfError(
+          'OPENDLF.0603',
+          `Connections of type ${type} are stored but cannot run scripts on this server.`,
+        );
       }
     }
     const engine = engines.find((e) => e.supports(scriptType));
     if (!engine) {
-      throw new DlfError('OPENDLF.0601', `Connection '${connectionName}' (type ${type}) cannot run ${scriptType} scripts.`);
+      throw new DlfError(
+        'OPENDLF.0601',
+        `Connection '${connectionName}' (type ${type}) cannot run ${scriptType} scripts.`,
+      );
     }
     return { connectionName, engine };
   }
@@ -164,7 +170,8 @@ export class ConnectionResolver {
     if (engines.length === 0) return `connections of type ${connection.type} cannot be tested by this server`;
     try {
       for (const engine of engines) {
-        const sql = engine.supports('RDSSQL') || engine.supports('DWSSQL') || engine.supports('ClickHouseSQL');
+        const sql =
+          engine.supports('RDSSQL') || engine.supports('DWSSQL') || engine.supports('ClickHouseSQL');
         const scriptType: ScriptType = sql
           ? (['DWSSQL', 'RDSSQL', 'ClickHouseSQL'] as const).find((t) => engine.supports(t))!
           : engine.supports('Shell')
@@ -180,7 +187,11 @@ export class ConnectionResolver {
             runDir: `${this.scratchDir}/connection-test-${connection.id}-${Date.now()}`,
             limits: { maxResultRows: 1, maxOutputBytes: 65536, maxResultOutputBytes: 65536 },
           },
-          { signal: AbortSignal.timeout(TEST_TIMEOUT_MS), stopGraceMs: 1000, reportHandle: () => Promise.resolve() },
+          {
+            signal: AbortSignal.timeout(TEST_TIMEOUT_MS),
+            stopGraceMs: 1000,
+            reportHandle: () => Promise.resolve(),
+          },
         );
         if (outcome.kind === 'failed') return outcome.message;
         if (outcome.kind === 'aborted') return `no answer within ${TEST_TIMEOUT_MS / 1000} s`;

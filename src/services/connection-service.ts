@@ -98,7 +98,12 @@ export class ConnectionService {
       throw new DlfError('DLF.6309', `The name '${input.name}' is reserved for a built-in connection.`);
     }
     if (input.type === 'DLI') {
-      const dli = await this.store.connections.list(ns, { offset: 0, limit: 1, nameContains: '', types: ['DLI'] });
+      const dli = await this.store.connections.list(ns, {
+        offset: 0,
+        limit: 1,
+        nameContains: '',
+        types: ['DLI'],
+      });
       if (dli.total > 0) throw new DlfError('DLF.6271');
     }
   }
@@ -154,9 +159,17 @@ export class ConnectionService {
   async export(ns: Namespace): Promise<Buffer> {
     const files: Record<string, Uint8Array> = {};
     for (let offset = 0; ; offset += 1000) {
-      const page = await this.store.connections.list(ns, { offset, limit: 1000, nameContains: '', types: CONNECTION_TYPES });
+      const page = await this.store.connections.list(ns, {
+        offset,
+        limit: 1000,
+        nameContains: '',
+        types: CONNECTION_TYPES,
+      });
       for (const connection of page.connections) {
-        const file = { ...connectionRepresentation(connection), config: withoutSecrets(publicConfig(connection)) };
+        const file = {
+          ...connectionRepresentation(connection),
+          config: withoutSecrets(publicConfig(connection)),
+        };
         files[`connections/${connection.name}.conn`] = strToU8(JSON.stringify(file, null, 2));
       }
       if (page.connections.length < 1000) break;
@@ -192,7 +205,10 @@ export class ConnectionService {
   private async readImportFile(path: string | undefined): Promise<Buffer> {
     if (path === undefined || path === '') throw new DlfError('DLF.0803', 'The import path is required.');
     if (path.startsWith('obs://')) {
-      throw new DlfError('DLF.0803', 'OBS paths are not available on this server; upload the zip or use a path in the import directory.');
+      throw new DlfError(
+        'DLF.0803',
+        'OBS paths are not available on this server; upload the zip or use a path in the import directory.',
+      );
     }
     // Only files inside the import directory: a client must never read arbitrary server files.
     const root = resolve(this.importDir);
@@ -219,10 +235,21 @@ export class ConnectionService {
     return bytes;
   }
 
-  private async runImport(ns: Namespace, task: SystemTask, zip: Buffer, request: ImportRequest): Promise<void> {
+  private async runImport(
+    ns: Namespace,
+    task: SystemTask,
+    zip: Buffer,
+    request: ImportRequest,
+  ): Promise<void> {
     const subtasks: SystemSubtask[] = [];
     const record = (name: string, ok: boolean, message: string) =>
-      subtasks.push({ id: randomUUID(), name, status: ok ? 'SUCCESSFUL' : 'FAILED', message, lastUpdate: Date.now() });
+      subtasks.push({
+        id: randomUUID(),
+        name,
+        status: ok ? 'SUCCESSFUL' : 'FAILED',
+        message,
+        lastUpdate: Date.now(),
+      });
     let fatal = '';
     try {
       let entries: Record<string, Uint8Array>;
@@ -240,7 +267,8 @@ export class ConnectionService {
           const parsed = JSON.parse(strFromU8(entries[entryName]!)) as Record<string, unknown>;
           const override = request.params.find((p) => p.name === parsed.name);
           const config = { ...(parsed.config as Record<string, unknown> | undefined) };
-          for (const [key, value] of Object.entries(override?.params ?? {})) config[key] = toWireString(value);
+          for (const [key, value] of Object.entries(override?.params ?? {}))
+            config[key] = toWireString(value);
           const input = parseConnectionInput({ ...parsed, config });
           const existing = await this.store.connections.get(ns, input.name);
           if (existing && request.sameNamePolicy === 'SKIP') {
@@ -249,12 +277,18 @@ export class ConnectionService {
           }
           if (existing && existing.type !== input.type) throw new DlfError('DLF.6323');
           if (existing) {
-            const merged = { ...input, config: this.cipher.sealConfig(mergeSecrets(input.config, existing.config)) };
+            const merged = {
+              ...input,
+              config: this.cipher.sealConfig(mergeSecrets(input.config, existing.config)),
+            };
             await this.store.connections.update(ns, merged);
             record(input.name, true, 'overwritten');
           } else {
             await this.assertCreatable(ns, input);
-            await this.store.connections.create(ns, { ...input, config: this.cipher.sealConfig(input.config) });
+            await this.store.connections.create(ns, {
+              ...input,
+              config: this.cipher.sealConfig(input.config),
+            });
             record(input.name, true, 'created');
           }
         } catch (error) {

@@ -52,7 +52,9 @@ export class ScriptService {
       throw invalidParameter(`the script name cannot be modified (path '${pathName}', body '${input.name}')`);
     }
     if (input.type !== existing.type) {
-      throw invalidParameter(`the script type cannot be modified (stored ${existing.type}, body ${input.type})`);
+      throw invalidParameter(
+        `the script type cannot be modified (stored ${existing.type}, body ${input.type})`,
+      );
     }
     if (!(await this.store.scripts.update(ns, input))) throw new DlfError('DLF.6201');
   }

@@ -25,10 +25,13 @@ export class SecretCipher {
   open(sealed: string): string {
     if (!sealed.startsWith(PREFIX)) throw new Error('value is not sealed');
     const [iv, tag, body] = sealed.slice(PREFIX.length).split(':');
-    if (iv === undefined || tag === undefined || body === undefined) throw new Error('malformed sealed value');
+    if (iv === undefined || tag === undefined || body === undefined)
+      throw new Error('malformed sealed value');
     const decipher = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64url'));
     decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-    return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
+    return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString(
+      'utf8',
+    );
   }
 
   /** Seals every non-empty secret value of a config. */

@@ -93,7 +93,10 @@ export interface ConnectionStore {
   /** Replaces type-independent fields and config, bumps the version; false when it does not exist. */
   update(namespace: Namespace, input: ConnectionInput): Promise<boolean>;
   delete(namespace: Namespace, name: string): Promise<boolean>;
-  list(namespace: Namespace, query: ConnectionListQuery): Promise<{ total: number; connections: Connection[] }>;
+  list(
+    namespace: Namespace,
+    query: ConnectionListQuery,
+  ): Promise<{ total: number; connections: Connection[] }>;
 }
 
 export type SystemTaskStatus = 'RUNNING' | 'SUCCESSFUL' | 'FAILED';

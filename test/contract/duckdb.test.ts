@@ -46,13 +46,18 @@ runEngineContract({
   scriptType: 'DWSSQL',
   succeeding: {
     content:
-      "CREATE TABLE IF NOT EXISTS c1(a INTEGER, b VARCHAR, d DECIMAL(10,2), e BIGINT);\n" +
+      'CREATE TABLE IF NOT EXISTS c1(a INTEGER, b VARCHAR, d DECIMAL(10,2), e BIGINT);\n' +
       "INSERT INTO c1 VALUES (1, 'x', 1.50, 9007199254740991), (NULL, NULL, NULL, NULL);\n" +
-      "SELECT * FROM c1 ORDER BY a NULLS LAST; -- trailing comment",
+      'SELECT * FROM c1 ORDER BY a NULLS LAST; -- trailing comment',
     check(results) {
       assert.equal(results.length, 3, 'one result per statement');
       const select = results[2]!;
-      assert.deepEqual(select.schema, [{ a: 'INTEGER' }, { b: 'VARCHAR' }, { d: 'DECIMAL(10,2)' }, { e: 'BIGINT' }]);
+      assert.deepEqual(select.schema, [
+        { a: 'INTEGER' },
+        { b: 'VARCHAR' },
+        { d: 'DECIMAL(10,2)' },
+        { e: 'BIGINT' },
+      ]);
       assert.deepEqual(select.rows, [
         [1, 'x', 1.5, 9007199254740991],
         [null, null, null, null],

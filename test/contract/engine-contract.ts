@@ -91,7 +91,11 @@ export function runEngineContract(fixture: EngineContractFixture): void {
       run.controller.abort('stop');
       const outcome = await run.outcome;
       assert.equal(outcome.kind, 'aborted');
-      assert.equal(await fixture.workGone(handle), true, 'the work is still running after the engine returned');
+      assert.equal(
+        await fixture.workGone(handle),
+        true,
+        'the work is still running after the engine returned',
+      );
       return outcome;
     }
 
@@ -110,7 +114,10 @@ export function runEngineContract(fixture: EngineContractFixture): void {
     it('maps a script error to a failed outcome with the cause in the message', async () => {
       const outcome = await start(fixture.failing.content).outcome;
       assert.equal(outcome.kind, 'failed');
-      assert.ok(outcome.kind === 'failed' && outcome.message.includes(fixture.failing.messageIncludes), JSON.stringify(outcome));
+      assert.ok(
+        outcome.kind === 'failed' && outcome.message.includes(fixture.failing.messageIncludes),
+        JSON.stringify(outcome),
+      );
     });
 
     it('never starts work when the signal is already aborted', async () => {

@@ -518,10 +518,14 @@ describe('extension types and execution checks', () => {
     assertError(await create(c, { name: 'ch', type: 'RDS', config: {} }), 400, 'DLF.6309');
   });
 
-  it('refuses to execute on a DLI or CLICKHOUSE connection (OPENDLF.0603)', async () => {
+  it('refuses to execute on stored-only connection types (DLI, HIVE: OPENDLF.0603)', async () => {
     const c = fresh();
     await mustCreate(c, { name: 'dli', type: 'DLI' });
-    await mustCreate(c, { name: 'ch', type: 'CLICKHOUSE', config: { ip: '127.0.0.1', port: '8123' } });
+    await mustCreate(c, {
+      name: 'hive',
+      type: 'HIVE',
+      config: { clusterName: 'mrs', connectionMethod: 'direct' },
+    });
     await c.createScript({
       name: 'on-dli',
       type: 'DLISQL',
@@ -529,8 +533,8 @@ describe('extension types and execution checks', () => {
       connectionName: 'dli',
       queueName: 'default',
     });
-    await c.createScript({ name: 'on-ch', type: 'ClickHouseSQL', content: 'SELECT 1', connectionName: 'ch' });
-    for (const name of ['on-dli', 'on-ch']) {
+    await c.createScript({ name: 'on-hive', type: 'HiveSQL', content: 'SELECT 1', connectionName: 'hive' });
+    for (const name of ['on-dli', 'on-hive']) {
       assertError(await c.request('POST', c.path(`/${name}/execute`), { body: {} }), 400, 'OPENDLF.0603');
     }
   });

@@ -17,6 +17,7 @@ import pg from 'pg';
 import { startTestServer, type ApiClient, type TestServer } from '../helpers/server.js';
 import { assertNoContent } from '../helpers/assertions.js';
 import { sshdUnavailableReason, startSshd, type TestSshd } from '../helpers/sshd.js';
+import { clickHouseUnavailableReason, startClickHouse, type TestClickHouse } from '../helpers/clickhouse.js';
 
 const PG = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'postgres' };
 const MARIADB = { host: '127.0.0.1', port: 3306, user: 'root' };
@@ -475,5 +476,55 @@ describe('HOST connections over SSH', { skip: sshSkip }, () => {
     const result = await run(api, { type: 'Shell', connectionName: 'host-refused', content: 'echo hi' });
     assert.equal(result.status, 'FAILED');
     assert.match(result.message, /refused|ECONNREFUSED/i);
+  });
+});
+
+const clickHouseSkip = clickHouseUnavailableReason() ?? false;
+
+describe('ClickHouse through a CLICKHOUSE (extension) connection', { skip: clickHouseSkip }, () => {
+  let ch: TestClickHouse;
+
+  before(async () => {
+    ch = await startClickHouse();
+    await createConnection(api, {
+      name: 'ch',
+      type: 'CLICKHOUSE',
+      config: { ip: ch.host, port: String(ch.port), userName: 'default' },
+    });
+  });
+  after(() => ch?.stop());
+
+  it('runs ClickHouseSQL: one result per statement, JSON numbers', async () => {
+    const result = await run(api, {
+      type: 'ClickHouseSQL',
+      connectionName: 'ch',
+      content: "SELECT 1 AS one, toUInt64(42) AS big, 'x' AS s; SELECT number FROM system.numbers LIMIT 3",
+    });
+    assertFinished(result);
+    assert.equal(result.results.length, 2);
+    assert.deepEqual(result.results[0].rows, [[1, 42, 'x']]);
+    assert.deepEqual(result.results[1].rows, [[0], [1], [2]]);
+  });
+
+  it('stops a long query: no query of the run is left in system.processes', async () => {
+    const marker = `odlf_${randomBytes(4).toString('hex')}`;
+    await api.createScript({
+      name: 'ch-long',
+      type: 'ClickHouseSQL',
+      connectionName: 'ch',
+      content: `SELECT sleepEachRow(1), '${marker}' FROM system.numbers LIMIT 300 SETTINGS max_block_size = 1`,
+    });
+    const id = await api.execute('ch-long');
+    const running = () =>
+      ch.query(
+        `SELECT count() FROM system.processes WHERE query LIKE '%${marker}%' AND query NOT LIKE '%system.processes%'`,
+      );
+    await until('the query to run on the server', async () =>
+      Number((await running()).trim()) > 0 ? true : undefined,
+    );
+    assertNoContent(await api.stop('ch-long', id));
+    assert.equal(Number((await running()).trim()), 0, 'the query still runs on the ClickHouse server');
+    const result = (await api.result('ch-long', id)).json;
+    assert.equal(result.detailedStatus, 'STOPPED');
   });
 });

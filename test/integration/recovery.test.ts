@@ -9,7 +9,8 @@ import { after, describe, it } from 'node:test';
 import { processesOfInstance, waitForInstanceProcesses } from '../helpers/processes.js';
 import { ApiClient, PROJECT, spawnServer, tempDir } from '../helpers/server.js';
 
-const TREE = 'sleep 300 &\n( sleep 300 & sleep 300; ) &\nnohup sleep 300 >/dev/null 2>&1 &\nwhile true; do sleep 1; done\n';
+const TREE =
+  'sleep 300 &\n( sleep 300 & sleep 300; ) &\nnohup sleep 300 >/dev/null 2>&1 &\nwhile true; do sleep 1; done\n';
 
 describe('restart recovery and shutdown', () => {
   const dirs: string[] = [];

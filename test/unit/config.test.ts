@@ -11,7 +11,10 @@ describe('configuration', () => {
 
   it('layers defaults < file < environment < flags', () => {
     const file = join(dir, 'config.json');
-    writeFileSync(file, JSON.stringify({ port: 9000, maxConcurrentRuns: 3, localEngine: { python: 'python3.11' } }));
+    writeFileSync(
+      file,
+      JSON.stringify({ port: 9000, maxConcurrentRuns: 3, localEngine: { python: 'python3.11' } }),
+    );
     const config = loadConfig({ file, env: { OPENDLF_PORT: '9100' }, overrides: { maxConcurrentRuns: 4 } });
     assert.equal(config.port, 9100);
     assert.equal(config.maxConcurrentRuns, 4);
@@ -21,7 +24,10 @@ describe('configuration', () => {
   });
 
   it('rejects unknown keys and bad values with a message naming them', () => {
-    assert.throws(() => loadConfig({ overrides: { port: 70000 } }), (e: unknown) => e instanceof ConfigError && /port/.test(e.message));
+    assert.throws(
+      () => loadConfig({ overrides: { port: 70000 } }),
+      (e: unknown) => e instanceof ConfigError && /port/.test(e.message),
+    );
     assert.throws(() => loadConfig({ env: { OPENDLF_MAX_CONCURRENT_RUNS: 'many' } }), ConfigError);
     const file = join(dir, 'bad.json');
     writeFileSync(file, JSON.stringify({ prot: 1 }));

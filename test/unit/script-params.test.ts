@@ -18,12 +18,24 @@ describe('script parameters', () => {
   it('treats an absent body or params as none and coerces values to strings', () => {
     assert.deepEqual(parseExecuteParams(undefined), {});
     assert.deepEqual(parseExecuteParams({}), {});
-    assert.deepEqual(parseExecuteParams({ params: { n: 5, b: true, z: null } }), { n: '5', b: 'true', z: '' });
+    assert.deepEqual(parseExecuteParams({ params: { n: 5, b: true, z: null } }), {
+      n: '5',
+      b: 'true',
+      z: '',
+    });
   });
 
   it('rejects bad names and shapes with DLF.3051', () => {
-    for (const body of [{ params: { 'bad name': 'x' } }, { params: { abcdefghijklmnopq: 'x' } }, { params: [] }, []]) {
-      assert.throws(() => parseExecuteParams(body), (e: unknown) => e instanceof DlfError && e.code === 'DLF.3051');
+    for (const body of [
+      { params: { 'bad name': 'x' } },
+      { params: { abcdefghijklmnopq: 'x' } },
+      { params: [] },
+      [],
+    ]) {
+      assert.throws(
+        () => parseExecuteParams(body),
+        (e: unknown) => e instanceof DlfError && e.code === 'DLF.3051',
+      );
     }
   });
 });

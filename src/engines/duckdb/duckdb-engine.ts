@@ -69,7 +69,11 @@ export class DuckDbEngine implements Engine {
     try {
       statements = splitSqlStatements(request.content, 'postgres');
     } catch (error) {
-      return { kind: 'failed', results, message: `The SQL could not be split into statements: ${String(error)}` };
+      return {
+        kind: 'failed',
+        results,
+        message: `The SQL could not be split into statements: ${String(error)}`,
+      };
     }
     if (signal.aborted) return { kind: 'aborted', results };
     let connection: DuckDBConnection;

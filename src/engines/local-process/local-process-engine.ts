@@ -128,12 +128,7 @@ export class LocalProcessEngine implements Engine {
     await new Promise<void>((resolve) => log.end(resolve));
 
     const duration = (performance.now() - started) / 1000;
-    const result = outputResult(
-      capture.text,
-      capture.truncated,
-      duration,
-      request.limits.maxResultRows,
-    );
+    const result = outputResult(capture.text, capture.truncated, duration, request.limits.maxResultRows);
     if (exit.error) {
       return {
         kind: 'failed',

@@ -52,7 +52,11 @@ const migrations: Record<string, Migration> = {
         .addColumn('run_handle', 'text')
         .execute();
       await db.schema.createIndex('instances_script').on('instances').column('script_id').execute();
-      await db.schema.createIndex('instances_node_state').on('instances').columns(['node_id', 'state']).execute();
+      await db.schema
+        .createIndex('instances_node_state')
+        .on('instances')
+        .columns(['node_id', 'state'])
+        .execute();
       await db.schema
         .createIndex('instances_ended')
         .on('instances')

@@ -160,12 +160,7 @@ class SqliteScriptStore implements ScriptStore {
       base = base.where((eb) => eb(eb.fn('instr', ['name', eb.val(query.nameContains)]), '>', 0));
     }
     const countRow = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    const rows = await base
-      .selectAll()
-      .orderBy('seq')
-      .limit(query.limit)
-      .offset(query.offset)
-      .execute();
+    const rows = await base.selectAll().orderBy('seq').limit(query.limit).offset(query.offset).execute();
     return { total: Number(countRow.n), scripts: rows.map(toScript) };
   }
 
@@ -271,7 +266,10 @@ class SqliteInstanceStore implements InstanceStore {
 
   async deleteMany(ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return 0;
-    const result = await this.db.deleteFrom('instances').where('id', 'in', [...ids]).executeTakeFirst();
+    const result = await this.db
+      .deleteFrom('instances')
+      .where('id', 'in', [...ids])
+      .executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 
