@@ -75,43 +75,70 @@ export function runMembers(runId: number): number[] {
   return [...members];
 }
 
-/** Sends `signal` to the run's group and to every member found; returns how many were signalled. */
-export function signalRun(runId: number, signal: NodeJS.Signals): number {
-  const members = runMembers(runId);
-  try {
-    process.kill(-runId, signal);
-  } catch {
-    // ESRCH: the group is empty; members that left it are signalled below.
-  }
-  for (const pid of members) {
+function isLive(pid: number): boolean {
+  const stat = readStat(pid);
+  return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X';
+}
+
+function signalEach(pids: readonly number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
     try {
       process.kill(pid, signal);
     } catch {
       // Already gone.
     }
   }
-  return members.length;
+}
+
+/**
+ * Sends `signal` to the run's group first (one syscall, no scan in the critical path), then to every
+ * member found by a scan (those that left the group). Returns the members found.
+ */
+export function signalRun(runId: number, signal: NodeJS.Signals): number[] {
+  try {
+    process.kill(-runId, signal);
+  } catch {
+    // ESRCH: the group is empty; members that left it are signalled below.
+  }
+  const members = runMembers(runId);
+  signalEach(members, signal);
+  return members;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
+ * Waits until every member of the run has exited or the deadline passes. Between full scans it
+ * only re-reads the known members' own /proc entries (cheap); when they are all gone, one full scan
+ * confirms nothing new appeared (a member may have forked before dying), and newcomers get `signal`.
+ */
+async function waitUntilGone(
+  runId: number,
+  members: number[],
+  signal: NodeJS.Signals,
+  deadline: number,
+  pollMs: number,
+): Promise<boolean> {
+  let known = members;
+  for (;;) {
+    if (known.every((pid) => !isLive(pid))) {
+      known = runMembers(runId);
+      if (known.length === 0) return true;
+      signalEach(known, signal);
+    }
+    if (Date.now() >= deadline) return false;
+    await sleep(pollMs);
+  }
+}
+
+/**
  * The stop ladder for a local run: SIGTERM, wait up to `graceMs` for every member to exit, then
  * SIGKILL and wait (bounded) until none is left. Resolves true when no member remains.
  */
-export async function terminateRun(runId: number, graceMs: number, pollMs = 10): Promise<boolean> {
-  if (signalRun(runId, 'SIGTERM') === 0) return runMembers(runId).length === 0;
-  const termDeadline = Date.now() + graceMs;
-  while (Date.now() < termDeadline) {
-    if (runMembers(runId).length === 0) return true;
-    await sleep(pollMs);
-  }
+export async function terminateRun(runId: number, graceMs: number, pollMs = 2): Promise<boolean> {
+  const members = signalRun(runId, 'SIGTERM');
+  if (await waitUntilGone(runId, members, 'SIGTERM', Date.now() + graceMs, pollMs)) return true;
   // SIGKILL cannot be caught; a process in uninterruptible sleep (D state) may still take a while.
-  const killDeadline = Date.now() + 5_000;
-  do {
-    signalRun(runId, 'SIGKILL');
-    if (runMembers(runId).length === 0) return true;
-    await sleep(pollMs);
-  } while (Date.now() < killDeadline);
-  return runMembers(runId).length === 0;
+  const survivors = signalRun(runId, 'SIGKILL');
+  return waitUntilGone(runId, survivors, 'SIGKILL', Date.now() + 5_000, pollMs);
 }
