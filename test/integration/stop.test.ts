@@ -167,3 +167,23 @@ describe('stop through the API', () => {
     assert.ok((seen.FINISHED ?? 0) > 0 && (seen.STOPPED ?? 0) > 0, JSON.stringify(seen));
   });
 });
+
+describe('instance timeout', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ instanceTimeoutSeconds: 1, stopGraceMs: 200 });
+  });
+  after(() => server.close());
+
+  it('ends a run that exceeds the timeout, with its whole tree, as TIMED_OUT', async () => {
+    const api = server.client();
+    await api.createScript({ name: 'slow', type: 'Shell', content: TREE, connectionName: 'local' });
+    const id = await api.execute('slow');
+    await waitForInstanceProcesses(id, 2);
+    const result = await api.waitFor('slow', id);
+    assert.equal(result.json.status, 'FAILED');
+    assert.equal(result.json.detailedStatus, 'TIMED_OUT');
+    assert.match(result.json.message, /timeout/);
+    assert.deepEqual(processesOfInstance(id), []);
+  });
+});
