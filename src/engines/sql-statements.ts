@@ -21,3 +21,15 @@ export function splitSqlStatements(content: string, dialect: SqlDialect): string
     .map((item) => (typeof item === 'string' ? item : item.text))
     .filter((statement) => !isCommentOnly(statement));
 }
+
+/** Splits a run's content; a splitter failure becomes the run's failure message instead of a throw. */
+export function splitStatementsForRun(
+  content: string,
+  dialect: SqlDialect,
+): { ok: true; statements: string[] } | { ok: false; message: string } {
+  try {
+    return { ok: true, statements: splitSqlStatements(content, dialect) };
+  } catch (error) {
+    return { ok: false, message: `The SQL could not be split into statements: ${String(error)}` };
+  }
+}

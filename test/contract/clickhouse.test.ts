@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import type { RunHandle } from '../../src/domain/instance.js';
 import type { Engine, EngineOutcome } from '../../src/engines/engine.js';
 import { ClickHouseEngine, type ClickHouseTarget } from '../../src/engines/clickhouse/clickhouse-engine.js';
-import { runEngineContract } from './engine-contract.js';
+import { runEngineContract, startEngineRun, type EngineRunOptions } from './engine-contract.js';
 import { clickHouseUnavailableReason, startClickHouse, type TestClickHouse } from '../helpers/clickhouse.js';
 
 const DB = `opendlf_contract_ch_${randomBytes(4).toString('hex')}`;
@@ -127,35 +127,9 @@ if (skipReason) {
   });
 }
 
-/** Starts a run on `engine`; `handle` resolves when the engine reports it. */
-function start(
-  engine: Engine,
-  content: string,
-  options: { database?: string; maxResultRows?: number; stopGraceMs?: number } = {},
-) {
-  const controller = new AbortController();
-  let reported!: (h: RunHandle) => void;
-  const handle = new Promise<RunHandle>((resolve) => (reported = resolve));
-  const outcome: Promise<EngineOutcome> = engine.run(
-    {
-      instanceId: `ch-extra-${randomBytes(3).toString('hex')}`,
-      namespace: { projectId: 'contract', workspaceId: 'ws1' },
-      scriptType: 'ClickHouseSQL',
-      content,
-      database: options.database ?? DB,
-      runDir: '/nonexistent',
-      limits: { maxResultRows: options.maxResultRows ?? 1000, maxOutputBytes: 1, maxResultOutputBytes: 1 },
-    },
-    {
-      signal: controller.signal,
-      stopGraceMs: options.stopGraceMs ?? 2_000,
-      reportHandle: (h) => {
-        reported(h);
-        return Promise.resolve();
-      },
-    },
-  );
-  return { controller, handle, outcome };
+/** Starts a run on `engine` in the test database; see startEngineRun. */
+function start(engine: Engine, content: string, options: EngineRunOptions = {}) {
+  return startEngineRun(engine, 'ClickHouseSQL', content, { database: DB, ...options });
 }
 
 function assertFailed(outcome: EngineOutcome, ...parts: string[]): void {

@@ -5,6 +5,7 @@
  * Each engine's test file is one call to `runEngineContract`.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -164,4 +165,45 @@ export function runEngineContract(fixture: EngineContractFixture): void {
       });
     }
   });
+}
+
+export interface EngineRunOptions {
+  database?: string;
+  maxResultRows?: number;
+  stopGraceMs?: number;
+}
+
+/**
+ * Starts one run directly on an engine (for the engine-specific tests beside the contract);
+ * `handle` resolves when the engine reports it, `controller` aborts it.
+ */
+export function startEngineRun(
+  engine: Engine,
+  scriptType: ScriptType,
+  content: string,
+  options: EngineRunOptions = {},
+) {
+  const controller = new AbortController();
+  let reported!: (h: RunHandle) => void;
+  const handle = new Promise<RunHandle>((resolve) => (reported = resolve));
+  const outcome: Promise<EngineOutcome> = engine.run(
+    {
+      instanceId: `extra-${randomBytes(3).toString('hex')}`,
+      namespace: NS,
+      scriptType,
+      content,
+      database: options.database ?? '',
+      runDir: '/nonexistent',
+      limits: { maxResultRows: options.maxResultRows ?? 1000, maxOutputBytes: 1, maxResultOutputBytes: 1 },
+    },
+    {
+      signal: controller.signal,
+      stopGraceMs: options.stopGraceMs ?? 2_000,
+      reportHandle: (h) => {
+        reported(h);
+        return Promise.resolve();
+      },
+    },
+  );
+  return { controller, handle, outcome };
 }

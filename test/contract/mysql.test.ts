@@ -10,7 +10,7 @@ import mysql from 'mysql2/promise';
 import type { RunHandle } from '../../src/domain/instance.js';
 import type { Engine, EngineOutcome } from '../../src/engines/engine.js';
 import { MysqlEngine, type MysqlTarget } from '../../src/engines/mysql/mysql-engine.js';
-import { runEngineContract } from './engine-contract.js';
+import { runEngineContract, startEngineRun, type EngineRunOptions } from './engine-contract.js';
 
 const SERVER = { host: '127.0.0.1', port: 3306, user: 'root', password: '' };
 const SUFFIX = randomBytes(4).toString('hex');
@@ -101,35 +101,9 @@ runEngineContract({
   workGone: async (handle) => !(await isRunning(threadId(handle))),
 });
 
-/** Starts a run on `engine`; `handle` resolves when the engine reports it. */
-function start(
-  engine: Engine,
-  content: string,
-  options: { database?: string; maxResultRows?: number; stopGraceMs?: number } = {},
-) {
-  const controller = new AbortController();
-  let reported!: (h: RunHandle) => void;
-  const handle = new Promise<RunHandle>((resolve) => (reported = resolve));
-  const outcome: Promise<EngineOutcome> = engine.run(
-    {
-      instanceId: `my-extra-${randomBytes(3).toString('hex')}`,
-      namespace: { projectId: 'contract', workspaceId: 'ws1' },
-      scriptType: 'RDSSQL',
-      content,
-      database: options.database ?? DB,
-      runDir: '/nonexistent',
-      limits: { maxResultRows: options.maxResultRows ?? 1000, maxOutputBytes: 1, maxResultOutputBytes: 1 },
-    },
-    {
-      signal: controller.signal,
-      stopGraceMs: options.stopGraceMs ?? 2_000,
-      reportHandle: (h) => {
-        reported(h);
-        return Promise.resolve();
-      },
-    },
-  );
-  return { controller, handle, outcome };
+/** Starts a run on `engine` in the test database; see startEngineRun. */
+function start(engine: Engine, content: string, options: EngineRunOptions = {}) {
+  return startEngineRun(engine, 'RDSSQL', content, { database: DB, ...options });
 }
 
 /** Another session locks the row; a 2 s lock wait makes a leftover lock fail the test instead of hanging it. */

@@ -7,9 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import type { RunHandle } from '../../src/domain/instance.js';
-import type { Engine, EngineOutcome } from '../../src/engines/engine.js';
+import type { Engine } from '../../src/engines/engine.js';
 import { PostgresEngine, type PostgresTarget } from '../../src/engines/postgres/postgres-engine.js';
-import { runEngineContract } from './engine-contract.js';
+import { runEngineContract, startEngineRun, type EngineRunOptions } from './engine-contract.js';
 
 const SERVER = { host: '127.0.0.1', port: 5432, user: 'postgres', password: '' };
 const DB = `opendlf_contract_pg_${randomBytes(4).toString('hex')}`;
@@ -94,35 +94,9 @@ runEngineContract({
   workGone: async (handle) => !(await isActive(backendPid(handle))),
 });
 
-/** Starts a run on `engine`; `handle` resolves when the engine reports it. */
-function start(
-  engine: Engine,
-  content: string,
-  options: { database?: string; maxResultRows?: number; stopGraceMs?: number } = {},
-) {
-  const controller = new AbortController();
-  let reported!: (h: RunHandle) => void;
-  const handle = new Promise<RunHandle>((resolve) => (reported = resolve));
-  const outcome: Promise<EngineOutcome> = engine.run(
-    {
-      instanceId: `pg-extra-${randomBytes(3).toString('hex')}`,
-      namespace: { projectId: 'contract', workspaceId: 'ws1' },
-      scriptType: 'DWSSQL',
-      content,
-      database: options.database ?? DB,
-      runDir: '/nonexistent',
-      limits: { maxResultRows: options.maxResultRows ?? 1000, maxOutputBytes: 1, maxResultOutputBytes: 1 },
-    },
-    {
-      signal: controller.signal,
-      stopGraceMs: options.stopGraceMs ?? 2_000,
-      reportHandle: (h) => {
-        reported(h);
-        return Promise.resolve();
-      },
-    },
-  );
-  return { controller, handle, outcome };
+/** Starts a run on `engine` in the test database; see startEngineRun. */
+function start(engine: Engine, content: string, options: EngineRunOptions = {}) {
+  return startEngineRun(engine, 'DWSSQL', content, { database: DB, ...options });
 }
 
 /** Another session takes the lock; lock_timeout makes a leftover lock fail the test instead of hanging it. */

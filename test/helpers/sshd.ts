@@ -97,7 +97,12 @@ function sessionProcesses(listener: number): number[] {
   return found;
 }
 
-export async function startSshd(): Promise<TestSshd> {
+export interface SshdOptions {
+  /** Extra sshd_config lines (e.g. `SetEnv HOME=…` for the benchmarks); `{dir}` is the server's temp dir. */
+  readonly extraConfig?: readonly string[];
+}
+
+export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   const dir = mkdtempSync(join(tmpdir(), 'opendlf-sshd-'));
   const hostKeyFile = join(dir, 'host_ed25519');
@@ -131,6 +136,7 @@ export async function startSshd(): Promise<TestSshd> {
         'MaxStartups 100',
         'MaxSessions 20',
         'LogLevel INFO',
+        ...(options.extraConfig ?? []).map((line) => line.replaceAll('{dir}', dir)),
         '',
       ].join('\n'),
     );

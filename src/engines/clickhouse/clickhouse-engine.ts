@@ -29,7 +29,7 @@ import type { RunHandle, StatementResult } from '../../domain/instance.js';
 import type { ScriptType } from '../../domain/script.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
 import { errorResult, StatementResultBuilder, type ResultColumn } from '../sql-result.js';
-import { splitSqlStatements } from '../sql-statements.js';
+import { splitStatementsForRun } from '../sql-statements.js';
 import { StopLadder } from '../stop-ladder.js';
 import { ClickHouseConnectError, ClickHouseHttp, ClickHouseServerError } from './clickhouse-http.js';
 import { JsonCompactReader, type ResultMeta } from './json-compact-reader.js';
@@ -105,19 +105,12 @@ export class ClickHouseEngine implements Engine {
     const { signal } = context;
     const results: StatementResult[] = [];
     const aborted = (): EngineOutcome => ({ kind: 'aborted', results });
-    let statements: string[];
-    try {
-      // ClickHouse quotes like MySQL: strings with backslash escapes ('it\'s'), identifiers in
-      // backticks or double quotes, no dollar quoting — the 'postgres' splitter would end a string
-      // at \' and split at a ; inside it.
-      statements = splitSqlStatements(request.content, 'mysql');
-    } catch (error) {
-      return {
-        kind: 'failed',
-        results,
-        message: `The SQL could not be split into statements: ${String(error)}`,
-      };
-    }
+    // ClickHouse quotes like MySQL: strings with backslash escapes ('it\'s'), identifiers in
+    // backticks or double quotes, no dollar quoting — the 'postgres' splitter would end a string
+    // at \' and split at a ; inside it.
+    const split = splitStatementsForRun(request.content, 'mysql');
+    if (!split.ok) return { kind: 'failed', results, message: split.message };
+    const { statements } = split;
     if (signal.aborted) return aborted();
 
     const prefix = runPrefix(request.instanceId);

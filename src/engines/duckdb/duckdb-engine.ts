@@ -11,7 +11,7 @@ import { DuckDBInstance, DuckDBTypeId, type DuckDBConnection, type DuckDBResult 
 import type { StatementResult } from '../../domain/instance.js';
 import { isSqlScriptType, type Namespace, type ScriptType } from '../../domain/script.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
-import { splitSqlStatements } from '../sql-statements.js';
+import { splitStatementsForRun } from '../sql-statements.js';
 
 const NUMERIC_TYPES = new Set<DuckDBTypeId>([
   DuckDBTypeId.TINYINT,
@@ -65,16 +65,9 @@ export class DuckDbEngine implements Engine {
   async run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome> {
     const { signal } = context;
     const results: StatementResult[] = [];
-    let statements: string[];
-    try {
-      statements = splitSqlStatements(request.content, 'postgres');
-    } catch (error) {
-      return {
-        kind: 'failed',
-        results,
-        message: `The SQL could not be split into statements: ${String(error)}`,
-      };
-    }
+    const split = splitStatementsForRun(request.content, 'postgres');
+    if (!split.ok) return { kind: 'failed', results, message: split.message };
+    const { statements } = split;
     if (signal.aborted) return { kind: 'aborted', results };
     let connection: DuckDBConnection;
     try {

@@ -20,7 +20,7 @@ import { describeDriverError } from '../driver-error.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
 import { SessionSlots } from '../session-slots.js';
 import { errorResult, StatementResultBuilder, type ResultColumn } from '../sql-result.js';
-import { splitSqlStatements } from '../sql-statements.js';
+import { splitStatementsForRun } from '../sql-statements.js';
 import { ABORTED, raceAbort, StopLadder } from '../stop-ladder.js';
 
 /** Where and as whom the engine connects. */
@@ -127,16 +127,9 @@ export class PostgresEngine implements Engine {
     const { signal } = context;
     const results: StatementResult[] = [];
     const aborted = (): EngineOutcome => ({ kind: 'aborted', results });
-    let statements: string[];
-    try {
-      statements = splitSqlStatements(request.content, 'postgres');
-    } catch (error) {
-      return {
-        kind: 'failed',
-        results,
-        message: `The SQL could not be split into statements: ${String(error)}`,
-      };
-    }
+    const split = splitStatementsForRun(request.content, 'postgres');
+    if (!split.ok) return { kind: 'failed', results, message: split.message };
+    const { statements } = split;
     if (signal.aborted) return aborted();
 
     const database = request.database || this.target.database;
