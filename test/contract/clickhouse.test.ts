@@ -254,6 +254,27 @@ describe('clickhouse engine: results, sessions, failures, recovery', { skip: ski
     assert.equal(outcome.results.length, 1);
   });
 
+  it('the server going down mid-run fails the run with a clear message', async () => {
+    const doomed = await startClickHouse();
+    const own = new ClickHouseEngine('clickhouse', target({ port: doomed.port, database: 'default' }));
+    try {
+      const run = start(own, `SELECT 1; ${LONG_RUNNING}; SELECT 2`, { database: 'default' });
+      await run.handle;
+      await new Promise((r) => setTimeout(r, 300));
+      await doomed.stop();
+      const outcome = await run.outcome;
+      assert.equal(outcome.kind, 'failed', JSON.stringify(outcome));
+      assert.ok(outcome.results.length <= 2, 'the statement after the failed one never ran');
+      assert.ok(
+        outcome.kind === 'failed' && /lost|closed|reset|socket|ECONN|hang up/i.test(outcome.message),
+        JSON.stringify(outcome),
+      );
+    } finally {
+      await own.close();
+      await doomed.stop();
+    }
+  });
+
   it('a refused port is a failed outcome with a clear message', async () => {
     const refused = new ClickHouseEngine('clickhouse', target({ port: 1 }));
     try {

@@ -220,6 +220,21 @@ describe('mysql engine: sessions, failures, types', () => {
     }
   });
 
+  it('the server dropping the connection mid-run fails the run with a clear message', async () => {
+    const run = start(engine, 'SELECT 1; SELECT SLEEP(300); SELECT 2');
+    const id = threadId(await run.handle);
+    await waitUntilRunning(id);
+    await observer.query(`KILL CONNECTION ${Number(id)}`);
+    const outcome = await run.outcome;
+    assert.equal(outcome.kind, 'failed', JSON.stringify(outcome));
+    assert.ok(outcome.results.length <= 2, 'the third statement never ran');
+    assert.ok(
+      outcome.kind === 'failed' && /connection|lost|closed|killed/i.test(outcome.message),
+      JSON.stringify(outcome),
+    );
+    assert.equal((await start(engine, 'SELECT 1').outcome).kind, 'succeeded');
+  });
+
   it('an unknown database is a failed outcome with a clear message', async () => {
     const outcome = await start(engine, 'SELECT 1', { database: 'opendlf_no_such_database' }).outcome;
     assertFailed(outcome, "Unknown database 'opendlf_no_such_database'");

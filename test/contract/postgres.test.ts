@@ -257,6 +257,20 @@ describe('postgres engine: sessions, failures, types', () => {
     }
   });
 
+  it('the database dropping the session mid-run fails the run with a clear message', async () => {
+    // What a server restart or crash looks like to one session: the backend goes away mid-statement.
+    const run = start(engine, 'SELECT 1; SELECT pg_sleep(300); SELECT 2');
+    const pid = backendPid(await run.handle);
+    await waitUntilRunning(pid);
+    await observer.query('SELECT pg_terminate_backend($1)', [pid]);
+    const outcome = await run.outcome;
+    assert.equal(outcome.kind, 'failed', JSON.stringify(outcome));
+    assert.ok(outcome.kind === 'failed' && /terminat/i.test(outcome.message), JSON.stringify(outcome));
+    assert.equal(outcome.results.length, 2, 'the first statement kept its result; the third never ran');
+    // The engine is still usable afterwards.
+    assert.equal((await start(engine, 'SELECT 1').outcome).kind, 'succeeded');
+  });
+
   it('an unknown database is a failed outcome with a clear message', async () => {
     const outcome = await start(engine, 'SELECT 1', { database: 'opendlf_no_such_database' }).outcome;
     assert.equal(outcome.kind, 'failed');
