@@ -21,6 +21,8 @@ const ConfigSchema = Type.Object(
     defaultWorkspace: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
     /** Declared workspace ids; empty accepts any well-formed id. */
     workspaces: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' })),
+    /** Workspaces with review (approval) enabled: scripts need a listed approver's approval before they run. */
+    reviewWorkspaces: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' })),
     maxConcurrentRuns: Type.Integer({ minimum: 1, maximum: 10_000 }),
     instanceTimeoutSeconds: Type.Number({ exclusiveMinimum: 0 }),
     stopGraceMs: Type.Integer({ minimum: 0, maximum: 600_000 }),
@@ -41,6 +43,28 @@ const ConfigSchema = Type.Object(
     sshHostKeyPolicy: Type.Union([Type.Literal('record'), Type.Literal('reject')]),
     /** Bound on connecting to a database or SSH host. */
     connectTimeoutMs: Type.Integer({ minimum: 100, maximum: 600_000 }),
+    /** Credentials accepted besides those in the data directory's store (`opendlf credentials …`). */
+    credentials: Type.Array(
+      Type.Object(
+        {
+          accessKey: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{8,128}$' })),
+          secretKey: Type.Optional(Type.String({ minLength: 16 })),
+          token: Type.Optional(Type.String({ minLength: 16 })),
+          projects: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+          grants: Type.Array(
+            Type.Object({
+              workspace: Type.String({ minLength: 1 }),
+              role: Type.Union(['admin', 'developer', 'operator', 'viewer'].map((r) => Type.Literal(r))),
+            }),
+            { minItems: 1 },
+          ),
+          expiresAt: Type.Optional(Type.String({ minLength: 1 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** Allowed difference between a signed request's X-Sdk-Date and the server clock. */
+    signatureMaxSkewSeconds: Type.Integer({ minimum: 1, maximum: 86_400 }),
     /** Binding a non-loopback address without authentication must be asked for explicitly. */
     allowUnauthenticatedRemote: Type.Boolean(),
   },
@@ -56,6 +80,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   logLevel: 'info',
   defaultWorkspace: 'default',
   workspaces: [],
+  reviewWorkspaces: [],
   maxConcurrentRuns: 8,
   instanceTimeoutSeconds: 24 * 3600,
   stopGraceMs: 2_000,
@@ -69,6 +94,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
   localEngine: { enabled: true, shell: 'bash', python: 'python3' },
   sshHostKeyPolicy: 'record',
   connectTimeoutMs: 10_000,
+  credentials: [],
+  signatureMaxSkewSeconds: 900,
   allowUnauthenticatedRemote: false,
 };
 

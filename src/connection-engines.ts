@@ -6,7 +6,7 @@
  * resolver reports as "not supported by this server".
  */
 import { readFileSync, realpathSync } from 'node:fs';
-import { isAbsolute, relative, resolve } from 'node:path';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { Connection } from './domain/connection.js';
 import { ClickHouseEngine } from './engines/clickhouse/clickhouse-engine.js';
 import type { Engine } from './engines/engine.js';
@@ -35,13 +35,28 @@ function port(config: Connection['config'], fallback: number): number {
   return Number.isInteger(value) && value > 0 ? value : fallback;
 }
 
+/** Whether `path` is strictly below `root` (both absolute). */
+function isInside(root: string, path: string): boolean {
+  const rel = relative(root, path);
+  return rel !== '' && !isAbsolute(rel) && !rel.split(sep).includes('..');
+}
+
 function readKeyFile(dir: string, location: string): string {
-  const root = realpathSync(resolve(dir));
-  const file = realpathSync(isAbsolute(location) ? location : resolve(root, location));
-  const rel = relative(root, file);
-  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
-    throw new Error(`keyLocation must name a file inside the server's SSH key directory (${dir})`);
+  const outside = new Error(`keyLocation must name a file inside the server's SSH key directory (${dir})`);
+  const lexicalRoot = resolve(dir);
+  const root = realpathSync(lexicalRoot);
+  const candidate = isAbsolute(location) ? resolve(location) : resolve(root, location);
+  // Lexical check before touching the file system: a path outside the directory is refused the same
+  // way whether or not it exists, so the error cannot be used to probe for server files.
+  if (!isInside(root, candidate) && !isInside(lexicalRoot, candidate)) throw outside;
+  let file: string;
+  try {
+    file = realpathSync(candidate);
+  } catch {
+    throw new Error(`keyLocation names no readable file in the server's SSH key directory: ${location}`);
   }
+  // A symlink inside the directory must not lead out of it.
+  if (!isInside(root, file)) throw outside;
   return readFileSync(file, 'utf8');
 }
 

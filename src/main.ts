@@ -17,6 +17,8 @@ import { connectionEngineFactory } from './connection-engines.js';
 import { ConnectionResolver, type BuiltInConnection } from './services/connection-resolver.js';
 import { ConnectionService } from './services/connection-service.js';
 import { SecretCipher } from './services/secret-cipher.js';
+import { CredentialDirectory, type AuthMode } from './services/credential-directory.js';
+import type { Store } from './store/store.js';
 import { ExecutionService } from './services/execution-service.js';
 import { ScriptService } from './services/script-service.js';
 import { WorkspaceResolver } from './services/workspace-resolver.js';
@@ -27,6 +29,8 @@ export interface RunningServer {
   readonly host: string;
   readonly port: number;
   readonly nodeId: string;
+  /** `none` when no credentials are configured (anonymous admin, loopback only), else `enforced`. */
+  readonly authMode: AuthMode;
   readonly supervisor: RunSupervisor;
   /** Stops accepting, ends running instances (bounded by shutdownWaitMs), closes engines and store. */
   close(): Promise<void>;
@@ -64,20 +68,35 @@ export function createLogger(config: ServerConfig): Logger {
   return pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination(2));
 }
 
+/**
+ * Opens a data directory: creates it (0700), its SQLite store (migrated) and the secret cipher.
+ * Shared by the server and the admin CLI, which manage the same files.
+ */
+export async function openDataDirectory(
+  dir: string,
+): Promise<{ dataDir: string; store: Store; cipher: SecretCipher }> {
+  const dataDir = resolve(dir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const cipher = new SecretCipher(secretKeyFor(dataDir, process.env.OPENDLF_SECRET_KEY));
+  const store = await openSqliteStore(join(dataDir, 'opendlf.sqlite'));
+  return { dataDir, store, cipher };
+}
+
 export async function startServer(
   config: ServerConfig,
   logger = createLogger(config),
 ): Promise<RunningServer> {
-  if (!isLoopback(config.host) && !config.allowUnauthenticatedRemote) {
+  const { dataDir, store, cipher } = await openDataDirectory(config.dataDir);
+  const nodeId = nodeIdFor(dataDir);
+  const credentials = new CredentialDirectory(store.credentials, cipher, config.credentials);
+  const authMode = await credentials.mode();
+  if (authMode === 'none' && !isLoopback(config.host) && !config.allowUnauthenticatedRemote) {
+    await store.close();
     throw new Error(
-      `refusing to bind ${config.host}: opendlf has no authentication configured, so it binds to loopback ` +
-        'only. Pass --allow-unauthenticated-remote to expose it anyway.',
+      `refusing to bind ${config.host}: opendlf has no credentials configured, so it binds to loopback ` +
+        'only. Add credentials (opendlf credentials add …) or pass --allow-unauthenticated-remote.',
     );
   }
-  const dataDir = resolve(config.dataDir);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const nodeId = nodeIdFor(dataDir);
-  const store = await openSqliteStore(join(dataDir, 'opendlf.sqlite'));
 
   const duckdb = new DuckDbEngine(join(dataDir, 'duckdb'));
   const engines: Engine[] = [duckdb];
@@ -102,7 +121,6 @@ export async function startServer(
     builtIns.push({ name: 'local', type: 'LOCAL', engines: [shell, python] });
   }
 
-  const cipher = new SecretCipher(secretKeyFor(dataDir, process.env.OPENDLF_SECRET_KEY));
   const importDir = join(dataDir, 'imports');
   const sshKeyDir = join(dataDir, 'ssh-keys');
   mkdirSync(importDir, { recursive: true, mode: 0o700 });
@@ -138,7 +156,7 @@ export async function startServer(
   );
   await supervisor.recover(nodeId, (instance) => resolver.engineForRecovery(instance));
 
-  const scripts = new ScriptService(store, supervisor, 'opendlf');
+  const scripts = new ScriptService(store, supervisor, config.reviewWorkspaces);
   const executions = new ExecutionService(store, scripts, resolver, supervisor, nodeId);
   const connections = new ConnectionService(store, cipher, resolver, importDir);
   const workspaces = new WorkspaceResolver({
@@ -152,6 +170,7 @@ export async function startServer(
     workspaces,
     logger,
     bodyLimitBytes: config.bodyLimitBytes,
+    auth: { credentials, maxSkewMs: config.signatureMaxSkewSeconds * 1000 },
   });
   const sweeper = new RetentionSweeper(
     store.instances,
@@ -172,6 +191,7 @@ export async function startServer(
     host: config.host,
     port,
     nodeId,
+    authMode,
     supervisor,
     close() {
       closing ??= (async () => {

@@ -2,8 +2,9 @@
  * The `opendlf` command line. `opendlf serve` starts the service (what `npm start` runs).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ConfigError, loadConfig, type ConfigOverrides } from '../config.js';
+import { ConfigError, isLoopback, loadConfig, type ConfigOverrides } from '../config.js';
 import { startServer } from '../main.js';
+import { registerCredentialsCommand } from './credentials-command.js';
 
 function integer(value: string): number {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError('must be a non-negative integer');
@@ -75,7 +76,13 @@ export function buildCli(): Command {
         overrides,
       });
       const server = await startServer(config);
-      process.stdout.write(`opendlf listening on ${server.url}\n`);
+      const auth =
+        server.authMode === 'enforced'
+          ? 'AK/SK signatures and tokens'
+          : isLoopback(config.host)
+            ? 'none, no credentials configured; loopback only'
+            : 'NONE — unauthenticated and reachable from the network';
+      process.stdout.write(`opendlf listening on ${server.url} (auth: ${auth})\n`);
       let signals = 0;
       const shutdown = (signal: NodeJS.Signals) => {
         signals += 1;
@@ -93,6 +100,7 @@ export function buildCli(): Command {
       process.on('SIGTERM', shutdown);
     });
 
+  registerCredentialsCommand(program);
   return program;
 }
 

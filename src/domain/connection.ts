@@ -4,7 +4,7 @@
  * unless a client asks for extension types (the GO client fails on any type it does not know).
  */
 import { DlfError, invalidParameter } from './dlf-error.js';
-import { toWireString } from './wire-values.js';
+import { assertMapKey, toWireString } from './wire-values.js';
 
 export const V1_CONNECTION_TYPES = ['DWS', 'DLI', 'SparkSQL', 'HIVE', 'RDS', 'CloudTable', 'HOST'] as const;
 export const EXTENSION_CONNECTION_TYPES = ['CLICKHOUSE'] as const;
@@ -79,6 +79,7 @@ export function parseConnectionInput(body: unknown): ConnectionInput {
   const config: ConnectionConfig = {};
   for (const [key, value] of Object.entries(rawConfig as Record<string, unknown>)) {
     if (key.length > 64) throw invalidParameter(`config key '${key.slice(0, 64)}…' is too long`);
+    assertMapKey(key, 'config');
     config[key] = key === 'sslEnable' ? parseBoolean(key, value) : toWireString(value);
   }
   const port = config.port;

@@ -28,7 +28,8 @@ export const ERROR_REGISTRY = {
   'DLF.0803': { status: 400, message: 'The OBS path is invalid.' },
   'DLF.0815': { status: 400, message: 'The OBS file fails to be accessed.' },
   'DLF.20810': { status: 400, message: 'The task does not exist.' },
-  'DLF.6888': { status: 400, message: 'Invalid account permissions.' },
+  /** Role or project violations. DataArts answers 400; the security spec of opendlf asks for 403. */
+  'DLF.6888': { status: 403, message: 'Invalid account permissions.' },
   'DLF.0819': { status: 400, message: 'The workspace ID does not exist.' },
   'DLF.3051': { status: 400, message: 'The request parameter is invalid.' },
   'APIGW.0101': {
@@ -36,12 +37,22 @@ export const ERROR_REGISTRY = {
     message: 'The API does not exist or has not been published in the environment.',
   },
   'APIGW.0201': { status: 413, message: 'Request entity too large.' },
+  /** The HTTP parser refused the request headers as too large (Node's limit, 16 KB by default). */
+  'OPENDLF.0431': { status: 431, message: 'The request header fields are too large.' },
+  /** The request headers or body did not arrive within the server's request timeout. */
+  'OPENDLF.0408': { status: 408, message: 'The request was not received in time.' },
+  /** An `Expect` header other than 100-continue. */
+  'OPENDLF.0417': { status: 417, message: 'The expectation given in the Expect header cannot be met.' },
+  /** Missing, malformed, expired or wrong credentials (the gateway's code for IAM failures). */
+  'APIGW.0301': { status: 401, message: 'Incorrect IAM authentication information.' },
   /** A connection exists but cannot run this script type (no engine, or the type does not match). */
   'OPENDLF.0601': { status: 400, message: 'The script type cannot be executed on this connection.' },
   /** `ischeck=true`: the connection could not be reached or logged in to. */
   'OPENDLF.0602': { status: 400, message: 'The connection test failed.' },
   /** The connection type is stored but this server has no engine for it. */
   'OPENDLF.0603': { status: 400, message: 'This connection type is not supported by this server.' },
+  /** Review is enabled in the workspace and the script is not approved. */
+  'OPENDLF.0604': { status: 400, message: 'The script is not approved for execution.' },
   /** The server is shutting down and accepts no new executions. */
   'OPENDLF.0503': { status: 503, message: 'The server is shutting down.' },
   /** Anything unexpected: logged with the request id, answered without internals. */

@@ -46,6 +46,8 @@ export interface Instance {
   startedAt: Date | null;
   endedAt: Date | null;
   stopRequestedAt: Date | null;
+  /** Who asked for the stop (principal id), for the audit trail. */
+  stopRequestedBy: string | null;
   /** Human-readable reason for FAILED/STOPPED/TIMED_OUT/ABORTED. */
   message: string;
   exitCode: number | null;

@@ -25,7 +25,7 @@ export function parseExecuteParams(body: unknown): ScriptParams {
   if (entries.length > MAX_PARAMS) throw invalidParameter(`at most ${MAX_PARAMS} params are allowed`);
   const out: Record<string, string> = {};
   for (const [name, value] of entries) {
-    if (!PARAM_NAME_PATTERN.test(name)) {
+    if (!PARAM_NAME_PATTERN.test(name) || name === '__proto__') {
       throw invalidParameter(
         `parameter name '${name}' must be 1-16 letters, digits, underscores, hyphens, < or >`,
       );

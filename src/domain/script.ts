@@ -3,7 +3,7 @@
  * applies on input. No I/O here.
  */
 import { DlfError, invalidParameter } from './dlf-error.js';
-import { toWireString } from './wire-values.js';
+import { assertMapKey, toWireString } from './wire-values.js';
 
 /** Script types the API accepts, exactly as DataArts spells them (case-sensitive). */
 export const SCRIPT_TYPES = [
@@ -72,7 +72,17 @@ export interface ScriptInput {
   approvers?: JobApprover[];
 }
 
+/**
+ * Review (approval) state, only meaningful in workspaces with review enabled: NONE when review is
+ * off; SAVED (not submitted), PENDING (submitted, waiting for an approver), APPROVED, REJECTED.
+ * Only APPROVED scripts may be executed in a review workspace.
+ */
+export type ApprovalState = 'NONE' | 'SAVED' | 'PENDING' | 'APPROVED' | 'REJECTED';
+
 export interface Script extends ScriptInput {
+  approvalState: ApprovalState;
+  /** Who approved or rejected it (principal id), or null. */
+  approvedBy: string | null;
   /** Server-assigned id (PY's ScriptInfo.id). */
   readonly id: string;
   readonly namespace: Namespace;
@@ -132,6 +142,7 @@ export function normaliseConfiguration(configuration: unknown): Record<string, s
   }
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(configuration as Record<string, unknown>)) {
+    assertMapKey(key, 'configuration');
     out[key] = toWireString(value);
   }
   return out;
@@ -162,6 +173,14 @@ function parseApprovers(value: unknown): JobApprover[] | undefined {
  * Validates and normalises a create/modify body. Errors: missing or unknown `type` ⇒ DLF.6247;
  * everything else ⇒ DLF.3051 with a message naming the field.
  */
+/** The parsed JSON of a delete body: `{approvers}` (optional; required in review workspaces). */
+export function parseDeleteBody(body: unknown): JobApprover[] | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body !== 'object' || Array.isArray(body))
+    throw invalidParameter('the request body must be a JSON object');
+  return parseApprovers((body as Record<string, unknown>).approvers);
+}
+
 export function parseScriptInput(body: unknown): ScriptInput {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw invalidParameter('the request body must be a JSON object');
@@ -172,7 +191,7 @@ export function parseScriptInput(body: unknown): ScriptInput {
   if (!isScriptType(b.type)) {
     throw new DlfError(
       'DLF.6247',
-      `The script type is not specified or not supported: ${JSON.stringify(b.type)}. Supported: ${SCRIPT_TYPES.join(', ')}.`,
+      `The script type is not specified or not supported: ${typeof b.type === 'string' ? JSON.stringify(b.type.slice(0, 64)) : typeof b.type}. Supported: ${SCRIPT_TYPES.join(', ')}.`,
     );
   }
   const content = b.content === undefined || b.content === null ? '' : b.content;

@@ -6,14 +6,29 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
+import type { Action } from '../domain/access.js';
 import { invalidParameter } from '../domain/dlf-error.js';
 import type { ConnectionService } from '../services/connection-service.js';
 import type { ExecutionService } from '../services/execution-service.js';
 import type { ScriptService } from '../services/script-service.js';
 import type { WorkspaceResolver } from '../services/workspace-resolver.js';
 import { registerConnectionRoutes } from './connection-routes.js';
-import { handleError, sendError } from './error-handler.js';
-import { jsonBody, namespaceOf, sendJson, singleQuery, type Query } from './request-helpers.js';
+import {
+  handleClientError,
+  handleError,
+  handleFrameworkError,
+  installServerErrorHandlers,
+  sendError,
+} from './error-handler.js';
+import { jsonBody, sendJson, singleQuery, type Query } from './request-helpers.js';
+import {
+  actorOf,
+  authorizedNamespace,
+  principalOf,
+  registerAuthentication,
+  type AuthOptions,
+} from './auth/authenticate.js';
+import { registerAuditLog } from './auth/audit-log.js';
 import {
   instanceResultRepresentation,
   instanceSummaryRepresentation,
@@ -25,6 +40,7 @@ export interface HttpDependencies {
   readonly executions: ExecutionService;
   readonly connections: ConnectionService;
   readonly workspaces: WorkspaceResolver;
+  readonly auth: AuthOptions;
   readonly logger: Logger;
   /** Raw request body limit; larger bodies get 413 before they are buffered in full. Default 12 MB. */
   readonly bodyLimitBytes: number;
@@ -39,6 +55,9 @@ export function buildApp(deps: HttpDependencies) {
     loggerInstance: logger,
     bodyLimit: deps.bodyLimitBytes,
     genReqId: () => randomUUID(),
+    // Undecodable %-escapes, over-long path segments and HTTP parser errors get the DLF envelope too.
+    frameworkErrors: handleFrameworkError,
+    clientErrorHandler: handleClientError,
     routerOptions: {
       // Script names are up to 128 characters, percent-encoded by PY: the default of 100 is too short.
       maxParamLength: 1024,
@@ -58,19 +77,25 @@ export function buildApp(deps: HttpDependencies) {
   });
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((_request, reply) => sendError(reply, 'APIGW.0101'));
+  installServerErrorHandlers(app.server);
+
+  registerAuthentication(app, deps.auth);
+  registerAuditLog(app);
 
   const json = sendJson;
-  const ns = (request: Parameters<typeof namespaceOf>[1]) => namespaceOf(deps.workspaces, request);
+  /** Every /v1 route names the action it needs; the principal must hold it in the namespace. */
+  const ns = (request: Parameters<typeof authorizedNamespace>[1], action: Action) =>
+    authorizedNamespace(deps.workspaces, request, action);
 
   const base = '/v1/:projectId/scripts';
 
   app.post<{ Params: Params }>(base, async (request, reply) => {
-    await deps.scripts.create(ns(request), jsonBody(request));
+    await deps.scripts.create(ns(request, 'write'), jsonBody(request), principalOf(request));
     return reply.status(204).send();
   });
 
   app.get<{ Params: Params; Querystring: Query }>(base, async (request, reply) => {
-    const page = await deps.scripts.list(ns(request), {
+    const page = await deps.scripts.list(ns(request, 'read'), {
       offset: singleQuery(request.query, 'offset'),
       limit: singleQuery(request.query, 'limit'),
       scriptName: singleQuery(request.query, 'scriptName'),
@@ -79,38 +104,58 @@ export function buildApp(deps: HttpDependencies) {
   });
 
   app.get<{ Params: Params }>(`${base}/:scriptName`, async (request, reply) => {
-    const script = await deps.scripts.get(ns(request), request.params.scriptName);
+    const script = await deps.scripts.get(ns(request, 'read'), request.params.scriptName);
     return json(reply, 200, scriptRepresentation(script));
   });
 
   app.put<{ Params: Params }>(`${base}/:scriptName`, async (request, reply) => {
-    await deps.scripts.update(ns(request), request.params.scriptName, jsonBody(request));
+    await deps.scripts.update(
+      ns(request, 'write'),
+      request.params.scriptName,
+      jsonBody(request),
+      principalOf(request),
+    );
     return reply.status(204).send();
   });
 
   app.delete<{ Params: Params }>(`${base}/:scriptName`, async (request, reply) => {
-    jsonBody(request); // Optional `{approvers}` (review mode is not implemented); still must be JSON.
-    await deps.scripts.delete(ns(request), request.params.scriptName);
+    await deps.scripts.delete(ns(request, 'write'), request.params.scriptName, jsonBody(request));
     return reply.status(204).send();
   });
 
   app.post<{ Params: Params }>(`${base}/:scriptName/execute`, async (request, reply) => {
-    const namespace = ns(request);
+    const namespace = ns(request, 'execute');
     const instanceId = await deps.executions.execute(namespace, request.params.scriptName, jsonBody(request));
     return json(reply, 200, { instanceId });
   });
 
   app.get<{ Params: Params }>(`${base}/:scriptName/instances/:instanceId`, async (request, reply) => {
     const { scriptName, instanceId } = request.params;
-    const instance = await deps.executions.getInstance(ns(request), scriptName, instanceId);
+    const instance = await deps.executions.getInstance(ns(request, 'read'), scriptName, instanceId);
     return json(reply, 200, instanceResultRepresentation(instance));
   });
 
   app.post<{ Params: Params }>(`${base}/:scriptName/instances/:instanceId/stop`, async (request, reply) => {
     const { scriptName, instanceId } = request.params;
-    await deps.executions.stop(ns(request), scriptName, instanceId);
+    await deps.executions.stop(ns(request, 'stop'), scriptName, instanceId, actorOf(request));
     return reply.status(204).send();
   });
+
+  // Extension: review decisions by a listed approver, in workspaces with review enabled.
+  for (const [path, decision] of [
+    ['approve', 'APPROVED'],
+    ['reject', 'REJECTED'],
+  ] as const) {
+    app.post<{ Params: Params }>(`${base}/:scriptName/${path}`, async (request, reply) => {
+      await deps.scripts.review(
+        ns(request, 'read'),
+        request.params.scriptName,
+        decision,
+        principalOf(request),
+      );
+      return reply.status(204).send();
+    });
+  }
 
   // Extension: recent instances of a script, newest first (`limit` 1-1000, default 10).
   app.get<{ Params: Params; Querystring: Query }>(`${base}/:scriptName/instances`, async (request, reply) => {
@@ -119,7 +164,7 @@ export function buildApp(deps: HttpDependencies) {
       throw invalidParameter('limit must be an integer from 1 to 1000');
     }
     const instances = await deps.executions.listInstances(
-      ns(request),
+      ns(request, 'read'),
       request.params.scriptName,
       Number(rawLimit),
     );

@@ -4,9 +4,12 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { invalidParameter } from '../domain/dlf-error.js';
+import { toWireString } from '../domain/wire-values.js';
 import type { ConnectionService, ImportRequest } from '../services/connection-service.js';
 import type { WorkspaceResolver } from '../services/workspace-resolver.js';
-import { booleanQuery, jsonBody, namespaceOf, sendJson, singleQuery, type Query } from './request-helpers.js';
+import type { Action } from '../domain/access.js';
+import { authorizedNamespace } from './auth/authenticate.js';
+import { booleanQuery, jsonBody, sendJson, singleQuery, type Query } from './request-helpers.js';
 
 type Params = { projectId: string; connectionName: string; taskId: string };
 
@@ -39,7 +42,8 @@ function parseImportOptions(b: Record<string, unknown>): Omit<ImportRequest, 'zi
       name: p.name,
       ...(typeof type === 'string' ? { type } : {}),
       params: Object.fromEntries(
-        Object.entries(values as Record<string, unknown>).map(([k, v]) => [k, String(v)]),
+        // Not String(v): `{"toString": 1}` has no callable toString and would throw a TypeError (500).
+        Object.entries(values as Record<string, unknown>).map(([k, v]) => [k, toWireString(v)]),
       ),
     };
   });
@@ -51,15 +55,16 @@ export function registerConnectionRoutes(
   deps: { connections: ConnectionService; workspaces: WorkspaceResolver },
 ): void {
   const base = '/v1/:projectId/connections';
-  const ns = (request: Parameters<typeof namespaceOf>[1]) => namespaceOf(deps.workspaces, request);
+  const ns = (request: Parameters<typeof authorizedNamespace>[1], action: Action) =>
+    authorizedNamespace(deps.workspaces, request, action);
 
   app.post<{ Params: Params }>(base, async (request, reply) => {
-    await deps.connections.create(ns(request), jsonBody(request));
+    await deps.connections.create(ns(request, 'write'), jsonBody(request));
     return reply.status(204).send();
   });
 
   app.get<{ Params: Params; Querystring: Query }>(base, async (request, reply) => {
-    const page = await deps.connections.list(ns(request), {
+    const page = await deps.connections.list(ns(request, 'read'), {
       offset: singleQuery(request.query, 'offset'),
       limit: singleQuery(request.query, 'limit'),
       connectionName: singleQuery(request.query, 'connectionName'),
@@ -71,7 +76,7 @@ export function registerConnectionRoutes(
   // Static segments win over parameters in the router, so a connection named `export` or `import`
   // is still reachable with GET/PUT/DELETE; only these two POSTs are taken.
   app.post<{ Params: Params }>(`${base}/export`, async (request, reply) => {
-    const zip = await deps.connections.export(ns(request));
+    const zip = await deps.connections.export(ns(request, 'read'));
     return reply
       .status(200)
       .header('content-type', 'application/octet-stream')
@@ -93,27 +98,36 @@ export function registerConnectionRoutes(
     } else {
       importRequest = parseImportBody(jsonBody(request));
     }
-    const taskId = await deps.connections.import(ns(request), importRequest);
+    const taskId = await deps.connections.import(ns(request, 'write'), importRequest);
     return sendJson(reply, 200, { taskId });
   });
 
   app.get<{ Params: Params }>(`${base}/:connectionName`, async (request, reply) => {
-    return sendJson(reply, 200, await deps.connections.get(ns(request), request.params.connectionName));
+    return sendJson(
+      reply,
+      200,
+      await deps.connections.get(ns(request, 'read'), request.params.connectionName),
+    );
   });
 
   app.put<{ Params: Params; Querystring: Query }>(`${base}/:connectionName`, async (request, reply) => {
     const check = booleanQuery(request.query, 'ischeck');
-    await deps.connections.update(ns(request), request.params.connectionName, jsonBody(request), check);
+    await deps.connections.update(
+      ns(request, 'write'),
+      request.params.connectionName,
+      jsonBody(request),
+      check,
+    );
     return reply.status(204).send();
   });
 
   app.delete<{ Params: Params }>(`${base}/:connectionName`, async (request, reply) => {
-    await deps.connections.delete(ns(request), request.params.connectionName);
+    await deps.connections.delete(ns(request, 'write'), request.params.connectionName);
     return reply.status(204).send();
   });
 
   app.get<{ Params: Params }>('/v1/:projectId/system-tasks/:taskId', async (request, reply) => {
-    const task = await deps.connections.systemTask(ns(request), request.params.taskId);
+    const task = await deps.connections.systemTask(ns(request, 'read'), request.params.taskId);
     return sendJson(reply, 200, {
       id: task.id,
       name: task.name,

@@ -3,6 +3,9 @@
  * DLF envelope; framework errors (body too large, bad request line) map to documented codes;
  * anything else is logged with the request id and answered as a generic 500 without internals.
  */
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { DlfError, ERROR_REGISTRY, type DlfErrorCode } from '../domain/dlf-error.js';
 
@@ -33,4 +36,85 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
   }
   request.log.error({ err: error }, 'unhandled error');
   return sendError(reply, 'OPENDLF.0500');
+}
+
+/**
+ * Fastify's `frameworkErrors`: router failures that happen before any hook runs (so without the
+ * x-request-id the onRequest hook sets): a path whose %-escapes do not decode (`%ZZ`, overlong UTF-8
+ * such as `%C0%AF`) or a path parameter longer than `maxParamLength`. Both are invalid parameters.
+ */
+export function handleFrameworkError(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  void reply.header('x-request-id', request.id);
+  if (error.code === 'FST_ERR_BAD_URL') {
+    void sendError(
+      reply,
+      'DLF.3051',
+      'The request parameter is invalid: the URL path is not validly percent-encoded',
+    );
+  } else if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    void sendError(reply, 'DLF.3051', 'The request parameter is invalid: a URL path segment is too long');
+  } else {
+    void handleError(error, request, reply);
+  }
+}
+
+/**
+ * Fastify's `clientErrorHandler`: the HTTP parser refused the request (bad request line or header
+ * characters, unknown method, conflicting Content-Length/Transfer-Encoding, headers over the size
+ * limit, header timeout). No request object exists, so the DLF envelope is written to the socket
+ * directly, with `Connection: close` because the connection cannot be reused.
+ */
+function rawErrorResponse(code: DlfErrorCode, message: string): string {
+  const status = ERROR_REGISTRY[code].status;
+  const body = JSON.stringify(errorBody(code, message));
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
+    `x-request-id: ${randomUUID()}\r\n` +
+    `content-type: ${JSON_CONTENT_TYPE}\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\n` +
+    `connection: close\r\n\r\n${body}`
+  );
+}
+
+export function handleClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const code: DlfErrorCode =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? 'OPENDLF.0431'
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? 'OPENDLF.0408'
+        : 'DLF.3051';
+  const message =
+    code === 'DLF.3051'
+      ? 'The request parameter is invalid: malformed HTTP request'
+      : ERROR_REGISTRY[code].message;
+  // A response already under way (parser error in a pipelined request) must not be interleaved.
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (socket.writable && !inFlight?.headersSent) socket.write(rawErrorResponse(code, message));
+  socket.destroy(error);
+}
+
+/**
+ * Requests node:http answers itself unless told otherwise, bypassing fastify: CONNECT (the socket
+ * would be dropped without a response) and an `Expect` other than 100-continue (a bare 417).
+ */
+export function installServerErrorHandlers(server: Server): void {
+  server.on('connect', (_request: IncomingMessage, socket: Socket) => {
+    if (socket.writable) socket.write(rawErrorResponse('APIGW.0101', ERROR_REGISTRY['APIGW.0101'].message));
+    socket.destroy();
+  });
+  server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
+    const body = JSON.stringify(errorBody('OPENDLF.0417', ERROR_REGISTRY['OPENDLF.0417'].message));
+    response.writeHead(417, {
+      'x-request-id': randomUUID(),
+      'content-type': JSON_CONTENT_TYPE,
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    });
+    response.end(body);
+  });
 }

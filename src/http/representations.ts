@@ -22,6 +22,10 @@ export function scriptRepresentation(script: Script) {
     version: script.version,
     createUser: script.createUser,
     autoAcquireLock: true,
+    // Extension, only in workspaces with review enabled.
+    ...(script.approvalState !== 'NONE'
+      ? { approvalStatus: script.approvalState, approvedBy: script.approvedBy }
+      : {}),
   };
 }
 
@@ -45,6 +49,7 @@ export function instanceResultRepresentation(instance: Instance) {
     startTime: iso(instance.startedAt),
     endTime: iso(instance.endedAt),
     stopRequestTime: iso(instance.stopRequestedAt),
+    stoppedBy: instance.stopRequestedBy,
     exitCode: instance.exitCode,
   };
 }

@@ -7,17 +7,58 @@ import { JSON_CONTENT_TYPE } from './error-handler.js';
 
 export type Query = Record<string, string | string[] | undefined>;
 
-/** Parses a raw body: empty ⇒ undefined (PY/GO send empty bodies with JSON content types). */
+/**
+ * No DataArts body nests deeper than a handful of levels. Deeper documents are refused before any
+ * recursive code (JSON.stringify of a `configuration` value, error messages) can overflow the stack.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/** Nesting depth of a text already known to be valid JSON: an iterative scan, no recursion. */
+function jsonDepthExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      // A backslash escapes the next character (which may be a quote).
+      if (c === 0x5c) i += 1;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      depth += 1;
+      if (depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth -= 1;
+  }
+  return false;
+}
+
+/** Fatal: invalid UTF-8 is refused rather than silently turned into U+FFFD and stored. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Parses a raw body: empty ⇒ undefined (PY/GO send empty bodies with JSON content types).
+ * Invalid UTF-8, malformed JSON and nesting deeper than {@link MAX_JSON_DEPTH} ⇒ DLF.3051.
+ */
 export function jsonBody(request: FastifyRequest): unknown {
   const raw = request.body;
   if (!Buffer.isBuffer(raw) || raw.length === 0) return undefined;
-  const text = raw.toString('utf8');
-  if (text.trim() === '') return undefined;
+  let text: string;
   try {
-    return JSON.parse(text) as unknown;
+    text = utf8.decode(raw);
+  } catch {
+    throw invalidParameter('the request body is not valid UTF-8');
+  }
+  if (text.trim() === '') return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
   } catch {
     throw invalidParameter('the request body is not valid JSON');
   }
+  if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) {
+    throw invalidParameter(`the request body is nested deeper than ${MAX_JSON_DEPTH} levels`);
+  }
+  return parsed;
 }
 
 export function singleQuery(query: Query, name: string): string | undefined {

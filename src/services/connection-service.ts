@@ -93,6 +93,19 @@ export class ConnectionService {
     return connection;
   }
 
+  /**
+   * A secret sent in sealed form would be stored as if this server had sealed it and then fail to
+   * open (a 500 on `ischeck=true`, a broken connection at execute): refused at the edge instead.
+   */
+  private assertPlainSecrets(input: ConnectionInput): ConnectionInput {
+    for (const key of SECRET_CONFIG_KEYS) {
+      if (this.cipher.isSealed(input.config[key])) {
+        throw invalidParameter(`config.${key} may not start with the reserved prefix 'enc:v1:'`);
+      }
+    }
+    return input;
+  }
+
   private async assertCreatable(ns: Namespace, input: ConnectionInput): Promise<void> {
     if (this.resolver.isBuiltIn(input.name)) {
       throw new DlfError('DLF.6309', `The name '${input.name}' is reserved for a built-in connection.`);
@@ -109,7 +122,7 @@ export class ConnectionService {
   }
 
   async create(ns: Namespace, body: unknown): Promise<void> {
-    const input = parseConnectionInput(body);
+    const input = this.assertPlainSecrets(parseConnectionInput(body));
     await this.assertCreatable(ns, input);
     const sealed = { ...input, config: this.cipher.sealConfig(input.config) };
     if (!(await this.store.connections.create(ns, sealed))) throw new DlfError('DLF.6309');
@@ -131,7 +144,7 @@ export class ConnectionService {
 
   async update(ns: Namespace, name: string, body: unknown, check: boolean): Promise<void> {
     const stored = await this.existing(ns, name);
-    const input = parseConnectionInput(body);
+    const input = this.assertPlainSecrets(parseConnectionInput(body));
     if (input.name !== name) {
       throw invalidParameter(`the connection name cannot be modified (path '${name}', body '${input.name}')`);
     }
@@ -269,7 +282,7 @@ export class ConnectionService {
           const config = { ...(parsed.config as Record<string, unknown> | undefined) };
           for (const [key, value] of Object.entries(override?.params ?? {}))
             config[key] = toWireString(value);
-          const input = parseConnectionInput({ ...parsed, config });
+          const input = this.assertPlainSecrets(parseConnectionInput({ ...parsed, config }));
           const existing = await this.store.connections.get(ns, input.name);
           if (existing && request.sameNamePolicy === 'SKIP') {
             record(input.name, true, 'skipped: a connection with this name exists');

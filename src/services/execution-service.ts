@@ -24,6 +24,7 @@ export class ExecutionService {
 
   async execute(ns: Namespace, scriptName: string, body: unknown): Promise<string> {
     const script = await this.scripts.get(ns, scriptName);
+    this.scripts.assertExecutable(ns, script);
     const params = parseExecuteParams(body);
     const { connectionName, engine } = await this.connections.resolve(ns, script.connectionName, script.type);
     if (!this.runs.accepting) throw new DlfError('OPENDLF.0503');
@@ -68,10 +69,11 @@ export class ExecutionService {
     return instance;
   }
 
-  async stop(ns: Namespace, scriptName: string, instanceId: string): Promise<Instance> {
+  /** @param actor the principal asking, recorded on the instance for the audit trail. */
+  async stop(ns: Namespace, scriptName: string, instanceId: string, actor: string): Promise<Instance> {
     const instance = await this.getInstance(ns, scriptName, instanceId);
     if (isTerminal(instance.state)) return instance;
-    await this.store.instances.recordStopRequest(instance.id, new Date());
+    await this.store.instances.recordStopRequest(instance.id, new Date(), actor);
     await this.runs.stop(instance.id);
     return (await this.store.instances.get(instance.id)) ?? instance;
   }

@@ -1,16 +1,26 @@
 /**
- * Script use cases: create, modify, get, list, delete (DIGEST §2.3). Deleting a script first stops
- * its running instances, then removes it with its instances and their files.
+ * Script use cases: create, modify, get, list, delete (DIGEST §2.3), and review (approval) in
+ * workspaces that enable it (DIGEST §8 item 9). Deleting a script first stops its running
+ * instances, then removes it with its instances and their files.
+ *
+ * Review: off by default (targetStatus/approvers accepted and ignored). When on for a workspace,
+ * create and modify need `approvers` and `targetStatus`; SUBMITTED waits for a listed approver
+ * (PENDING), PRODUCTION is allowed to workspace admins only and is approved at once, SAVED is not
+ * submitted; delete needs `approvers`; only APPROVED scripts may be executed. Modifying a script
+ * submits it again.
  */
 import { DlfError, invalidParameter } from '../domain/dlf-error.js';
+import { roleIn, type Principal } from '../domain/access.js';
 import {
   MAX_SCRIPTS_PER_WORKSPACE,
+  parseDeleteBody,
   parseScriptInput,
   type Namespace,
   type Script,
+  type ScriptInput,
 } from '../domain/script.js';
 import { isTerminal } from '../domain/instance-state.js';
-import type { ScriptPage, Store } from '../store/store.js';
+import type { Approval, ScriptPage, Store } from '../store/store.js';
 import type { RunQueue } from './run-queue.js';
 
 export interface ListScriptsParams {
@@ -36,16 +46,78 @@ export class ScriptService {
   constructor(
     private readonly store: Store,
     private readonly runs: RunQueue,
-    private readonly actor: string,
+    /** Workspace ids with review (approval) enabled. */
+    private readonly reviewWorkspaces: readonly string[] = [],
   ) {}
 
-  async create(ns: Namespace, body: unknown): Promise<void> {
-    const input = parseScriptInput(body);
-    if ((await this.store.scripts.count(ns)) >= MAX_SCRIPTS_PER_WORKSPACE) throw new DlfError('DLF.6253');
-    if (!(await this.store.scripts.create(ns, input, this.actor))) throw new DlfError('DLF.0202');
+  reviewEnabled(ns: Namespace): boolean {
+    return this.reviewWorkspaces.includes(ns.workspaceId);
   }
 
-  async update(ns: Namespace, pathName: string, body: unknown): Promise<void> {
+  /** The review state a create/modify leads to; enforces the review-mode rules. */
+  private approvalFor(ns: Namespace, input: ScriptInput, principal: Principal): Approval {
+    if (!this.reviewEnabled(ns)) return { state: 'NONE', by: null };
+    if (!input.approvers || input.approvers.length === 0) {
+      throw invalidParameter('approvers are required: review is enabled in this workspace');
+    }
+    switch (input.targetStatus) {
+      case 'SAVED':
+        return { state: 'SAVED', by: null };
+      case 'SUBMITTED':
+        return { state: 'PENDING', by: null };
+      case 'PRODUCTION':
+        if (roleIn(principal, ns.workspaceId) !== 'admin') {
+          throw new DlfError(
+            'DLF.6888',
+            'Invalid account permissions: only workspace admins may use targetStatus PRODUCTION.',
+          );
+        }
+        return { state: 'APPROVED', by: principal.id };
+      default:
+        throw invalidParameter(
+          'targetStatus (SAVED, SUBMITTED or PRODUCTION) is required: review is enabled in this workspace',
+        );
+    }
+  }
+
+  /** @param principal who creates it: the script's owner and createUser. */
+  async create(ns: Namespace, body: unknown, principal: Principal): Promise<void> {
+    const input = parseScriptInput(body);
+    const approval = this.approvalFor(ns, input, principal);
+    if ((await this.store.scripts.count(ns)) >= MAX_SCRIPTS_PER_WORKSPACE) throw new DlfError('DLF.6253');
+    if (!(await this.store.scripts.create(ns, input, principal.id, approval))) throw new DlfError('DLF.0202');
+  }
+
+  /** Extension: a listed approver approves or rejects a PENDING script. */
+  async review(
+    ns: Namespace,
+    name: string,
+    decision: 'APPROVED' | 'REJECTED',
+    principal: Principal,
+  ): Promise<void> {
+    if (!this.reviewEnabled(ns)) throw invalidParameter('review is not enabled in this workspace');
+    const script = await this.get(ns, name);
+    if (!script.approvers?.some((a) => a.approverName === principal.id)) {
+      throw new DlfError('DLF.6888', 'Invalid account permissions: you are not an approver of this script.');
+    }
+    if (
+      !(await this.store.scripts.setApproval(ns, name, ['PENDING'], { state: decision, by: principal.id }))
+    ) {
+      throw invalidParameter(`the script is ${script.approvalState}, not waiting for approval`);
+    }
+  }
+
+  /** Throws unless the script may be executed (review workspaces: only APPROVED scripts). */
+  assertExecutable(ns: Namespace, script: Script): void {
+    if (this.reviewEnabled(ns) && script.approvalState !== 'APPROVED') {
+      throw new DlfError(
+        'OPENDLF.0604',
+        `The script cannot be executed: review is enabled in this workspace and the script is ${script.approvalState}, not APPROVED.`,
+      );
+    }
+  }
+
+  async update(ns: Namespace, pathName: string, body: unknown, principal: Principal): Promise<void> {
     const existing = await this.get(ns, pathName);
     const input = parseScriptInput(body);
     if (input.name !== pathName) {
@@ -56,7 +128,8 @@ export class ScriptService {
         `the script type cannot be modified (stored ${existing.type}, body ${input.type})`,
       );
     }
-    if (!(await this.store.scripts.update(ns, input))) throw new DlfError('DLF.6201');
+    const approval = this.approvalFor(ns, input, principal);
+    if (!(await this.store.scripts.update(ns, input, approval))) throw new DlfError('DLF.6201');
   }
 
   async get(ns: Namespace, name: string): Promise<Script> {
@@ -71,8 +144,12 @@ export class ScriptService {
     return this.store.scripts.list(ns, { offset, limit, nameContains: params.scriptName ?? '' });
   }
 
-  async delete(ns: Namespace, name: string): Promise<void> {
+  async delete(ns: Namespace, name: string, body: unknown): Promise<void> {
+    const approvers = parseDeleteBody(body);
     const script = await this.get(ns, name);
+    if (this.reviewEnabled(ns) && (!approvers || approvers.length === 0)) {
+      throw invalidParameter('approvers are required: review is enabled in this workspace');
+    }
     // Newest first; a script's instance history is bounded by retention, so this is a bounded read.
     const instances = await this.store.instances.listForScript(script.id, 100_000);
     await Promise.all(instances.filter((i) => !isTerminal(i.state)).map((i) => this.runs.stop(i.id)));

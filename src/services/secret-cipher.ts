@@ -34,6 +34,11 @@ export class SecretCipher {
     );
   }
 
+  /** Whether a value has the sealed form. Clients must never send one (see ConnectionService). */
+  isSealed(value: unknown): boolean {
+    return typeof value === 'string' && value.startsWith(PREFIX);
+  }
+
   /** Seals every non-empty secret value of a config. */
   sealConfig(config: ConnectionConfig): ConnectionConfig {
     const out = { ...config };

@@ -5,8 +5,9 @@
  */
 import type { Instance, RunHandle, StatementResult } from '../domain/instance.js';
 import type { InstanceState } from '../domain/instance-state.js';
+import type { Grant } from '../domain/access.js';
 import type { Connection, ConnectionInput, ConnectionType } from '../domain/connection.js';
-import type { Namespace, Script, ScriptInput } from '../domain/script.js';
+import type { ApprovalState, Namespace, Script, ScriptInput } from '../domain/script.js';
 
 export interface ScriptPage {
   total: number;
@@ -20,12 +21,25 @@ export interface ScriptListQuery {
   nameContains: string;
 }
 
+/** A script's review state and who set it. */
+export interface Approval {
+  state: ApprovalState;
+  by: string | null;
+}
+
 export interface ScriptStore {
   /** Inserts a new script; returns false when the name is already used in the namespace. */
-  create(namespace: Namespace, input: ScriptInput, actor: string): Promise<boolean>;
+  create(namespace: Namespace, input: ScriptInput, actor: string, approval: Approval): Promise<boolean>;
   get(namespace: Namespace, name: string): Promise<Script | undefined>;
-  /** Replaces the mutable fields and bumps the version; false when the script does not exist. */
-  update(namespace: Namespace, input: ScriptInput): Promise<boolean>;
+  /** Replaces the mutable fields and the review state, bumps the version; false when the script does not exist. */
+  update(namespace: Namespace, input: ScriptInput, approval: Approval): Promise<boolean>;
+  /** Guarded review transition: only from the listed states. */
+  setApproval(
+    namespace: Namespace,
+    name: string,
+    from: readonly ApprovalState[],
+    approval: Approval,
+  ): Promise<boolean>;
   /** Deletes the script and every instance of it; false when it did not exist. */
   delete(namespace: Namespace, name: string): Promise<boolean>;
   /** Stable order: creation order (then name). */
@@ -67,8 +81,8 @@ export interface InstanceStore {
     to: InstanceState,
     patch: TransitionPatch,
   ): Promise<Instance | undefined>;
-  /** Records the first stop request on a non-terminal instance; false if terminal or already recorded. */
-  recordStopRequest(id: string, at: Date): Promise<boolean>;
+  /** Records the first stop request (when, by whom) on a non-terminal instance; false if terminal or already recorded. */
+  recordStopRequest(id: string, at: Date, by: string): Promise<boolean>;
   /** Instances of a node that are not terminal (for recovery after a restart). */
   listActive(nodeId: string): Promise<Instance[]>;
   /** Ids of terminal instances that ended before `before` (retention). */
@@ -127,7 +141,29 @@ export interface SystemTaskStore {
   get(namespace: Namespace, id: string): Promise<SystemTask | undefined>;
 }
 
+export interface CredentialRecord {
+  kind: 'aksk' | 'token';
+  /** The access key id, or a token's id (a prefix of its hash). */
+  id: string;
+  /** aksk: the secret key sealed with the server key (HMAC needs it in clear); token: SHA-256 hex of the token. */
+  secret: string;
+  projects: string[];
+  grants: Grant[];
+  expiresAt: Date | null;
+  createdAt: Date;
+}
+
+export interface CredentialStore {
+  /** Inserts or replaces (rotation keeps the id). */
+  put(record: CredentialRecord): Promise<void>;
+  get(kind: CredentialRecord['kind'], id: string): Promise<CredentialRecord | undefined>;
+  list(): Promise<CredentialRecord[]>;
+  remove(kind: CredentialRecord['kind'], id: string): Promise<boolean>;
+  count(): Promise<number>;
+}
+
 export interface Store {
+  readonly credentials: CredentialStore;
   readonly scripts: ScriptStore;
   readonly instances: InstanceStore;
   readonly connections: ConnectionStore;

@@ -46,6 +46,8 @@ export async function startTestServer(overrides: ConfigOverrides = {}): Promise<
 
 export interface ChildServer {
   readonly url: string;
+  /** The whole startup line (it names the auth mode). */
+  readonly line: string;
   readonly process: ChildProcess;
   /** Resolves with the exit code/signal once the process has exited. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -73,15 +75,15 @@ export async function spawnServer(dataDir: string, extraArgs: string[] = []): Pr
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
-  const url = await new Promise<string>((resolve, reject) => {
+  const { url, line } = await new Promise<{ url: string; line: string }>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout });
-    lines.on('line', (line) => {
-      const match = /^opendlf listening on (http:\/\/\S+)$/.exec(line);
-      if (match?.[1]) resolve(match[1]);
+    lines.on('line', (text) => {
+      const match = /^opendlf listening on (http:\/\/\S+)/.exec(text);
+      if (match?.[1]) resolve({ url: match[1], line: text });
     });
     void exited.then(({ code }) => reject(new Error(`server exited early with code ${code}`)));
   });
-  return { url, process: child, exited };
+  return { url, line, process: child, exited };
 }
 
 export interface ApiResponse {

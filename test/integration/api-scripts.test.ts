@@ -85,9 +85,9 @@ describe('create and get', () => {
       queueName: 'q1',
       configuration: { 'spark.sql.shuffle.partitions': '8' },
       description: 'a description',
-      owner: 'opendlf',
+      owner: 'anonymous',
       version: 1,
-      createUser: 'opendlf',
+      createUser: 'anonymous',
       autoAcquireLock: true,
     });
   });

@@ -97,6 +97,27 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_credentials_and_stop_audit': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('credentials')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('secret', 'text', (c) => c.notNull())
+        .addColumn('projects', 'text', (c) => c.notNull())
+        .addColumn('grants', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'integer')
+        .addColumn('created_at', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('credentials_pk', ['kind', 'id'])
+        .execute();
+      await db.schema.alterTable('instances').addColumn('stop_requested_by', 'text').execute();
+      await db.schema
+        .alterTable('scripts')
+        .addColumn('approval_state', 'text', (c) => c.notNull().defaultTo('NONE'))
+        .execute();
+      await db.schema.alterTable('scripts').addColumn('approved_by', 'text').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

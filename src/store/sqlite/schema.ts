@@ -21,6 +21,8 @@ export interface ScriptsTable {
   approvers: string | null;
   owner: string;
   create_user: string;
+  approval_state: Generated<string>;
+  approved_by: string | null;
   version: number;
   created_at: number;
   updated_at: number;
@@ -40,6 +42,8 @@ export interface InstancesTable {
   started_at: number | null;
   ended_at: number | null;
   stop_requested_at: number | null;
+  /** The principal that asked for the stop (audit). */
+  stop_requested_by: string | null;
   message: string;
   exit_code: number | null;
   /** JSON array of StatementResult. */
@@ -77,7 +81,19 @@ export interface SystemTasksTable {
   last_update: number;
 }
 
+export interface CredentialsTable {
+  kind: string;
+  id: string;
+  secret: string;
+  /** JSON arrays. */
+  projects: string;
+  grants: string;
+  expires_at: number | null;
+  created_at: number;
+}
+
 export interface Database {
+  credentials: CredentialsTable;
   scripts: ScriptsTable;
   instances: InstancesTable;
   connections: ConnectionsTable;

@@ -9,8 +9,15 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, type Selectable, type Updateable } from 'kysely';
 import type { Instance, RunHandle, StatementResult } from '../../domain/instance.js';
 import { isInstanceState, type InstanceState } from '../../domain/instance-state.js';
-import { isScriptType, type Namespace, type Script, type ScriptInput } from '../../domain/script.js';
+import {
+  isScriptType,
+  type ApprovalState,
+  type Namespace,
+  type Script,
+  type ScriptInput,
+} from '../../domain/script.js';
 import type {
+  Approval,
   InstanceStore,
   NewInstance,
   ScriptListQuery,
@@ -21,6 +28,7 @@ import type {
 } from '../store.js';
 import { migrationProvider } from './migrations.js';
 import { SqliteConnectionStore, SqliteSystemTaskStore } from './sqlite-connection-store.js';
+import { SqliteCredentialStore } from './sqlite-credential-store.js';
 import type { Database, InstancesTable, ScriptsTable } from './schema.js';
 
 const ACTIVE: readonly InstanceState[] = ['QUEUED', 'LAUNCHING', 'RUNNING'];
@@ -42,6 +50,8 @@ function toScript(row: Selectable<ScriptsTable>): Script {
     description: row.description,
     owner: row.owner,
     createUser: row.create_user,
+    approvalState: row.approval_state as ApprovalState,
+    approvedBy: row.approved_by,
     version: row.version,
     createdAt: new Date(row.created_at),
     updatedAt: new Date(row.updated_at),
@@ -67,6 +77,7 @@ function toInstance(row: Selectable<InstancesTable>): Instance {
     startedAt: date(row.started_at),
     endedAt: date(row.ended_at),
     stopRequestedAt: date(row.stop_requested_at),
+    stopRequestedBy: row.stop_requested_by,
     message: row.message,
     exitCode: row.exit_code,
     results: JSON.parse(row.results) as StatementResult[],
@@ -92,7 +103,7 @@ function mutableColumns(input: ScriptInput) {
 class SqliteScriptStore implements ScriptStore {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async create(ns: Namespace, input: ScriptInput, actor: string): Promise<boolean> {
+  async create(ns: Namespace, input: ScriptInput, actor: string, approval: Approval): Promise<boolean> {
     const now = Date.now();
     const result = await this.db
       .insertInto('scripts')
@@ -105,6 +116,8 @@ class SqliteScriptStore implements ScriptStore {
         ...mutableColumns(input),
         owner: actor,
         create_user: actor,
+        approval_state: approval.state,
+        approved_by: approval.by,
         version: 1,
         created_at: now,
         updated_at: now,
@@ -125,13 +138,36 @@ class SqliteScriptStore implements ScriptStore {
     return row ? toScript(row) : undefined;
   }
 
-  async update(ns: Namespace, input: ScriptInput): Promise<boolean> {
+  async update(ns: Namespace, input: ScriptInput, approval: Approval): Promise<boolean> {
     const result = await this.db
       .updateTable('scripts')
-      .set((eb) => ({ ...mutableColumns(input), version: eb('version', '+', 1), updated_at: Date.now() }))
+      .set((eb) => ({
+        ...mutableColumns(input),
+        approval_state: approval.state,
+        approved_by: approval.by,
+        version: eb('version', '+', 1),
+        updated_at: Date.now(),
+      }))
       .where('project_id', '=', ns.projectId)
       .where('workspace_id', '=', ns.workspaceId)
       .where('name', '=', input.name)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async setApproval(
+    ns: Namespace,
+    name: string,
+    from: readonly ApprovalState[],
+    approval: Approval,
+  ): Promise<boolean> {
+    const result = await this.db
+      .updateTable('scripts')
+      .set({ approval_state: approval.state, approved_by: approval.by })
+      .where('project_id', '=', ns.projectId)
+      .where('workspace_id', '=', ns.workspaceId)
+      .where('name', '=', name)
+      .where('approval_state', 'in', [...from])
       .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
   }
@@ -232,10 +268,10 @@ class SqliteInstanceStore implements InstanceStore {
     return row ? toInstance(row) : undefined;
   }
 
-  async recordStopRequest(id: string, at: Date): Promise<boolean> {
+  async recordStopRequest(id: string, at: Date, by: string): Promise<boolean> {
     const result = await this.db
       .updateTable('instances')
-      .set({ stop_requested_at: at.getTime() })
+      .set({ stop_requested_at: at.getTime(), stop_requested_by: by })
       .where('id', '=', id)
       .where('state', 'in', [...ACTIVE])
       .where('stop_requested_at', 'is', null)
@@ -301,6 +337,7 @@ export async function openSqliteStore(file: string): Promise<Store> {
     throw new Error(`store migration failed${failed ? ` in ${failed.migrationName}` : ''}`, { cause: error });
   }
   return {
+    credentials: new SqliteCredentialStore(db),
     scripts: new SqliteScriptStore(db),
     instances: new SqliteInstanceStore(db),
     connections: new SqliteConnectionStore(db),

@@ -1,0 +1,75 @@
+/**
+ * Who may do what. A principal (an access key or a token) is granted projects and, per workspace,
+ * a role; each API operation needs one action. No I/O here.
+ *
+ *   admin      everything
+ *   developer  read, write (create/modify/delete scripts and connections), execute, stop
+ *   operator   read, execute, stop
+ *   viewer     read
+ */
+export const ROLES = ['admin', 'developer', 'operator', 'viewer'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const ACTIONS = ['read', 'write', 'execute', 'stop'] as const;
+export type Action = (typeof ACTIONS)[number];
+
+const ROLE_ACTIONS: Readonly<Record<Role, readonly Action[]>> = {
+  admin: ACTIONS,
+  developer: ['read', 'write', 'execute', 'stop'],
+  operator: ['read', 'execute', 'stop'],
+  viewer: ['read'],
+};
+
+export function isRole(value: unknown): value is Role {
+  return typeof value === 'string' && (ROLES as readonly string[]).includes(value);
+}
+
+/** `*` as a project or workspace id means "any". */
+export const ANY = '*';
+
+export interface Grant {
+  /** A workspace id, or `*` for every workspace of the granted projects. */
+  readonly workspace: string;
+  readonly role: Role;
+}
+
+export interface Principal {
+  /** The access key id, the token's id, or `anonymous` when no credentials are configured. */
+  readonly id: string;
+  readonly kind: 'aksk' | 'token' | 'anonymous';
+  /** Project ids this principal may use (`*` for all). */
+  readonly projects: readonly string[];
+  readonly grants: readonly Grant[];
+}
+
+/** Used when the server has no credentials at all (then it binds to loopback only). */
+export const ANONYMOUS: Principal = {
+  id: 'anonymous',
+  kind: 'anonymous',
+  projects: [ANY],
+  grants: [{ workspace: ANY, role: 'admin' }],
+};
+
+export type AccessDecision = { allowed: true } | { allowed: false; reason: 'project' | 'role' };
+
+/** The role for a workspace: an exact grant wins over a `*` grant. */
+export function roleIn(principal: Principal, workspaceId: string): Role | undefined {
+  return (
+    principal.grants.find((g) => g.workspace === workspaceId)?.role ??
+    principal.grants.find((g) => g.workspace === ANY)?.role
+  );
+}
+
+export function authorize(
+  principal: Principal,
+  projectId: string,
+  workspaceId: string,
+  action: Action,
+): AccessDecision {
+  if (!principal.projects.includes(ANY) && !principal.projects.includes(projectId)) {
+    return { allowed: false, reason: 'project' };
+  }
+  const role = roleIn(principal, workspaceId);
+  if (!role || !ROLE_ACTIONS[role].includes(action)) return { allowed: false, reason: 'role' };
+  return { allowed: true };
+}

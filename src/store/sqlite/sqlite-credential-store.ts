@@ -1,0 +1,70 @@
+/** SQLite adapter for credentials (access keys with sealed secret keys, token hashes). */
+import type { Kysely, Selectable } from 'kysely';
+import type { Grant } from '../../domain/access.js';
+import type { CredentialRecord, CredentialStore } from '../store.js';
+import type { CredentialsTable, Database } from './schema.js';
+
+function toRecord(row: Selectable<CredentialsTable>): CredentialRecord {
+  return {
+    kind: row.kind === 'token' ? 'token' : 'aksk',
+    id: row.id,
+    secret: row.secret,
+    projects: JSON.parse(row.projects) as string[],
+    grants: JSON.parse(row.grants) as Grant[],
+    expiresAt: row.expires_at === null ? null : new Date(row.expires_at),
+    createdAt: new Date(row.created_at),
+  };
+}
+
+export class SqliteCredentialStore implements CredentialStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async put(record: CredentialRecord): Promise<void> {
+    const row = {
+      kind: record.kind,
+      id: record.id,
+      secret: record.secret,
+      projects: JSON.stringify(record.projects),
+      grants: JSON.stringify(record.grants),
+      expires_at: record.expiresAt ? record.expiresAt.getTime() : null,
+      created_at: record.createdAt.getTime(),
+    };
+    await this.db
+      .insertInto('credentials')
+      .values(row)
+      .onConflict((oc) => oc.columns(['kind', 'id']).doUpdateSet(row))
+      .execute();
+  }
+
+  async get(kind: CredentialRecord['kind'], id: string): Promise<CredentialRecord | undefined> {
+    const row = await this.db
+      .selectFrom('credentials')
+      .selectAll()
+      .where('kind', '=', kind)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row ? toRecord(row) : undefined;
+  }
+
+  async list(): Promise<CredentialRecord[]> {
+    const rows = await this.db.selectFrom('credentials').selectAll().orderBy('created_at').execute();
+    return rows.map(toRecord);
+  }
+
+  async remove(kind: CredentialRecord['kind'], id: string): Promise<boolean> {
+    const result = await this.db
+      .deleteFrom('credentials')
+      .where('kind', '=', kind)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows) === 1;
+  }
+
+  async count(): Promise<number> {
+    const row = await this.db
+      .selectFrom('credentials')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+}
