@@ -38,11 +38,20 @@ export function stats(samples: readonly number[]): Stats {
   };
 }
 
-/** One line of the results table. `baseline` is absent for figures that have no bare equivalent. */
+/**
+ * One line of the results table. `baseline` is absent for figures that have no bare equivalent;
+ * `skipped` (the reason) replaces the numbers when the figure could not be measured here.
+ */
 export interface BenchRow {
   readonly figure: string;
   readonly ours: Stats;
   readonly baseline?: Stats;
+  readonly skipped?: string;
+}
+
+/** A row for a figure that could not be measured (a server missing on this machine, say). */
+export function skippedRow(figure: string, reason: string): BenchRow {
+  return { figure, ours: stats([]), skipped: reason };
 }
 
 const ms = (x: number) => (Number.isFinite(x) ? `${x < 10 ? x.toFixed(2) : x.toFixed(1)} ms` : 'n/a');
@@ -53,6 +62,10 @@ export function markdownTable(rows: readonly BenchRow[]): string {
     '| --- | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const row of rows) {
+    if (row.skipped !== undefined) {
+      lines.push(`| ${row.figure} | skipped: ${row.skipped.replace(/\|/g, '\\|')} | — | — | — | — |`);
+      continue;
+    }
     const b = row.baseline;
     const ratio = b && b.p50 > 0 ? `${(row.ours.p50 / b.p50).toFixed(1)}×` : '—';
     const runs = b ? `n=${row.ours.n}/${b.n}` : `n=${row.ours.n}`;

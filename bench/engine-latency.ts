@@ -1,0 +1,1062 @@
+/**
+ * Connection engines: stop and execute latency through the API, each beside the bare driver doing
+ * the same work in this process.
+ *
+ * Stop → work gone, seen from outside opendlf:
+ *   - PostgreSQL (DWS connection): `SELECT pg_sleep(300) /* marker *\/`; gone = no 'active' row of
+ *     pg_stat_activity with the marker. Baseline: a bare pg client runs it, a second one calls
+ *     pg_cancel_backend(pid).
+ *   - MariaDB (RDS connection, com.mysql.jdbc.Driver): `SELECT SLEEP(300) /* marker *\/`; gone = no
+ *     PROCESSLIST row with COMMAND 'Query' and the marker. Baseline: bare mysql2, `KILL QUERY <id>`
+ *     from a second connection.
+ *   - SSH (HOST connection to a private sshd on this machine): the local stop benchmark's process
+ *     tree; gone = no process of the remote run's session/group in /proc. Baseline: a bare ssh2
+ *     connection starts the same tree under `setsid`, a second exec channel runs `kill -TERM -- -PGID`.
+ *   - ClickHouse (CLICKHOUSE connection to a private clickhouse-server): `sleepEachRow` over
+ *     system.numbers with the marker; gone = no system.processes row with the marker. Baseline: a
+ *     bare HTTP request with a query_id, `KILL QUERY WHERE query_id = … SYNC` from a second request.
+ *   - PYTHON on `local`: a script that starts `sleep 300` children and sleeps; gone = no process of
+ *     the run. Baseline: the same script spawned detached, process.kill(-pgid).
+ * Execute → FINISHED: `SELECT 1` (PostgreSQL, MariaDB, ClickHouse) and `echo 1` (SSH), beside the
+ * bare driver call on an already open connection.
+ *
+ * The database "gone" probes run back to back on their own connection (no pause between probes);
+ * the clock stops when the first probe that finds nothing *answers* — the same definition for ours
+ * and the baseline. Ours and baseline alternate run by run, after discarded warm-up runs.
+ * A server that is missing here (clickhouse-server, sshd) or unreachable (PostgreSQL, MariaDB)
+ * gives "skipped: <reason>" rows.
+ * Usage: `npx tsx bench/engine-latency.ts [--quick]`.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mysql from 'mysql2/promise';
+import pg from 'pg';
+import { Client as SshClient, type ClientChannel } from 'ssh2';
+import { runMembers } from '../src/engines/local-process/process-tree.js';
+import {
+  clickHouseUnavailableReason,
+  startClickHouse,
+  type TestClickHouse,
+} from '../test/helpers/clickhouse.js';
+import type { ApiClient } from '../test/helpers/server.js';
+import { SSHD_PATH, sshdUnavailableReason, startSshd, type TestSshd } from '../test/helpers/sshd.js';
+import {
+  findRunId,
+  isMain,
+  killLeftovers,
+  markdownTable,
+  now,
+  runCount,
+  skippedRow,
+  sleep,
+  startBenchServer,
+  stats,
+  TREE_SCRIPT,
+  treeReady,
+  TreeObserver,
+  waitUntil,
+  type BenchRow,
+} from './lib.js';
+
+const STOP_WARMUP = 3;
+const EXEC_WARMUP = 5;
+/** Kept runs per side. The ClickHouse `sleepEachRow(1)` figure costs ~1 s a run, so it gets the minimum. */
+const STOP_RUNS = 60;
+const SLOW_STOP_RUNS = 50;
+const EXEC_RUNS = 200;
+const SSH_EXEC_RUNS = 100;
+/** A figure whose runs fail this often is given up (its rows say why) instead of timing out run after run. */
+const MAX_FAILURES = 5;
+/** How long after the statement started the `sleepEachRow(1)` query is stopped (same phase for both sides). */
+export const CH_STOP_PHASE_MS = 100;
+
+const PG = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'postgres' };
+const MARIADB = { host: '127.0.0.1', port: 3306, user: 'root' };
+
+export const PG_SLEEP = 'SELECT pg_sleep(300) /* ${marker} */';
+export const MY_SLEEP = 'SELECT SLEEP(300) /* ${marker} */';
+export const CH_SLEEP_COARSE =
+  "SELECT sleepEachRow(1), '${marker}' FROM system.numbers LIMIT 300 SETTINGS max_block_size = 1";
+export const CH_SLEEP_FINE =
+  "SELECT sleepEachRow(0.001), '${marker}' FROM system.numbers LIMIT 300000 SETTINGS max_block_size = 1";
+export const PY_TREE =
+  "import subprocess, time\nchildren = [subprocess.Popen(['sleep', '300']) for _ in range(3)]\ntime.sleep(300)\n";
+
+const oddities: string[] = [];
+const environment: string[] = [];
+
+const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
+const newMarker = () => `odlf_bench_${randomBytes(6).toString('hex')}`;
+const withMarker = (sql: string, marker: string) => sql.replace('${marker}', marker);
+/** Single-quotes a value for a POSIX shell. */
+const shq = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
+
+// ---- the alternation ----------------------------------------------------------------------------
+
+/**
+ * Runs ours and baseline alternately (which goes first alternates too), `warmup` discarded rounds
+ * first. A failing run is noted and counts as missing; more than MAX_FAILURES give the figure up.
+ */
+async function alternate<O, B>(
+  label: string,
+  runs: number,
+  warmup: number,
+  pauseMs: number,
+  ours: () => Promise<O>,
+  baseline: () => Promise<B>,
+): Promise<{ ours: O[]; baseline: B[] }> {
+  const out = { ours: [] as O[], baseline: [] as B[] };
+  let failures = 0;
+  const attempt = async <T>(side: string, run: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await run();
+    } catch (error) {
+      failures++;
+      oddities.push(`${label}, ${side}: a run failed: ${message(error)}`);
+      if (failures > MAX_FAILURES) throw new Error(`${failures} runs failed (last: ${message(error)})`);
+      return undefined;
+    }
+  };
+  for (let i = 0; i < warmup + runs; i++) {
+    const keep = i >= warmup;
+    const order = i % 2 === 0 ? (['ours', 'baseline'] as const) : (['baseline', 'ours'] as const);
+    for (const side of order) {
+      if (side === 'ours') {
+        const r = await attempt(side, ours);
+        if (keep && r !== undefined) out.ours.push(r);
+      } else {
+        const r = await attempt(side, baseline);
+        if (keep && r !== undefined) out.baseline.push(r);
+      }
+      await sleep(pauseMs);
+    }
+  }
+  return out;
+}
+
+/** Runs one engine's part; if it throws, its figures become "skipped: failed …" rows. */
+async function section(figures: readonly string[], run: () => Promise<BenchRow[]>): Promise<BenchRow[]> {
+  try {
+    return await run();
+  } catch (error) {
+    oddities.push(`${figures[0] ?? 'a figure'}: gave up: ${message(error)}`);
+    return figures.map((figure) => skippedRow(figure, `failed: ${message(error)}`));
+  }
+}
+
+// ---- the API side -------------------------------------------------------------------------------
+
+async function createConnection(client: ApiClient, body: Record<string, unknown>): Promise<void> {
+  const response = await client.request('POST', `/v1/${client.projectId}/connections`, { body });
+  if (response.status !== 204) {
+    throw new Error(`creating connection ${String(body.name)} answered ${response.status} ${response.text}`);
+  }
+}
+
+async function detailedStatus(client: ApiClient, name: string, instanceId: string): Promise<string> {
+  const response = await client.result(name, instanceId);
+  return String(response.json?.detailedStatus ?? response.status);
+}
+
+/** POST execute, then poll the result endpoint every 1 ms until FINISHED (as in execute-latency.ts). */
+async function oursExecute(client: ApiClient, name: string): Promise<number> {
+  const t0 = now();
+  const instanceId = await client.execute(name);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const response = await client.result(name, instanceId);
+    const status = response.json?.status as string | undefined;
+    if (status === 'FINISHED') return now() - t0;
+    if (status === 'FAILED' || Date.now() > deadline) {
+      throw new Error(`${name} ended ${status ?? response.status}: ${response.text.slice(0, 300)}`);
+    }
+    await sleep(1);
+  }
+}
+
+/** Sends the stop and records when it answers; `settled()` also checks the instance ended STOPPED. */
+function sendStop(client: ApiClient, name: string, instanceId: string, label: string) {
+  let at = NaN;
+  const answered = client.stop(name, instanceId).then((response) => {
+    at = now();
+    if (response.status !== 204) oddities.push(`${label}: stop answered ${response.status}`);
+  });
+  return {
+    responseAt: () => at,
+    async settled(): Promise<void> {
+      await answered;
+      const final = await detailedStatus(client, name, instanceId);
+      if (final !== 'STOPPED') oddities.push(`${label}: instance ended ${final}, not STOPPED`);
+    },
+  };
+}
+
+// ---- statements on database servers -------------------------------------------------------------
+
+interface StatementProbe {
+  /** Statements carrying the marker that still run, as the server reports them. */
+  count(marker: string): Promise<number>;
+  /** Resolves once a statement with the marker runs (and it is time to stop it). */
+  ready(marker: string): Promise<void>;
+}
+
+/** Probes back to back until one finds nothing; returns when that probe's answer arrived. */
+async function goneAt(probe: StatementProbe, marker: string, what: string): Promise<number> {
+  const deadline = now() + 30_000;
+  for (;;) {
+    const n = await probe.count(marker);
+    const at = now();
+    if (n === 0) return at;
+    if (at > deadline) throw new Error(`${what} still ran 30 s after the stop`);
+  }
+}
+
+function readyWhenSeen(count: (marker: string) => Promise<number>): StatementProbe {
+  return {
+    count,
+    ready: (marker) => waitUntil('the statement to run', async () => (await count(marker)) > 0, 15_000),
+  };
+}
+
+/** Ours: execute the script with a fresh marker, wait until the statement runs, time the stop. */
+async function oursStatementStop(
+  client: ApiClient,
+  name: string,
+  probe: StatementProbe,
+  label: string,
+): Promise<{ gone: number; response: number }> {
+  const marker = newMarker();
+  const instanceId = await client.execute(name, { marker });
+  try {
+    await probe.ready(marker);
+  } catch (error) {
+    await client.stop(name, instanceId).catch(() => undefined);
+    throw error;
+  }
+  const t0 = now();
+  const stop = sendStop(client, name, instanceId, label);
+  const gone = await goneAt(probe, marker, label);
+  await stop.settled();
+  return { gone: gone - t0, response: stop.responseAt() - t0 };
+}
+
+/** Baseline: `start` runs the statement on a bare connection, `cancel` ends it from another one. */
+async function bareStatementStop(
+  start: (marker: string) => Promise<unknown>,
+  cancel: () => Promise<unknown>,
+  probe: StatementProbe,
+  label: string,
+): Promise<number> {
+  const marker = newMarker();
+  const running = start(marker).then(
+    () => 'completed',
+    () => 'rejected',
+  );
+  let cancelled: Promise<unknown> | undefined;
+  try {
+    await probe.ready(marker);
+    const t0 = now();
+    cancelled = cancel();
+    const gone = await goneAt(probe, marker, label);
+    return gone - t0;
+  } finally {
+    cancelled ??= cancel();
+    await cancelled.catch((error: unknown) =>
+      oddities.push(`${label}: the cancel failed: ${message(error)}`),
+    );
+    await running;
+  }
+}
+
+function stopRows(
+  engine: string,
+  gone: string,
+  result: { ours: { gone: number; response: number }[]; baseline: number[] },
+): BenchRow[] {
+  return [
+    {
+      figure: `${engine} stop: request → ${gone}`,
+      ours: stats(result.ours.map((r) => r.gone)),
+      baseline: stats(result.baseline),
+    },
+    {
+      figure: `${engine} stop: request → stop response (204)`,
+      ours: stats(result.ours.map((r) => r.response)),
+    },
+  ];
+}
+
+// ---- PostgreSQL ---------------------------------------------------------------------------------
+
+const PG_FIGURES = [
+  'PostgreSQL stop: request → `pg_sleep` no longer active',
+  'PostgreSQL stop: request → stop response (204)',
+  'Execute PostgreSQL `SELECT 1` → FINISHED',
+];
+
+async function benchPostgres(client: ApiClient): Promise<BenchRow[]> {
+  const probeClient = new pg.Client(PG);
+  const worker = new pg.Client(PG);
+  const control = new pg.Client(PG);
+  const clients = [probeClient, worker, control];
+  for (const c of clients) c.on('error', () => undefined);
+  try {
+    await Promise.all(clients.map((c) => c.connect()));
+  } catch (error) {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    return PG_FIGURES.map((f) =>
+      skippedRow(f, `PostgreSQL at ${PG.host}:${PG.port} unreachable (${message(error)})`),
+    );
+  }
+  try {
+    const pgVersion = await probeClient.query<{ v: string }>("SELECT current_setting('server_version') AS v");
+    environment.push(`PostgreSQL: ${pgVersion.rows[0]?.v ?? 'unknown'}`);
+    await createConnection(client, {
+      name: 'bench_pg',
+      type: 'DWS',
+      config: { ip: PG.host, port: String(PG.port), userName: PG.user, password: 'x', sslEnable: false },
+    });
+    await client.createScript({
+      name: 'bench_stop_pg',
+      type: 'DWSSQL',
+      content: PG_SLEEP,
+      connectionName: 'bench_pg',
+    });
+    await client.createScript({
+      name: 'bench_exec_pg',
+      type: 'DWSSQL',
+      content: 'SELECT 1',
+      connectionName: 'bench_pg',
+    });
+    const workerPid = Number(
+      (await worker.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid,
+    );
+
+    const probe = readyWhenSeen(async (marker) => {
+      const { rows } = await probeClient.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1 AND pid <> pg_backend_pid()",
+        [`%${marker}%`],
+      );
+      return rows[0]?.n ?? 0;
+    });
+    const label = 'PostgreSQL stop';
+    const stop = await section(PG_FIGURES.slice(0, 2), async () =>
+      stopRows(
+        'PostgreSQL',
+        '`pg_sleep` no longer active',
+        await alternate(
+          label,
+          runCount(STOP_RUNS),
+          STOP_WARMUP,
+          10,
+          () => oursStatementStop(client, 'bench_stop_pg', probe, label),
+          () =>
+            bareStatementStop(
+              (marker) => worker.query(withMarker(PG_SLEEP, marker)),
+              () => control.query('SELECT pg_cancel_backend($1)', [workerPid]),
+              probe,
+              'bare PostgreSQL stop',
+            ),
+        ),
+      ),
+    );
+    const exec = await section(PG_FIGURES.slice(2), async () => {
+      const r = await alternate(
+        'Execute PostgreSQL',
+        runCount(EXEC_RUNS),
+        EXEC_WARMUP,
+        2,
+        () => oursExecute(client, 'bench_exec_pg'),
+        async () => {
+          const t0 = now();
+          const { rows } = await worker.query({ text: 'SELECT 1', rowMode: 'array' });
+          const elapsed = now() - t0;
+          if (rows[0]?.[0] !== 1) throw new Error(`bare SELECT 1 returned ${JSON.stringify(rows)}`);
+          return elapsed;
+        },
+      );
+      return [{ figure: PG_FIGURES[2]!, ours: stats(r.ours), baseline: stats(r.baseline) }];
+    });
+    return [...stop, ...exec];
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+  }
+}
+
+// ---- MariaDB ------------------------------------------------------------------------------------
+
+const MY_FIGURES = [
+  'MariaDB stop: request → `SLEEP` query gone from the process list',
+  'MariaDB stop: request → stop response (204)',
+  'Execute MariaDB `SELECT 1` → FINISHED',
+];
+
+async function benchMariaDb(client: ApiClient): Promise<BenchRow[]> {
+  const opened: mysql.Connection[] = [];
+  let probeConn: mysql.Connection;
+  let worker: mysql.Connection;
+  let control: mysql.Connection;
+  try {
+    for (let i = 0; i < 3; i++) opened.push(await mysql.createConnection(MARIADB));
+    [probeConn, worker, control] = opened as [mysql.Connection, mysql.Connection, mysql.Connection];
+  } catch (error) {
+    await Promise.all(opened.map((c) => c.end().catch(() => undefined)));
+    return MY_FIGURES.map((f) =>
+      skippedRow(f, `MariaDB at ${MARIADB.host}:${MARIADB.port} unreachable (${message(error)})`),
+    );
+  }
+  for (const c of opened) c.on('error', () => undefined);
+  try {
+    const [version] = await probeConn.query<mysql.RowDataPacket[]>('SELECT VERSION() AS v');
+    environment.push(`MariaDB: ${String(version[0]?.v)}`);
+    await createConnection(client, {
+      name: 'bench_my',
+      type: 'RDS',
+      config: {
+        ip: MARIADB.host,
+        port: MARIADB.port,
+        userName: MARIADB.user,
+        password: '',
+        driverName: 'com.mysql.jdbc.Driver',
+      },
+    });
+    await client.createScript({
+      name: 'bench_stop_my',
+      type: 'RDSSQL',
+      content: MY_SLEEP,
+      connectionName: 'bench_my',
+    });
+    await client.createScript({
+      name: 'bench_exec_my',
+      type: 'RDSSQL',
+      content: 'SELECT 1',
+      connectionName: 'bench_my',
+    });
+    const [idRows] = await worker.query<mysql.RowDataPacket[]>('SELECT CONNECTION_ID() AS id');
+    const workerThread = Number(idRows[0]?.id);
+
+    const probe = readyWhenSeen(async (marker) => {
+      const [rows] = await probeConn.query<mysql.RowDataPacket[]>(
+        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND INFO LIKE ? AND ID <> CONNECTION_ID()",
+        [`%${marker}%`],
+      );
+      return Number(rows[0]?.n ?? 0);
+    });
+    const label = 'MariaDB stop';
+    const stop = await section(MY_FIGURES.slice(0, 2), async () =>
+      stopRows(
+        'MariaDB',
+        '`SLEEP` query gone from the process list',
+        await alternate(
+          label,
+          runCount(STOP_RUNS),
+          STOP_WARMUP,
+          10,
+          () => oursStatementStop(client, 'bench_stop_my', probe, label),
+          () =>
+            bareStatementStop(
+              (marker) => worker.query(withMarker(MY_SLEEP, marker)),
+              () => control.query(`KILL QUERY ${workerThread}`),
+              probe,
+              'bare MariaDB stop',
+            ),
+        ),
+      ),
+    );
+    const exec = await section(MY_FIGURES.slice(2), async () => {
+      const r = await alternate(
+        'Execute MariaDB',
+        runCount(EXEC_RUNS),
+        EXEC_WARMUP,
+        2,
+        () => oursExecute(client, 'bench_exec_my'),
+        async () => {
+          const t0 = now();
+          const [rows] = await worker.query<mysql.RowDataPacket[]>({ sql: 'SELECT 1', rowsAsArray: true });
+          const elapsed = now() - t0;
+          if (Number((rows[0] as unknown[] | undefined)?.[0]) !== 1) {
+            throw new Error(`bare SELECT 1 returned ${JSON.stringify(rows)}`);
+          }
+          return elapsed;
+        },
+      );
+      return [{ figure: MY_FIGURES[2]!, ours: stats(r.ours), baseline: stats(r.baseline) }];
+    });
+    return [...stop, ...exec];
+  } finally {
+    await Promise.all(opened.map((c) => c.end().catch(() => undefined)));
+  }
+}
+
+// ---- ClickHouse ---------------------------------------------------------------------------------
+
+const CH_FIGURES = [
+  'ClickHouse stop, `sleepEachRow(1)`: request → query gone from system.processes',
+  'ClickHouse stop, `sleepEachRow(1)`: request → stop response (204)',
+  'ClickHouse stop, `sleepEachRow(0.001)`: request → query gone from system.processes',
+  'ClickHouse stop, `sleepEachRow(0.001)`: request → stop response (204)',
+  'Execute ClickHouse `SELECT 1` → FINISHED',
+];
+
+/** One POST to ClickHouse's HTTP interface; `agent` false = a connection of its own. */
+function chPost(
+  port: number,
+  sql: string,
+  params: Record<string, string>,
+  agent: http.Agent | false,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port, method: 'POST', path: `/?${new URLSearchParams(params).toString()}`, agent },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(sql);
+  });
+}
+
+async function benchClickHouse(client: ApiClient): Promise<BenchRow[]> {
+  const unavailable = clickHouseUnavailableReason();
+  if (unavailable) return CH_FIGURES.map((f) => skippedRow(f, unavailable));
+  let ch: TestClickHouse;
+  try {
+    ch = await startClickHouse();
+  } catch (error) {
+    return CH_FIGURES.map((f) => skippedRow(f, `clickhouse-server did not start (${message(error)})`));
+  }
+  // Keep-alive sockets for the probe and the bare `SELECT 1` (an already open connection). The
+  // server closes idle ones after 3 s; a request that lands on a just-closed socket is retried once.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  const port = ch.port;
+  const query = async (sql: string, params: Record<string, string> = {}) => {
+    let response: { status: number; text: string };
+    try {
+      response = await chPost(port, sql, params, agent);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ECONNRESET') throw error;
+      response = await chPost(port, sql, params, agent);
+    }
+    if (response.status !== 200)
+      throw new Error(`ClickHouse ${response.status}: ${response.text.slice(0, 300)}`);
+    return response.text;
+  };
+  try {
+    environment.push(`ClickHouse: ${(await query('SELECT version()')).trim()}`);
+    await createConnection(client, {
+      name: 'bench_ch',
+      type: 'CLICKHOUSE',
+      config: { ip: ch.host, port: String(port), userName: 'default' },
+    });
+    await client.createScript({
+      name: 'bench_stop_ch_coarse',
+      type: 'ClickHouseSQL',
+      content: CH_SLEEP_COARSE,
+      connectionName: 'bench_ch',
+    });
+    await client.createScript({
+      name: 'bench_stop_ch_fine',
+      type: 'ClickHouseSQL',
+      content: CH_SLEEP_FINE,
+      connectionName: 'bench_ch',
+    });
+    await client.createScript({
+      name: 'bench_exec_ch',
+      type: 'ClickHouseSQL',
+      content: 'SELECT 1',
+      connectionName: 'bench_ch',
+    });
+
+    const processes = async (marker: string) => {
+      const text = await query(
+        `SELECT count(), max(elapsed) FROM system.processes WHERE query LIKE '%${marker}%' ` +
+          "AND query NOT LIKE '%system.processes%' FORMAT TSV",
+      );
+      const at = now();
+      const [n, elapsed] = text.trim().split('\t');
+      return { n: Number(n), elapsedMs: Number(elapsed) * 1000, at };
+    };
+    const count = async (marker: string) => (await processes(marker)).n;
+    /**
+     * `sleepEachRow(1)` sleeps a second per row and a KILL takes effect between rows, so the stop
+     * latency is "the rest of the current second". Both sides stop CH_STOP_PHASE_MS after the
+     * statement started (estimated from system.processes.elapsed), so neither gains from a slower
+     * path to the stop.
+     */
+    const phased: StatementProbe = {
+      count,
+      async ready(marker) {
+        let startedAt = NaN;
+        await waitUntil(
+          'the statement to run',
+          async () => {
+            const p = await processes(marker);
+            if (p.n > 0) startedAt = p.at - p.elapsedMs;
+            return p.n > 0;
+          },
+          15_000,
+        );
+        const wait = startedAt + CH_STOP_PHASE_MS - now();
+        if (wait < 0)
+          oddities.push(`ClickHouse sleepEachRow(1): stopped ${(-wait).toFixed(1)} ms late in the row`);
+        else await sleep(wait);
+      },
+    };
+    const fine = readyWhenSeen(count);
+
+    const bare = (sql: string, probe: StatementProbe, label: string) => () => {
+      const queryId = `bench-${randomBytes(8).toString('hex')}`;
+      return bareStatementStop(
+        // Its own connection, as a long query would have.
+        (marker) => chPost(port, withMarker(sql, marker), { query_id: queryId }, false),
+        () => query(`KILL QUERY WHERE query_id = '${queryId}' SYNC`),
+        probe,
+        label,
+      );
+    };
+    const coarseLabel = 'ClickHouse stop sleepEachRow(1)';
+    const coarse = await section(CH_FIGURES.slice(0, 2), async () =>
+      stopRows(
+        'ClickHouse',
+        'query gone from system.processes',
+        await alternate(
+          coarseLabel,
+          runCount(SLOW_STOP_RUNS),
+          STOP_WARMUP,
+          10,
+          () => oursStatementStop(client, 'bench_stop_ch_coarse', phased, coarseLabel),
+          bare(CH_SLEEP_COARSE, phased, `bare ${coarseLabel}`),
+        ),
+      ).map((row, i) => ({ ...row, figure: CH_FIGURES[i]! })),
+    );
+    const fineLabel = 'ClickHouse stop sleepEachRow(0.001)';
+    const fineRows = await section(CH_FIGURES.slice(2, 4), async () =>
+      stopRows(
+        'ClickHouse',
+        'query gone from system.processes',
+        await alternate(
+          fineLabel,
+          runCount(STOP_RUNS),
+          STOP_WARMUP,
+          10,
+          () => oursStatementStop(client, 'bench_stop_ch_fine', fine, fineLabel),
+          bare(CH_SLEEP_FINE, fine, `bare ${fineLabel}`),
+        ),
+      ).map((row, i) => ({ ...row, figure: CH_FIGURES[2 + i]! })),
+    );
+    const exec = await section(CH_FIGURES.slice(4), async () => {
+      const r = await alternate(
+        'Execute ClickHouse',
+        runCount(EXEC_RUNS),
+        EXEC_WARMUP,
+        2,
+        () => oursExecute(client, 'bench_exec_ch'),
+        async () => {
+          const t0 = now();
+          const text = await query('SELECT 1');
+          const elapsed = now() - t0;
+          if (text.trim() !== '1') throw new Error(`bare SELECT 1 returned ${JSON.stringify(text)}`);
+          return elapsed;
+        },
+      );
+      return [{ figure: CH_FIGURES[4]!, ours: stats(r.ours), baseline: stats(r.baseline) }];
+    });
+    return [...coarse, ...fineRows, ...exec];
+  } finally {
+    agent.destroy();
+    await ch.stop();
+  }
+}
+
+// ---- SSH ----------------------------------------------------------------------------------------
+
+const SSH_FIGURES = [
+  'SSH stop: request → remote process tree gone',
+  'SSH stop: request → stop response (204)',
+  'Execute SSH `echo 1` → FINISHED',
+];
+
+function sshConnect(sshd: TestSshd, noDelay: boolean): Promise<SshClient> {
+  return new Promise((resolve, reject) => {
+    const c = new SshClient();
+    c.once('ready', () => {
+      c.removeListener('error', reject);
+      c.on('error', () => undefined);
+      if (noDelay) c.setNoDelay(true);
+      resolve(c);
+    });
+    c.once('error', reject);
+    c.connect({ host: sshd.host, port: sshd.port, username: sshd.username, privateKey: sshd.privateKey });
+  });
+}
+
+function sshExec(c: SshClient, command: string): Promise<ClientChannel> {
+  return new Promise((resolve, reject) =>
+    c.exec(command, (error, channel) => (error ? reject(error) : resolve(channel))),
+  );
+}
+
+/** Runs a short command and resolves with its stdout once the channel has closed. */
+async function sshRun(c: SshClient, command: string): Promise<{ code: number | null; stdout: string }> {
+  const channel = await sshExec(c, command);
+  return new Promise((resolve) => {
+    let stdout = '';
+    let code: number | null = null;
+    channel.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    channel.stderr.resume();
+    channel.on('exit', (exitCode: number | null) => (code = exitCode));
+    channel.once('close', () => resolve({ code, stdout }));
+    channel.end();
+  });
+}
+
+const procStat = (pid: string) => {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { comm: text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')), sid: Number(fields[3]) };
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * The session of the remote run of `instanceId` (this machine is the SSH host): the session leader
+ * whose environment carries OPENDLF_INSTANCE_ID. `setsid -w` leaves a waiting parent with the same
+ * environment that leads the sshd session, so that one (comm `setsid`) is skipped.
+ */
+function findRemoteSession(instanceId: string): number | undefined {
+  const needle = `OPENDLF_INSTANCE_ID=${instanceId}`;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let environ: string;
+    try {
+      environ = readFileSync(`/proc/${entry}/environ`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (!environ.split('\0').includes(needle)) continue;
+    const stat = procStat(entry);
+    if (stat && stat.sid === Number(entry) && stat.comm !== 'setsid') return stat.sid;
+  }
+  return undefined;
+}
+
+async function oursTreeStop(
+  client: ApiClient,
+  observer: TreeObserver,
+  name: string,
+  findRun: (instanceId: string) => number | undefined,
+  ready: (runId: number) => boolean,
+  label: string,
+): Promise<{ gone: number; response: number }> {
+  const instanceId = await client.execute(name);
+  let runId: number | undefined;
+  try {
+    await waitUntil('the run to start', () => (runId = findRun(instanceId)) !== undefined, 30_000);
+    const id = runId!;
+    await waitUntil('the process tree', () => ready(id), 15_000);
+  } catch (error) {
+    await client.stop(name, instanceId).catch(() => undefined);
+    throw error;
+  }
+  const id = runId!;
+  const { gone } = await observer.arm(id);
+  const t0 = now();
+  const stop = sendStop(client, name, instanceId, label);
+  const tree = await gone;
+  await stop.settled();
+  if (tree.left.length > 0) {
+    killLeftovers(id);
+    throw new Error(`${tree.left.length} process(es) of run ${id} still alive 30 s after the stop`);
+  }
+  return { gone: tree.at - t0, response: stop.responseAt() - t0 };
+}
+
+async function bareSshTreeStop(c: SshClient, observer: TreeObserver): Promise<number> {
+  const leader = 'echo "$$"; exec bash -c "$1" </dev/null 2>&1';
+  const channel = await sshExec(c, `setsid -w sh -c ${shq(leader)} sh ${shq(TREE_SCRIPT)}`);
+  channel.end();
+  channel.stderr.resume();
+  const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
+  const pgid = await new Promise<number>((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error('no pgid line from the bare remote tree')), 15_000);
+    channel.on('data', (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      const line = /^(\d+)\n/.exec(text);
+      if (line) {
+        clearTimeout(timer);
+        resolve(Number(line[1]));
+      }
+    });
+  });
+  try {
+    await waitUntil('the bare remote process tree', () => treeReady(pgid), 15_000);
+    const { gone } = await observer.arm(pgid);
+    const t0 = now();
+    const kill = sshRun(c, `kill -TERM -- -${pgid}`);
+    const tree = await gone;
+    await kill;
+    if (tree.left.length > 0) throw new Error(`${tree.left.length} process(es) of group ${pgid} still alive`);
+    return tree.at - t0;
+  } finally {
+    killLeftovers(pgid);
+    await Promise.race([closed, sleep(5_000)]);
+    channel.close();
+  }
+}
+
+async function benchSsh(client: ApiClient, observer: TreeObserver): Promise<BenchRow[]> {
+  const unavailable = sshdUnavailableReason();
+  if (unavailable) return SSH_FIGURES.map((f) => skippedRow(f, unavailable));
+  const version = spawnSync(SSHD_PATH, ['-V'], { encoding: 'utf8' });
+  environment.push(`OpenSSH server: ${(version.stderr || version.stdout).split('\n')[0]?.trim()}`);
+  let sshd: TestSshd;
+  try {
+    // HOME points at an empty directory, so a login shell does not run root's ~/.bashrc on every
+    // exec channel (here it runs `pyenv init`, ~150–250 ms each): both sides would pay it alike.
+    sshd = await startSshd({ extraConfig: ['SetEnv HOME={dir}/home'] });
+  } catch (error) {
+    return SSH_FIGURES.map((f) => skippedRow(f, `sshd did not start (${message(error)})`));
+  }
+  const bareClients: SshClient[] = [];
+  try {
+    const bare = await sshConnect(sshd, true);
+    bareClients.push(bare);
+    const bareNagle = await sshConnect(sshd, false);
+    bareClients.push(bareNagle);
+    await createConnection(client, {
+      name: 'bench_host',
+      type: 'HOST',
+      config: {
+        ip: sshd.host,
+        port: String(sshd.port),
+        userName: sshd.username,
+        privateKey: sshd.privateKey,
+      },
+    });
+    await client.createScript({
+      name: 'bench_stop_ssh',
+      type: 'Shell',
+      content: TREE_SCRIPT,
+      connectionName: 'bench_host',
+    });
+    await client.createScript({
+      name: 'bench_exec_ssh',
+      type: 'Shell',
+      content: 'echo 1',
+      connectionName: 'bench_host',
+    });
+
+    const label = 'SSH stop';
+    const stop = await section(SSH_FIGURES.slice(0, 2), async () =>
+      stopRows(
+        'SSH',
+        'remote process tree gone',
+        await alternate(
+          label,
+          runCount(STOP_RUNS),
+          STOP_WARMUP,
+          10,
+          () => oursTreeStop(client, observer, 'bench_stop_ssh', findRemoteSession, treeReady, label),
+          () => bareSshTreeStop(bare, observer),
+        ),
+      ),
+    );
+    const nagle: number[] = [];
+    const bareEcho = async (c: SshClient) => {
+      const t0 = now();
+      const { code, stdout } = await sshRun(c, 'echo 1');
+      const elapsed = now() - t0;
+      if (code !== 0 || stdout !== '1\n')
+        throw new Error(`bare echo 1 gave ${code}: ${JSON.stringify(stdout)}`);
+      return elapsed;
+    };
+    let round = 0;
+    const exec = await section(SSH_FIGURES.slice(2), async () => {
+      const r = await alternate(
+        'Execute SSH',
+        runCount(SSH_EXEC_RUNS),
+        EXEC_WARMUP,
+        2,
+        () => oursExecute(client, 'bench_exec_ssh'),
+        async () => {
+          // The same exec on a connection with ssh2's default socket (Nagle on), for a note.
+          const first = round++ % 2 === 0;
+          if (!first) nagle.push(await bareEcho(bareNagle));
+          const elapsed = await bareEcho(bare);
+          if (first) nagle.push(await bareEcho(bareNagle));
+          return elapsed;
+        },
+      );
+      return [{ figure: SSH_FIGURES[2]!, ours: stats(r.ours), baseline: stats(r.baseline) }];
+    });
+    // The engine opens a connection per run; the baseline's is already open. What opening one costs:
+    const connects: number[] = [];
+    for (let i = 0; i < runCount(20); i++) {
+      const t0 = now();
+      const c = await sshConnect(sshd, true);
+      connects.push(now() - t0);
+      c.end();
+    }
+    const cs = stats(connects);
+    oddities.push(
+      `bare ssh2 connect + key authentication to the same sshd: p50 ${cs.p50.toFixed(1)} ms, ` +
+        `p99 ${cs.p99.toFixed(1)} ms (n=${cs.n}); opendlf opens one such connection per SSH run`,
+    );
+    const n = stats(nagle.slice(EXEC_WARMUP));
+    if (n.n > 0) {
+      oddities.push(
+        `bare ssh2 exec \`echo 1\` with ssh2's default socket (Nagle on, no setNoDelay): p50 ${n.p50.toFixed(1)} ms, ` +
+          `p99 ${n.p99.toFixed(1)} ms (n=${n.n}); the baseline above uses setNoDelay(true)`,
+      );
+    }
+    return [...stop, ...exec];
+  } finally {
+    for (const c of bareClients) c.end();
+    await sshd.stop();
+  }
+}
+
+// ---- PYTHON on local ----------------------------------------------------------------------------
+
+const PY_FIGURES = ['PYTHON stop: request → process tree gone', 'PYTHON stop: request → stop response (204)'];
+
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** The python leader and its three `sleep 300` children exist. */
+function pythonTreeReady(runId: number): boolean {
+  const members = runMembers(runId);
+  return members.length >= 4 && members.map(cmdline).filter((c) => c === 'sleep 300').length >= 3;
+}
+
+async function barePythonStop(scriptFile: string, observer: TreeObserver): Promise<number> {
+  const child = spawn('python3', ['-u', scriptFile], {
+    detached: true,
+    stdio: 'ignore',
+    env: { ...process.env, PYTHONUNBUFFERED: '1' },
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const pgid = child.pid;
+  if (pgid === undefined) throw new Error('could not spawn python3');
+  try {
+    await waitUntil('the bare python tree', () => pythonTreeReady(pgid), 15_000);
+    const { gone } = await observer.arm(pgid);
+    const t0 = now();
+    process.kill(-pgid, 'SIGTERM');
+    const tree = await gone;
+    if (tree.left.length > 0) throw new Error(`${tree.left.length} process(es) of group ${pgid} still alive`);
+    return tree.at - t0;
+  } finally {
+    killLeftovers(pgid);
+    await Promise.race([exited, sleep(5_000)]);
+  }
+}
+
+async function benchPython(client: ApiClient, observer: TreeObserver): Promise<BenchRow[]> {
+  const version = spawnSync('python3', ['--version'], { encoding: 'utf8' });
+  if (version.status !== 0) {
+    return PY_FIGURES.map((f) =>
+      skippedRow(f, `python3 does not run (${version.error?.message ?? version.stderr})`),
+    );
+  }
+  environment.push(`python3: ${(version.stdout || version.stderr).trim()}`);
+  const dir = mkdtempSync(join(tmpdir(), 'opendlf-bench-py-'));
+  try {
+    const scriptFile = join(dir, 'script.py');
+    writeFileSync(scriptFile, PY_TREE);
+    await client.createScript({
+      name: 'bench_stop_py',
+      type: 'PYTHON',
+      content: PY_TREE,
+      connectionName: 'local',
+    });
+    const label = 'PYTHON stop';
+    return await section(PY_FIGURES, async () =>
+      stopRows(
+        'PYTHON',
+        'process tree gone',
+        await alternate(
+          label,
+          runCount(STOP_RUNS),
+          STOP_WARMUP,
+          10,
+          () => oursTreeStop(client, observer, 'bench_stop_py', findRunId, pythonTreeReady, label),
+          () => barePythonStop(scriptFile, observer),
+        ),
+      ),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ---- all of it ----------------------------------------------------------------------------------
+
+function driverVersions(): string {
+  const require = createRequire(import.meta.url);
+  const version = (name: string) => {
+    try {
+      return (require(`${name}/package.json`) as { version: string }).version;
+    } catch {
+      return 'unknown';
+    }
+  };
+  return `Drivers: pg ${version('pg')}, mysql2 ${version('mysql2')}, ssh2 ${version('ssh2')}`;
+}
+
+export async function engineLatency(): Promise<{
+  rows: BenchRow[];
+  oddities: string[];
+  environment: string[];
+}> {
+  oddities.length = 0;
+  environment.length = 0;
+  const server = await startBenchServer();
+  const observer = new TreeObserver();
+  try {
+    const client = server.client();
+    const pgRows = await benchPostgres(client);
+    const myRows = await benchMariaDb(client);
+    const sshRows = await benchSsh(client, observer);
+    const chRows = await benchClickHouse(client);
+    const pyRows = await benchPython(client, observer);
+    environment.push(driverVersions());
+    const isExec = (row: BenchRow) => row.figure.startsWith('Execute');
+    const all = [...pgRows, ...myRows, ...sshRows, ...chRows, ...pyRows];
+    return {
+      rows: [...all.filter((r) => !isExec(r)), ...all.filter(isExec)],
+      oddities: [...oddities],
+      environment: [...environment],
+    };
+  } finally {
+    await observer.close();
+    await server.close();
+  }
+}
+
+if (isMain(import.meta.url)) {
+  const started = performance.now();
+  const result = await engineLatency();
+  console.log(markdownTable(result.rows));
+  for (const line of result.environment) console.log(`- ${line}`);
+  for (const note of result.oddities) console.log(`note: ${note}`);
+  console.log(`\n(${((performance.now() - started) / 1000).toFixed(1)} s)`);
+}
