@@ -11,6 +11,7 @@ import type { Engine } from './engines/engine.js';
 import { DuckDbEngine } from './engines/duckdb/duckdb-engine.js';
 import { LocalProcessEngine } from './engines/local-process/local-process-engine.js';
 import { buildApp } from './http/app.js';
+import { PrometheusMetrics } from './observability/prometheus-metrics.js';
 import { RetentionSweeper } from './runner/retention-sweeper.js';
 import { RunSupervisor } from './runner/run-supervisor.js';
 import { connectionEngineFactory } from './connection-engines.js';
@@ -61,6 +62,34 @@ function secretKeyFor(dataDir: string, fromEnv: string | undefined): Buffer {
   const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
   if (key.length !== 32) throw new Error(`${file} does not hold a 32-byte base64 key`);
   return key;
+}
+
+/** Every check: the store answers, each built-in engine's probe passes. */
+async function readinessOf(store: Store, engines: readonly Engine[]) {
+  const probe = async (name: string, check: () => Promise<void>) => {
+    try {
+      await check();
+      return { name, ok: true };
+    } catch (error) {
+      return { name, ok: false, detail: (error as Error).message };
+    }
+  };
+  const checks = await Promise.all([
+    probe('store', () => store.ping()),
+    ...engines.flatMap((engine) =>
+      engine.ping ? [probe(`engine:${engine.name}`, () => engine.ping!())] : [],
+    ),
+  ]);
+  return { ready: checks.every((c) => c.ok), checks };
+}
+
+/** Probes spawn processes and open databases: answer repeated readiness polls from a short cache. */
+function cachedFor<T>(ms: number, compute: () => Promise<T>): () => Promise<T> {
+  let cached: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    if (!cached || Date.now() - cached.at > ms) cached = { at: Date.now(), value: compute() };
+    return cached.value;
+  };
 }
 
 export function createLogger(config: ServerConfig): Logger {
@@ -138,6 +167,7 @@ export async function startServer(
     join(dataDir, 'runs'),
   );
 
+  const metrics = new PrometheusMetrics();
   const supervisor = new RunSupervisor(
     store.instances,
     {
@@ -153,7 +183,9 @@ export async function startServer(
       },
     },
     logger,
+    metrics,
   );
+  metrics.observeQueue(supervisor);
   await supervisor.recover(nodeId, (instance) => resolver.engineForRecovery(instance));
 
   const scripts = new ScriptService(store, supervisor, config.reviewWorkspaces);
@@ -171,6 +203,11 @@ export async function startServer(
     logger,
     bodyLimitBytes: config.bodyLimitBytes,
     auth: { credentials, maxSkewMs: config.signatureMaxSkewSeconds * 1000 },
+    observability: {
+      observer: metrics,
+      metrics: async () => ({ contentType: metrics.contentType(), body: await metrics.render() }),
+      readiness: cachedFor(5_000, () => readinessOf(store, engines)),
+    },
   });
   const sweeper = new RetentionSweeper(
     store.instances,

@@ -4,7 +4,7 @@
  * EL (`#{…}`) in values is not evaluated yet.
  */
 import { invalidParameter } from './dlf-error.js';
-import { toWireString } from './wire-values.js';
+import { assertMapKey, toWireString } from './wire-values.js';
 
 /** DataArts parameter names: ≤16 characters of letters, digits, `-`, `_`, `<`, `>`. */
 export const PARAM_NAME_PATTERN = /^[A-Za-z0-9_<>-]{1,16}$/;
@@ -25,11 +25,12 @@ export function parseExecuteParams(body: unknown): ScriptParams {
   if (entries.length > MAX_PARAMS) throw invalidParameter(`at most ${MAX_PARAMS} params are allowed`);
   const out: Record<string, string> = {};
   for (const [name, value] of entries) {
-    if (!PARAM_NAME_PATTERN.test(name) || name === '__proto__') {
+    if (!PARAM_NAME_PATTERN.test(name)) {
       throw invalidParameter(
-        `parameter name '${name}' must be 1-16 letters, digits, underscores, hyphens, < or >`,
+        `parameter name '${name.slice(0, 64)}' must be 1-16 letters, digits, underscores, hyphens, < or >`,
       );
     }
+    assertMapKey(name, 'params');
     out[name] = toWireString(value);
   }
   return out;

@@ -72,6 +72,12 @@ export interface Engine {
   run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome>;
   /** Ends whatever is still running for a handle from a previous server process (best effort). */
   recover?(handle: RunHandle): Promise<void>;
+  /**
+   * Readiness probe: resolves when the engine could run work now (interpreter present, database
+   * opens); rejects with the reason otherwise. Engines of stored connections are not probed (a
+   * remote database being down does not make this server unready).
+   */
+  ping?(): Promise<void>;
   /** Releases pools, database files, connections. */
   close(): Promise<void>;
 }

@@ -13,11 +13,13 @@ import type { ExecutionService } from '../services/execution-service.js';
 import type { ScriptService } from '../services/script-service.js';
 import type { WorkspaceResolver } from '../services/workspace-resolver.js';
 import { registerConnectionRoutes } from './connection-routes.js';
+import type { Observability } from './http-observer.js';
 import {
   handleClientError,
   handleError,
   handleFrameworkError,
   installServerErrorHandlers,
+  requireHostHeader,
   sendError,
 } from './error-handler.js';
 import { jsonBody, sendJson, singleQuery, type Query } from './request-helpers.js';
@@ -41,6 +43,7 @@ export interface HttpDependencies {
   readonly connections: ConnectionService;
   readonly workspaces: WorkspaceResolver;
   readonly auth: AuthOptions;
+  readonly observability: Observability;
   readonly logger: Logger;
   /** Raw request body limit; larger bodies get 413 before they are buffered in full. Default 12 MB. */
   readonly bodyLimitBytes: number;
@@ -57,7 +60,10 @@ export function buildApp(deps: HttpDependencies) {
     genReqId: () => randomUUID(),
     // Undecodable %-escapes, over-long path segments and HTTP parser errors get the DLF envelope too.
     frameworkErrors: handleFrameworkError,
+    // A client that sends its request (headers and body) slower than this is cut off.
+    requestTimeout: 120_000,
     clientErrorHandler: handleClientError,
+    http: { requireHostHeader: false },
     routerOptions: {
       // Script names are up to 128 characters, percent-encoded by PY: the default of 100 is too short.
       maxParamLength: 1024,
@@ -75,6 +81,7 @@ export function buildApp(deps: HttpDependencies) {
     void reply.header('x-request-id', request.id);
     done();
   });
+  app.addHook('onRequest', requireHostHeader);
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((_request, reply) => sendError(reply, 'APIGW.0101'));
   installServerErrorHandlers(app.server);
@@ -177,6 +184,23 @@ export function buildApp(deps: HttpDependencies) {
   registerConnectionRoutes(app, { connections: deps.connections, workspaces: deps.workspaces });
 
   app.get('/healthz', (_request, reply) => json(reply, 200, { status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const readiness = await deps.observability.readiness();
+    return json(reply, readiness.ready ? 200 : 503, readiness);
+  });
+  app.get('/metrics', async (_request, reply) => {
+    const { contentType, body } = await deps.observability.metrics();
+    return reply.status(200).header('content-type', contentType).send(body);
+  });
+  app.addHook('onResponse', (request, reply, done) => {
+    deps.observability.observer.requestCompleted(
+      request.method,
+      request.routeOptions.url ?? 'unmatched',
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
+    done();
+  });
 
   return app;
 }

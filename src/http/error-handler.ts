@@ -63,12 +63,20 @@ export function handleFrameworkError(
 }
 
 /**
- * Fastify's `clientErrorHandler`: the HTTP parser refused the request (bad request line or header
- * characters, unknown method, conflicting Content-Length/Transfer-Encoding, headers over the size
- * limit, header timeout). No request object exists, so the DLF envelope is written to the socket
- * directly, with `Connection: close` because the connection cannot be reused.
+ * onRequest hook: HTTP/1.1 requires a Host header (RFC 9112 §3.2). node:http would answer its
+ * absence itself with a bodiless 400, so its check is turned off (`requireHostHeader: false`) and
+ * done here, with the DLF envelope.
  */
-function rawErrorResponse(code: DlfErrorCode, message: string): string {
+export function requireHostHeader(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+  if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+    void sendError(reply, 'DLF.3051', 'The request parameter is invalid: the Host header is required');
+    return;
+  }
+  done();
+}
+
+/** `withBody: false` for HEAD: a body there would be read as the start of the next response. */
+function rawErrorResponse(code: DlfErrorCode, message: string, withBody = true): string {
   const status = ERROR_REGISTRY[code].status;
   const body = JSON.stringify(errorBody(code, message));
   return (
@@ -76,10 +84,16 @@ function rawErrorResponse(code: DlfErrorCode, message: string): string {
     `x-request-id: ${randomUUID()}\r\n` +
     `content-type: ${JSON_CONTENT_TYPE}\r\n` +
     `content-length: ${Buffer.byteLength(body)}\r\n` +
-    `connection: close\r\n\r\n${body}`
+    `connection: close\r\n\r\n${withBody ? body : ''}`
   );
 }
 
+/**
+ * Fastify's `clientErrorHandler`: the HTTP parser refused the request (bad request line or header
+ * characters, unknown method, conflicting Content-Length/Transfer-Encoding, headers over the size
+ * limit, header timeout). No request object exists, so the DLF envelope is written to the socket
+ * directly, with `Connection: close` because the connection cannot be reused.
+ */
 export function handleClientError(error: Error & { code?: string }, socket: Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const code: DlfErrorCode =
@@ -94,7 +108,9 @@ export function handleClientError(error: Error & { code?: string }, socket: Sock
       : ERROR_REGISTRY[code].message;
   // A response already under way (parser error in a pipelined request) must not be interleaved.
   const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (socket.writable && !inFlight?.headersSent) socket.write(rawErrorResponse(code, message));
+  const packet = (error as { rawPacket?: unknown }).rawPacket;
+  const head = Buffer.isBuffer(packet) && packet.subarray(0, 5).toString('latin1') === 'HEAD ';
+  if (socket.writable && !inFlight?.headersSent) socket.write(rawErrorResponse(code, message, !head));
   socket.destroy(error);
 }
 

@@ -12,6 +12,7 @@ import { allowedSources, type InstanceState } from '../domain/instance-state.js'
 import type { Engine, EngineLimits, EngineOutcome } from '../engines/engine.js';
 import type { RunJob, RunQueue } from '../services/run-queue.js';
 import type { InstanceStore } from '../store/store.js';
+import { NO_RUN_OBSERVER, type RunObserver } from './run-observer.js';
 
 export interface SupervisorConfig {
   /** Runs at once; the rest wait QUEUED (API status LAUNCHING). Default 8. */
@@ -50,6 +51,7 @@ export class RunSupervisor implements RunQueue {
     private readonly instances: InstanceStore,
     private readonly config: SupervisorConfig,
     private readonly log: Logger,
+    private readonly observer: RunObserver = NO_RUN_OBSERVER,
   ) {}
 
   get accepting(): boolean {
@@ -66,6 +68,7 @@ export class RunSupervisor implements RunQueue {
 
   submit(job: RunJob): void {
     this.queue.push(job);
+    this.observer.runQueued(job.engine.name);
     this.pump();
   }
 
@@ -122,6 +125,10 @@ export class RunSupervisor implements RunQueue {
     const log = this.log.child({ instanceId: id, engine: job.engine.name });
     const launched = await this.instances.transition(id, ['QUEUED'], 'LAUNCHING', { startedAt: new Date() });
     if (!launched) return; // Stopped (or deleted) while queued: it never starts.
+    const startedAt = performance.now();
+    this.observer.runStarted(job.engine.name, (Date.now() - job.instance.createdAt.getTime()) / 1000);
+    let stopRequestedAt: number | undefined;
+    controller.signal.addEventListener('abort', () => (stopRequestedAt = performance.now()), { once: true });
     const { signal } = controller;
     const causeOf = (): EndCause => (signal.reason as EndCause | undefined) ?? 'stop';
     if (signal.aborted) {
@@ -154,7 +161,11 @@ export class RunSupervisor implements RunQueue {
     } finally {
       clearTimeout(timer);
     }
-    await this.finish(id, outcome, signal, log);
+    if (stopRequestedAt !== undefined && signal.reason === 'stop') {
+      this.observer.stopCompleted(job.engine.name, (performance.now() - stopRequestedAt) / 1000);
+    }
+    const settled = await this.finish(id, outcome, signal, log);
+    if (settled) this.observer.runEnded(job.engine.name, settled, (performance.now() - startedAt) / 1000);
   }
 
   private async markRunning(id: string, handle: RunHandle, log: Logger): Promise<void> {
@@ -166,7 +177,13 @@ export class RunSupervisor implements RunQueue {
     }
   }
 
-  private async finish(id: string, outcome: EngineOutcome, signal: AbortSignal, log: Logger): Promise<void> {
+  /** Settles the run; returns the state written, or undefined when another writer got there first. */
+  private async finish(
+    id: string,
+    outcome: EngineOutcome,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<InstanceState | undefined> {
     const cause = signal.aborted ? ((signal.reason as EndCause | undefined) ?? 'stop') : undefined;
     let to: InstanceState;
     let message = '';
@@ -188,10 +205,12 @@ export class RunSupervisor implements RunQueue {
         message = this.messageFor(cause ?? 'stop');
         break;
       default:
-        return outcome satisfies never;
+        outcome satisfies never;
+        return undefined;
     }
     const settled = await this.settle(id, to, { message, results: outcome.results, exitCode });
     log.info({ state: settled?.state ?? 'unchanged', outcome: outcome.kind }, 'run ended');
+    return settled?.state;
   }
 
   async stop(instanceId: string): Promise<void> {

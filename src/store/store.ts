@@ -168,5 +168,7 @@ export interface Store {
   readonly instances: InstanceStore;
   readonly connections: ConnectionStore;
   readonly systemTasks: SystemTaskStore;
+  /** Resolves when the store answers a trivial query (readiness). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

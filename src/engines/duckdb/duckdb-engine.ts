@@ -108,6 +108,17 @@ export class DuckDbEngine implements Engine {
     }
   }
 
+  async ping(): Promise<void> {
+    const instance = await DuckDBInstance.create(':memory:');
+    try {
+      const connection = await instance.connect();
+      await connection.run('SELECT 1');
+      connection.closeSync();
+    } finally {
+      instance.closeSync();
+    }
+  }
+
   async close(): Promise<void> {
     for (const connection of this.openConnections) connection.interrupt();
     const dbs = [...this.databases.values()];

@@ -6,7 +6,7 @@
  * ended too, and a stop ends the whole tree (see process-tree.ts for how members are found).
  * Output (stdout and stderr interleaved as they arrive) goes to `<runDir>/output.log`.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -165,6 +165,17 @@ export class LocalProcessEngine implements Engine {
       return Promise.resolve();
     }
     return terminateRun(runId, 1_000).then(() => undefined);
+  }
+
+  /** The interpreter starts (`--version`), within 5 s. */
+  ping(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      execFile(this.options.interpreter, ['--version'], { timeout: 5_000 }, (error) =>
+        error
+          ? reject(new Error(`${this.options.interpreter} cannot be started: ${error.message}`))
+          : resolve(),
+      );
+    });
   }
 
   close(): Promise<void> {

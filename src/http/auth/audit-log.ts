@@ -7,7 +7,11 @@ import type { FastifyInstance } from 'fastify';
 
 export function registerAuditLog(app: FastifyInstance): void {
   app.addHook('onResponse', (request, reply, done) => {
-    if (request.method !== 'GET' && request.method !== 'HEAD' && request.url.startsWith('/v1/')) {
+    if (
+      request.method !== 'GET' &&
+      request.method !== 'HEAD' &&
+      (request.routeOptions.url ?? '').startsWith('/v1/')
+    ) {
       const params = request.params as Record<string, string | undefined>;
       request.log.info(
         {

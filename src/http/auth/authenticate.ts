@@ -81,7 +81,8 @@ async function authenticate(request: FastifyRequest, options: AuthOptions): Prom
 export function registerAuthentication(app: FastifyInstance, options: AuthOptions): void {
   app.decorateRequest('principal', null);
   app.addHook('preHandler', async (request) => {
-    if (!request.url.startsWith('/v1/')) return;
+    // The matched route template, not the raw URL: `//v1/…` and absolute-form targets route here too.
+    if (!(request.routeOptions.url ?? '').startsWith('/v1/')) return;
     request.principal = await authenticate(request, options);
     // The Python SDK signs X-Project-Id, the Go client sends it unsigned: either way it must match the path.
     const projectHeader = header(request, 'x-project-id');

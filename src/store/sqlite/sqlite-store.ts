@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect, type Selectable, type Updateable } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, sql, type Selectable, type Updateable } from 'kysely';
 import type { Instance, RunHandle, StatementResult } from '../../domain/instance.js';
 import { isInstanceState, type InstanceState } from '../../domain/instance-state.js';
 import {
@@ -342,6 +342,9 @@ export async function openSqliteStore(file: string): Promise<Store> {
     instances: new SqliteInstanceStore(db),
     connections: new SqliteConnectionStore(db),
     systemTasks: new SqliteSystemTaskStore(db),
+    ping: async () => {
+      await sql`SELECT 1`.execute(db);
+    },
     close: () => db.destroy(),
   };
 }
