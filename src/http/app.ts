@@ -136,11 +136,25 @@ export function buildApp(deps: HttpDependencies) {
     return json(reply, 200, { instanceId });
   });
 
-  app.get<{ Params: Params }>(`${base}/:scriptName/instances/:instanceId`, async (request, reply) => {
-    const { scriptName, instanceId } = request.params;
-    const instance = await deps.executions.getInstance(ns(request, 'read'), scriptName, instanceId);
-    return json(reply, 200, instanceResultRepresentation(instance));
-  });
+  // Extension: `?waitSeconds=N` (0-60) answers as soon as the instance settles (long poll).
+  app.get<{ Params: Params; Querystring: Query }>(
+    `${base}/:scriptName/instances/:instanceId`,
+    async (request, reply) => {
+      const { scriptName, instanceId } = request.params;
+      const rawWait = singleQuery(request.query, 'waitSeconds') ?? '0';
+      if (!/^\d{1,2}(\.\d{1,3})?$/.test(rawWait) || Number(rawWait) > 60) {
+        throw invalidParameter('waitSeconds must be a number from 0 to 60');
+      }
+      const namespace = ns(request, 'read');
+      const instance = await deps.executions.getInstance(
+        namespace,
+        scriptName,
+        instanceId,
+        Number(rawWait) * 1000,
+      );
+      return json(reply, 200, instanceResultRepresentation(instance));
+    },
+  );
 
   app.post<{ Params: Params }>(`${base}/:scriptName/instances/:instanceId/stop`, async (request, reply) => {
     const { scriptName, instanceId } = request.params;

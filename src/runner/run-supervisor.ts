@@ -8,10 +8,10 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { STOPPED_MESSAGE, type Instance, type RunHandle, type StatementResult } from '../domain/instance.js';
-import { allowedSources, type InstanceState } from '../domain/instance-state.js';
+import { allowedSources, isTerminal, type InstanceState } from '../domain/instance-state.js';
 import type { Engine, EngineLimits, EngineOutcome } from '../engines/engine.js';
 import type { RunJob, RunQueue } from '../services/run-queue.js';
-import type { InstanceStore } from '../store/store.js';
+import type { InstanceStore, TransitionPatch } from '../store/store.js';
 import { NO_RUN_OBSERVER, type RunObserver } from './run-observer.js';
 
 export interface SupervisorConfig {
@@ -53,6 +53,42 @@ export class RunSupervisor implements RunQueue {
     private readonly log: Logger,
     private readonly observer: RunObserver = NO_RUN_OBSERVER,
   ) {}
+
+  /** Waiters of `waitUntilSettled`, per instance id. */
+  private readonly settleWaiters = new Map<string, Set<() => void>>();
+
+  /** Every persisted transition of the runner goes through here, so settle waiters are woken. */
+  private async transition(
+    id: string,
+    from: readonly InstanceState[],
+    to: InstanceState,
+    patch: TransitionPatch,
+  ): Promise<Instance | undefined> {
+    const updated = await this.instances.transition(id, from, to, patch);
+    if (updated && isTerminal(updated.state)) {
+      const waiters = this.settleWaiters.get(id);
+      this.settleWaiters.delete(id);
+      for (const wake of waiters ?? []) wake();
+    }
+    return updated;
+  }
+
+  /** Resolves when the instance becomes terminal through this runner, or after `timeoutMs`. */
+  waitUntilSettled(instanceId: string, timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const waiters = this.settleWaiters.get(instanceId) ?? new Set<() => void>();
+      this.settleWaiters.set(instanceId, waiters);
+      const done = () => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        if (waiters.size === 0 && this.settleWaiters.get(instanceId) === waiters)
+          this.settleWaiters.delete(instanceId);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      waiters.add(done);
+    });
+  }
 
   get accepting(): boolean {
     return !this.shuttingDown;
@@ -108,7 +144,7 @@ export class RunSupervisor implements RunQueue {
     to: InstanceState,
     patch: { message: string; results: StatementResult[]; exitCode?: number | null },
   ): Promise<Instance | undefined> {
-    const settled = await this.instances.transition(
+    const settled = await this.transition(
       id,
       allowedSources(to).filter((s) => s !== 'QUEUED'),
       to,
@@ -123,7 +159,7 @@ export class RunSupervisor implements RunQueue {
   private async execute(job: RunJob, controller: AbortController): Promise<void> {
     const id = job.instance.id;
     const log = this.log.child({ instanceId: id, engine: job.engine.name });
-    const launched = await this.instances.transition(id, ['QUEUED'], 'LAUNCHING', { startedAt: new Date() });
+    const launched = await this.transition(id, ['QUEUED'], 'LAUNCHING', { startedAt: new Date() });
     if (!launched) return; // Stopped (or deleted) while queued: it never starts.
     const startedAt = performance.now();
     this.observer.runStarted(job.engine.name, (Date.now() - job.instance.createdAt.getTime()) / 1000);
@@ -170,7 +206,7 @@ export class RunSupervisor implements RunQueue {
 
   private async markRunning(id: string, handle: RunHandle, log: Logger): Promise<void> {
     try {
-      await this.instances.transition(id, ['LAUNCHING'], 'RUNNING', { runHandle: handle });
+      await this.transition(id, ['LAUNCHING'], 'RUNNING', { runHandle: handle });
     } catch (error) {
       // The run goes on; only crash recovery of this run is weakened. Never fail the run for it.
       log.error({ err: error }, 'could not persist the run handle');
@@ -217,7 +253,7 @@ export class RunSupervisor implements RunQueue {
     const index = this.queue.findIndex((job) => job.instance.id === instanceId);
     if (index >= 0) {
       this.queue.splice(index, 1);
-      await this.instances.transition(instanceId, ['QUEUED'], 'STOPPED', {
+      await this.transition(instanceId, ['QUEUED'], 'STOPPED', {
         endedAt: new Date(),
         message: STOPPED_MESSAGE,
       });
@@ -230,7 +266,7 @@ export class RunSupervisor implements RunQueue {
       return;
     }
     // Not in this process's memory: a QUEUED row can still be stopped by its guarded update.
-    await this.instances.transition(instanceId, ['QUEUED'], 'STOPPED', {
+    await this.transition(instanceId, ['QUEUED'], 'STOPPED', {
       endedAt: new Date(),
       message: STOPPED_MESSAGE,
     });
@@ -241,7 +277,7 @@ export class RunSupervisor implements RunQueue {
     this.shuttingDown = true;
     const queued = this.queue.splice(0);
     for (const job of queued) {
-      await this.instances.transition(job.instance.id, ['QUEUED'], 'ABORTED', {
+      await this.transition(job.instance.id, ['QUEUED'], 'ABORTED', {
         endedAt: new Date(),
         message: 'The server shut down before the script instance started.',
       });
@@ -269,7 +305,7 @@ export class RunSupervisor implements RunQueue {
           this.log.error({ err: error, instanceId: instance.id }, 'could not end leftover work');
         }
       }
-      await this.instances.transition(instance.id, ['QUEUED', 'LAUNCHING', 'RUNNING'], 'ABORTED', {
+      await this.transition(instance.id, ['QUEUED', 'LAUNCHING', 'RUNNING'], 'ABORTED', {
         endedAt: new Date(),
         message: 'The server restarted while the script instance was active; the run was ended.',
       });

@@ -54,8 +54,22 @@ export class ExecutionService {
     return instance.id;
   }
 
-  /** The instance, checked to belong to the named script in this namespace. */
-  async getInstance(ns: Namespace, scriptName: string, instanceId: string): Promise<Instance> {
+  /**
+   * The instance, checked to belong to the named script in this namespace. With `waitMs` > 0 and
+   * the instance still active, answers as soon as it settles or when `waitMs` has passed (long poll).
+   */
+  async getInstance(ns: Namespace, scriptName: string, instanceId: string, waitMs = 0): Promise<Instance> {
+    const instance = await this.getInstanceNow(ns, scriptName, instanceId);
+    if (waitMs <= 0 || isTerminal(instance.state)) return instance;
+    const settled = this.runs.waitUntilSettled(instance.id, waitMs);
+    // Re-read after registering: it may have settled between the first read and the registration.
+    const again = await this.store.instances.get(instance.id);
+    if (again && isTerminal(again.state)) return again;
+    await settled;
+    return (await this.store.instances.get(instance.id)) ?? instance;
+  }
+
+  private async getInstanceNow(ns: Namespace, scriptName: string, instanceId: string): Promise<Instance> {
     const script = await this.scripts.get(ns, scriptName);
     const instance = await this.store.instances.get(instanceId);
     if (

@@ -21,6 +21,8 @@ export interface RunQueue {
    * the instance is terminal, or after the configured wait bound if the work is slow to die.
    */
   stop(instanceId: string): Promise<void>;
+  /** Resolves when the instance becomes terminal, or after `timeoutMs` (long-polling reads). */
+  waitUntilSettled(instanceId: string, timeoutMs: number): Promise<void>;
   /** Removes whatever the runner keeps on disk for these instances (output logs, script files). */
   discardRunFiles(instanceIds: readonly string[]): Promise<void>;
 }
