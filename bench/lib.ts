@@ -47,6 +47,12 @@ export interface BenchRow {
   readonly ours: Stats;
   readonly baseline?: Stats;
   readonly skipped?: string;
+  /**
+   * What the numbers are: latencies in ms (the default), a rate (`inst/s`, `req/s`: higher is better)
+   * or a memory size in MiB. Rates and sizes show one value (the median over rounds, or the single
+   * measurement) in the p50 columns and no p99.
+   */
+  readonly unit?: 'ms' | 'inst/s' | 'req/s' | 'MiB';
 }
 
 /** A row for a figure that could not be measured (a server missing on this machine, say). */
@@ -55,6 +61,19 @@ export function skippedRow(figure: string, reason: string): BenchRow {
 }
 
 const ms = (x: number) => (Number.isFinite(x) ? `${x < 10 ? x.toFixed(2) : x.toFixed(1)} ms` : 'n/a');
+
+function formatValue(x: number, unit: NonNullable<BenchRow['unit']>): string {
+  if (unit === 'ms') return ms(x);
+  if (!Number.isFinite(x)) return 'n/a';
+  const digits = x < 100 ? 1 : 0;
+  return `${x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })} ${unit}`;
+}
+
+function formatRatio(ours: number, baseline: number): string {
+  if (!(baseline > 0) || !Number.isFinite(ours)) return '—';
+  const ratio = ours / baseline;
+  return `${ratio < 1 ? ratio.toFixed(2) : ratio.toFixed(1)}×`;
+}
 
 export function markdownTable(rows: readonly BenchRow[]): string {
   const lines = [
@@ -66,11 +85,13 @@ export function markdownTable(rows: readonly BenchRow[]): string {
       lines.push(`| ${row.figure} | skipped: ${row.skipped.replace(/\|/g, '\\|')} | — | — | — | — |`);
       continue;
     }
+    const unit = row.unit ?? 'ms';
+    const p99 = (s: Stats) => (unit === 'ms' ? ms(s.p99) : '—');
     const b = row.baseline;
-    const ratio = b && b.p50 > 0 ? `${(row.ours.p50 / b.p50).toFixed(1)}×` : '—';
+    const ratio = b ? formatRatio(row.ours.p50, b.p50) : '—';
     const runs = b ? `n=${row.ours.n}/${b.n}` : `n=${row.ours.n}`;
     lines.push(
-      `| ${row.figure} (${runs}) | ${ms(row.ours.p50)} | ${ms(row.ours.p99)} | ${b ? ms(b.p50) : '—'} | ${b ? ms(b.p99) : '—'} | ${ratio} |`,
+      `| ${row.figure} (${runs}) | ${formatValue(row.ours.p50, unit)} | ${p99(row.ours)} | ${b ? formatValue(b.p50, unit) : '—'} | ${b ? p99(b) : '—'} | ${ratio} |`,
     );
   }
   return lines.join('\n');
@@ -116,6 +137,23 @@ export function machineDescription(): string[] {
 /** `--quick` divides every run count by 10 (smoke test of the harness, numbers are not meaningful). */
 export function runCount(full: number): number {
   return process.argv.includes('--quick') ? Math.max(3, Math.ceil(full / 10)) : full;
+}
+
+/**
+ * The names given with `--only a,b` (or `--only=a,b`), or undefined when the flag is absent: the
+ * parts of the suite to run (see bench/run.ts and bench/throughput.ts for the names).
+ */
+export function onlyParts(argv: readonly string[] = process.argv): Set<string> | undefined {
+  const index = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
+  if (index < 0) return undefined;
+  const flag = argv[index] ?? '';
+  const value = flag.startsWith('--only=') ? flag.slice('--only='.length) : (argv[index + 1] ?? '');
+  const names = value
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
+  if (names.length === 0) throw new Error('--only needs a comma-separated list of part names');
+  return new Set(names);
 }
 
 export const sleep = (msec: number) => new Promise<void>((resolve) => setTimeout(resolve, msec));

@@ -6,6 +6,9 @@ import { ConfigError, isLoopback, loadConfig, type ConfigOverrides } from '../co
 import { startServer } from '../main.js';
 import { registerCredentialsCommand } from './credentials-command.js';
 
+// See bin/opendlf.js: size libuv's pool before DuckDB or fs work uses it (when run without the bin).
+process.env.UV_THREADPOOL_SIZE ??= '64';
+
 function integer(value: string): number {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError('must be a non-negative integer');
   return Number(value);

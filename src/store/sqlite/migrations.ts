@@ -118,6 +118,22 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('scripts').addColumn('approved_by', 'text').execute();
     },
   },
+  '0004_list_order_index': {
+    async up(db: Kysely<unknown>) {
+      // List pages are ordered by seq within a namespace: without this index SQLite sorted every
+      // script of the workspace for each page (8 ms at 10,000 scripts, measured in bench/).
+      await db.schema
+        .createIndex('scripts_namespace_seq')
+        .on('scripts')
+        .columns(['project_id', 'workspace_id', 'seq'])
+        .execute();
+      await db.schema
+        .createIndex('connections_namespace_seq')
+        .on('connections')
+        .columns(['project_id', 'workspace_id', 'seq'])
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {
