@@ -65,7 +65,7 @@ function secretKeyFor(dataDir: string, fromEnv: string | undefined): Buffer {
 }
 
 /** Every check: the store answers, each built-in engine's probe passes. */
-async function readinessOf(store: Store, engines: readonly Engine[]) {
+export async function readinessOf(store: Store, engines: readonly Engine[]) {
   const probe = async (name: string, check: () => Promise<void>) => {
     try {
       await check();

@@ -107,3 +107,23 @@ describe('readiness failure', () => {
     }
   });
 });
+
+describe('readiness when the store is down', () => {
+  it('is not ready and names the store', async () => {
+    // The SQLite store cannot be taken down from outside a running server, so this drives the same
+    // readiness function with a store whose ping fails the way a closed database does.
+    const { openSqliteStore } = await import('../../src/store/sqlite/sqlite-store.js');
+    const { readinessOf } = await import('../../src/main.js');
+    const dir = tempDir();
+    const store = await openSqliteStore(`${dir}/s.sqlite`);
+    await store.close(); // a closed database: every query now fails
+    try {
+      const result = await readinessOf(store, []);
+      assert.equal(result.ready, false);
+      assert.equal(result.checks[0]?.name, 'store');
+      assert.equal(result.checks[0]?.ok, false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
