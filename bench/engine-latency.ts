@@ -17,8 +17,10 @@
  *     bare HTTP request with a query_id, `KILL QUERY WHERE query_id = … SYNC` from a second request.
  *   - PYTHON on `local`: a script that starts `sleep 300` children and sleeps; gone = no process of
  *     the run. Baseline: the same script spawned detached, process.kill(-pgid).
- * Execute → FINISHED: `SELECT 1` (PostgreSQL, MariaDB, ClickHouse) and `echo 1` (SSH), beside the
- * bare driver call on an already open connection.
+ * Execute → FINISHED: `SELECT 1` (PostgreSQL, MariaDB, ClickHouse) and `echo 1` (SSH), ours three
+ * ways (long-poll `?waitSeconds=30`, a GET every 100 ms, a GET every 1 ms; see `executeBench` in
+ * lib.ts), beside the bare driver call on an already open connection plus one GET of a bare fastify
+ * route in this process, timed together.
  *
  * The database "gone" probes run back to back on their own connection (no pause between probes);
  * the clock stops when the first probe that finds nothing *answers* — the same definition for ours
@@ -46,6 +48,8 @@ import {
 import type { ApiClient } from '../test/helpers/server.js';
 import { SSHD_PATH, sshdUnavailableReason, startSshd, type TestSshd } from '../test/helpers/sshd.js';
 import {
+  executeBench,
+  executeFigures,
   findRunId,
   isMain,
   killLeftovers,
@@ -54,13 +58,16 @@ import {
   runCount,
   skippedRow,
   sleep,
+  startBareRoute,
   startBenchServer,
   stats,
   TREE_SCRIPT,
   treeReady,
   TreeObserver,
   waitUntil,
+  type BareRoute,
   type BenchRow,
+  type ExecuteBench,
 } from './lib.js';
 
 const STOP_WARMUP = 3;
@@ -68,8 +75,9 @@ const EXEC_WARMUP = 5;
 /** Kept runs per side. The ClickHouse `sleepEachRow(1)` figure costs ~1 s a run, so it gets the minimum. */
 const STOP_RUNS = 60;
 const SLOW_STOP_RUNS = 50;
-const EXEC_RUNS = 200;
-const SSH_EXEC_RUNS = 100;
+/** Kept rounds of the execute figures (each round: the three ways of waiting, and the baseline). */
+export const ENGINE_EXECUTE_RUNS = 120;
+export const SSH_EXECUTE_RUNS = 60;
 /** A figure whose runs fail this often is given up (its rows say why) instead of timing out run after run. */
 const MAX_FAILURES = 5;
 /** How long after the statement started the `sleepEachRow(1)` query is stopped (same phase for both sides). */
@@ -149,6 +157,32 @@ async function section(figures: readonly string[], run: () => Promise<BenchRow[]
   }
 }
 
+/** The three execute figures of one engine (see `executeBench`), with this file's counts. */
+function execFigures(
+  what: string,
+  client: ApiClient,
+  bare: BareRoute,
+  script: string,
+  driver: () => Promise<void>,
+  options: Pick<ExecuteBench, 'afterRound'> & { runs?: number } = {},
+): Promise<BenchRow[]> {
+  return section(executeFigures(what), () =>
+    executeBench({
+      what,
+      client,
+      script,
+      driver,
+      bare,
+      runs: runCount(options.runs ?? ENGINE_EXECUTE_RUNS),
+      warmup: EXEC_WARMUP,
+      pauseMs: 2,
+      maxFailures: MAX_FAILURES,
+      notes: oddities,
+      afterRound: options.afterRound,
+    }),
+  );
+}
+
 // ---- the API side -------------------------------------------------------------------------------
 
 async function createConnection(client: ApiClient, body: Record<string, unknown>): Promise<void> {
@@ -161,22 +195,6 @@ async function createConnection(client: ApiClient, body: Record<string, unknown>
 async function detailedStatus(client: ApiClient, name: string, instanceId: string): Promise<string> {
   const response = await client.result(name, instanceId);
   return String(response.json?.detailedStatus ?? response.status);
-}
-
-/** POST execute, then poll the result endpoint every 1 ms until FINISHED (as in execute-latency.ts). */
-async function oursExecute(client: ApiClient, name: string): Promise<number> {
-  const t0 = now();
-  const instanceId = await client.execute(name);
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const response = await client.result(name, instanceId);
-    const status = response.json?.status as string | undefined;
-    if (status === 'FINISHED') return now() - t0;
-    if (status === 'FAILED' || Date.now() > deadline) {
-      throw new Error(`${name} ended ${status ?? response.status}: ${response.text.slice(0, 300)}`);
-    }
-    await sleep(1);
-  }
 }
 
 /** Sends the stop and records when it answers; `settled()` also checks the instance ended STOPPED. */
@@ -293,13 +311,14 @@ function stopRows(
 
 // ---- PostgreSQL ---------------------------------------------------------------------------------
 
+const PG_EXEC = 'PostgreSQL `SELECT 1`';
 const PG_FIGURES = [
   'PostgreSQL stop: request → `pg_sleep` no longer active',
   'PostgreSQL stop: request → stop response (204)',
-  'Execute PostgreSQL `SELECT 1` → FINISHED',
+  ...executeFigures(PG_EXEC),
 ];
 
-async function benchPostgres(client: ApiClient): Promise<BenchRow[]> {
+async function benchPostgres(client: ApiClient, bare: BareRoute): Promise<BenchRow[]> {
   const probeClient = new pg.Client(PG);
   const worker = new pg.Client(PG);
   const control = new pg.Client(PG);
@@ -365,22 +384,9 @@ async function benchPostgres(client: ApiClient): Promise<BenchRow[]> {
         ),
       ),
     );
-    const exec = await section(PG_FIGURES.slice(2), async () => {
-      const r = await alternate(
-        'Execute PostgreSQL',
-        runCount(EXEC_RUNS),
-        EXEC_WARMUP,
-        2,
-        () => oursExecute(client, 'bench_exec_pg'),
-        async () => {
-          const t0 = now();
-          const { rows } = await worker.query({ text: 'SELECT 1', rowMode: 'array' });
-          const elapsed = now() - t0;
-          if (rows[0]?.[0] !== 1) throw new Error(`bare SELECT 1 returned ${JSON.stringify(rows)}`);
-          return elapsed;
-        },
-      );
-      return [{ figure: PG_FIGURES[2]!, ours: stats(r.ours), baseline: stats(r.baseline) }];
+    const exec = await execFigures(PG_EXEC, client, bare, 'bench_exec_pg', async () => {
+      const { rows } = await worker.query({ text: 'SELECT 1', rowMode: 'array' });
+      if (rows[0]?.[0] !== 1) throw new Error(`bare SELECT 1 returned ${JSON.stringify(rows)}`);
     });
     return [...stop, ...exec];
   } finally {
@@ -390,13 +396,14 @@ async function benchPostgres(client: ApiClient): Promise<BenchRow[]> {
 
 // ---- MariaDB ------------------------------------------------------------------------------------
 
+const MY_EXEC = 'MariaDB `SELECT 1`';
 const MY_FIGURES = [
   'MariaDB stop: request → `SLEEP` query gone from the process list',
   'MariaDB stop: request → stop response (204)',
-  'Execute MariaDB `SELECT 1` → FINISHED',
+  ...executeFigures(MY_EXEC),
 ];
 
-async function benchMariaDb(client: ApiClient): Promise<BenchRow[]> {
+async function benchMariaDb(client: ApiClient, bare: BareRoute): Promise<BenchRow[]> {
   const opened: mysql.Connection[] = [];
   let probeConn: mysql.Connection;
   let worker: mysql.Connection;
@@ -468,24 +475,11 @@ async function benchMariaDb(client: ApiClient): Promise<BenchRow[]> {
         ),
       ),
     );
-    const exec = await section(MY_FIGURES.slice(2), async () => {
-      const r = await alternate(
-        'Execute MariaDB',
-        runCount(EXEC_RUNS),
-        EXEC_WARMUP,
-        2,
-        () => oursExecute(client, 'bench_exec_my'),
-        async () => {
-          const t0 = now();
-          const [rows] = await worker.query<mysql.RowDataPacket[]>({ sql: 'SELECT 1', rowsAsArray: true });
-          const elapsed = now() - t0;
-          if (Number((rows[0] as unknown[] | undefined)?.[0]) !== 1) {
-            throw new Error(`bare SELECT 1 returned ${JSON.stringify(rows)}`);
-          }
-          return elapsed;
-        },
-      );
-      return [{ figure: MY_FIGURES[2]!, ours: stats(r.ours), baseline: stats(r.baseline) }];
+    const exec = await execFigures(MY_EXEC, client, bare, 'bench_exec_my', async () => {
+      const [rows] = await worker.query<mysql.RowDataPacket[]>({ sql: 'SELECT 1', rowsAsArray: true });
+      if (Number((rows[0] as unknown[] | undefined)?.[0]) !== 1) {
+        throw new Error(`bare SELECT 1 returned ${JSON.stringify(rows)}`);
+      }
     });
     return [...stop, ...exec];
   } finally {
@@ -495,12 +489,13 @@ async function benchMariaDb(client: ApiClient): Promise<BenchRow[]> {
 
 // ---- ClickHouse ---------------------------------------------------------------------------------
 
+const CH_EXEC = 'ClickHouse `SELECT 1`';
 const CH_FIGURES = [
   'ClickHouse stop, `sleepEachRow(1)`: request → query gone from system.processes',
   'ClickHouse stop, `sleepEachRow(1)`: request → stop response (204)',
   'ClickHouse stop, `sleepEachRow(0.001)`: request → query gone from system.processes',
   'ClickHouse stop, `sleepEachRow(0.001)`: request → stop response (204)',
-  'Execute ClickHouse `SELECT 1` → FINISHED',
+  ...executeFigures(CH_EXEC),
 ];
 
 /** One POST to ClickHouse's HTTP interface; `agent` false = a connection of its own. */
@@ -526,7 +521,7 @@ function chPost(
   });
 }
 
-async function benchClickHouse(client: ApiClient): Promise<BenchRow[]> {
+async function benchClickHouse(client: ApiClient, bareRoute: BareRoute): Promise<BenchRow[]> {
   const unavailable = clickHouseUnavailableReason();
   if (unavailable) return CH_FIGURES.map((f) => skippedRow(f, unavailable));
   let ch: TestClickHouse;
@@ -654,22 +649,9 @@ async function benchClickHouse(client: ApiClient): Promise<BenchRow[]> {
         ),
       ).map((row, i) => ({ ...row, figure: CH_FIGURES[2 + i]! })),
     );
-    const exec = await section(CH_FIGURES.slice(4), async () => {
-      const r = await alternate(
-        'Execute ClickHouse',
-        runCount(EXEC_RUNS),
-        EXEC_WARMUP,
-        2,
-        () => oursExecute(client, 'bench_exec_ch'),
-        async () => {
-          const t0 = now();
-          const text = await query('SELECT 1');
-          const elapsed = now() - t0;
-          if (text.trim() !== '1') throw new Error(`bare SELECT 1 returned ${JSON.stringify(text)}`);
-          return elapsed;
-        },
-      );
-      return [{ figure: CH_FIGURES[4]!, ours: stats(r.ours), baseline: stats(r.baseline) }];
+    const exec = await execFigures(CH_EXEC, client, bareRoute, 'bench_exec_ch', async () => {
+      const text = await query('SELECT 1');
+      if (text.trim() !== '1') throw new Error(`bare SELECT 1 returned ${JSON.stringify(text)}`);
     });
     return [...coarse, ...fineRows, ...exec];
   } finally {
@@ -680,10 +662,11 @@ async function benchClickHouse(client: ApiClient): Promise<BenchRow[]> {
 
 // ---- SSH ----------------------------------------------------------------------------------------
 
+const SSH_EXEC = 'SSH `echo 1`';
 const SSH_FIGURES = [
   'SSH stop: request → remote process tree gone',
   'SSH stop: request → stop response (204)',
-  'Execute SSH `echo 1` → FINISHED',
+  ...executeFigures(SSH_EXEC),
 ];
 
 function sshConnect(sshd: TestSshd, noDelay: boolean): Promise<SshClient> {
@@ -817,7 +800,11 @@ async function bareSshTreeStop(c: SshClient, observer: TreeObserver): Promise<nu
   }
 }
 
-async function benchSsh(client: ApiClient, observer: TreeObserver): Promise<BenchRow[]> {
+async function benchSsh(
+  client: ApiClient,
+  observer: TreeObserver,
+  bareRoute: BareRoute,
+): Promise<BenchRow[]> {
   const unavailable = sshdUnavailableReason();
   if (unavailable) return SSH_FIGURES.map((f) => skippedRow(f, unavailable));
   const version = spawnSync(SSHD_PATH, ['-V'], { encoding: 'utf8' });
@@ -832,8 +819,8 @@ async function benchSsh(client: ApiClient, observer: TreeObserver): Promise<Benc
   }
   const bareClients: SshClient[] = [];
   try {
-    const bare = await sshConnect(sshd, true);
-    bareClients.push(bare);
+    const bareSsh = await sshConnect(sshd, true);
+    bareClients.push(bareSsh);
     const bareNagle = await sshConnect(sshd, false);
     bareClients.push(bareNagle);
     await createConnection(client, {
@@ -870,37 +857,30 @@ async function benchSsh(client: ApiClient, observer: TreeObserver): Promise<Benc
           STOP_WARMUP,
           10,
           () => oursTreeStop(client, observer, 'bench_stop_ssh', findRemoteSession, treeReady, label),
-          () => bareSshTreeStop(bare, observer),
+          () => bareSshTreeStop(bareSsh, observer),
         ),
       ),
     );
-    const nagle: number[] = [];
     const bareEcho = async (c: SshClient) => {
-      const t0 = now();
       const { code, stdout } = await sshRun(c, 'echo 1');
-      const elapsed = now() - t0;
       if (code !== 0 || stdout !== '1\n')
         throw new Error(`bare echo 1 gave ${code}: ${JSON.stringify(stdout)}`);
-      return elapsed;
     };
-    let round = 0;
-    const exec = await section(SSH_FIGURES.slice(2), async () => {
-      const r = await alternate(
-        'Execute SSH',
-        runCount(SSH_EXEC_RUNS),
-        EXEC_WARMUP,
-        2,
-        () => oursExecute(client, 'bench_exec_ssh'),
-        async () => {
-          // The same exec on a connection with ssh2's default socket (Nagle on), for a note.
-          const first = round++ % 2 === 0;
-          if (!first) nagle.push(await bareEcho(bareNagle));
-          const elapsed = await bareEcho(bare);
-          if (first) nagle.push(await bareEcho(bareNagle));
-          return elapsed;
-        },
-      );
-      return [{ figure: SSH_FIGURES[2]!, ours: stats(r.ours), baseline: stats(r.baseline) }];
+    // The same exec on a connection with ssh2's default socket (Nagle on), once a round between
+    // the timed runs, for a note.
+    const nagle: number[] = [];
+    const exec = await execFigures(SSH_EXEC, client, bareRoute, 'bench_exec_ssh', () => bareEcho(bareSsh), {
+      runs: SSH_EXECUTE_RUNS,
+      afterRound: async (keep) => {
+        const t0 = now();
+        try {
+          await bareEcho(bareNagle);
+          if (keep) nagle.push(now() - t0);
+        } catch (error) {
+          oddities.push(`bare ssh2 exec with Nagle on: a run failed: ${message(error)}`);
+        }
+        await sleep(2);
+      },
     });
     // The engine opens a connection per run; the baseline's is already open. What opening one costs:
     const connects: number[] = [];
@@ -915,7 +895,7 @@ async function benchSsh(client: ApiClient, observer: TreeObserver): Promise<Benc
       `bare ssh2 connect + key authentication to the same sshd: p50 ${cs.p50.toFixed(1)} ms, ` +
         `p99 ${cs.p99.toFixed(1)} ms (n=${cs.n}); opendlf opens one such connection per SSH run`,
     );
-    const n = stats(nagle.slice(EXEC_WARMUP));
+    const n = stats(nagle);
     if (n.n > 0) {
       oddities.push(
         `bare ssh2 exec \`echo 1\` with ssh2's default socket (Nagle on, no setNoDelay): p50 ${n.p50.toFixed(1)} ms, ` +
@@ -1030,13 +1010,14 @@ export async function engineLatency(): Promise<{
   oddities.length = 0;
   environment.length = 0;
   const server = await startBenchServer();
+  const bare = await startBareRoute();
   const observer = new TreeObserver();
   try {
     const client = server.client();
-    const pgRows = await benchPostgres(client);
-    const myRows = await benchMariaDb(client);
-    const sshRows = await benchSsh(client, observer);
-    const chRows = await benchClickHouse(client);
+    const pgRows = await benchPostgres(client, bare);
+    const myRows = await benchMariaDb(client, bare);
+    const sshRows = await benchSsh(client, observer, bare);
+    const chRows = await benchClickHouse(client, bare);
     const pyRows = await benchPython(client, observer);
     environment.push(driverVersions());
     const isExec = (row: BenchRow) => row.figure.startsWith('Execute');
@@ -1048,6 +1029,7 @@ export async function engineLatency(): Promise<{
     };
   } finally {
     await observer.close();
+    await bare.close();
     await server.close();
   }
 }

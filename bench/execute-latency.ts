@@ -1,97 +1,57 @@
 /**
  * Execute latency: how long a trivial script takes end to end.
  *
- * - SQL: `SELECT 1` on connection `duckdb`. Ours: POST …/execute, then GET the result every 1 ms
- *   until status FINISHED. Baseline: bare @duckdb/node-api `runAndReadAll('SELECT 1')` on a
- *   connection that is already open, in this process.
- * - Shell: `echo 1` on connection `local`. Ours: as above. Baseline: child_process.spawn of
- *   `bash -c 'echo 1'` until the child's exit event.
+ * - SQL: `SELECT 1` on connection `duckdb`. Baseline: bare @duckdb/node-api
+ *   `runAndReadAll('SELECT 1')` on a connection that is already open, in this process.
+ * - Shell: `echo 1` on connection `local`. Baseline: child_process.spawn of `bash -c 'echo 1'`
+ *   until the child's exit event.
  *
- * Ours and baseline alternate run by run, after a few discarded warm-up runs of each.
+ * Ours, three ways (see `executeBench` in lib.ts): POST …/execute then one GET with
+ * `?waitSeconds=30` (long-poll); then a GET every 100 ms until FINISHED; then a GET every 1 ms. Every
+ * baseline run adds one GET of a bare fastify route in this process to the bare call (the HTTP round
+ * trip that any answer over the API costs), timed together. One run of each per round, in a rotating
+ * order, after a few discarded warm-up rounds.
  * Usage: `npx tsx bench/execute-latency.ts [--quick]`.
  */
 import { spawn } from 'node:child_process';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import type { ApiClient } from '../test/helpers/server.js';
 import {
+  executeBench,
+  executeFigures,
   isMain,
   markdownTable,
-  now,
   runCount,
-  sleep,
+  skippedRow,
+  startBareRoute,
   startBenchServer,
-  stats,
   type BenchRow,
 } from './lib.js';
 
 const WARMUP = 5;
-const oddities: string[] = [];
+/** Kept rounds per figure (each round: one run of each of the three variants and of the baseline). */
+export const EXECUTE_RUNS = 120;
+const MAX_FAILURES = 5;
 
-/** POST execute, then poll the result endpoint every 1 ms until a terminal status. */
-async function oursOnce(client: ApiClient, name: string): Promise<number> {
-  const t0 = now();
-  const instanceId = await client.execute(name);
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const response = await client.result(name, instanceId);
-    const status = response.json?.status as string | undefined;
-    if (status === 'FINISHED') return now() - t0;
-    if (status === 'FAILED' || Date.now() > deadline) {
-      oddities.push(`${name} ended ${status ?? response.status}: ${response.text.slice(0, 200)}`);
-      return NaN;
-    }
-    await sleep(1);
-  }
-}
-
-async function bareSelectOnce(connection: DuckDBConnection): Promise<number> {
-  const t0 = now();
+async function bareSelect(connection: DuckDBConnection): Promise<void> {
   const reader = await connection.runAndReadAll('SELECT 1');
   const rows = reader.getRows();
-  const elapsed = now() - t0;
-  if (rows[0]?.[0] !== 1) oddities.push(`bare SELECT 1 returned ${JSON.stringify(rows)}`);
-  return elapsed;
+  if (rows[0]?.[0] !== 1) throw new Error(`bare SELECT 1 returned ${JSON.stringify(rows)}`);
 }
 
-function bareShellOnce(): Promise<number> {
-  const t0 = now();
-  return new Promise((resolve) => {
+function bareShell(): Promise<void> {
+  return new Promise((resolve, reject) => {
     const child = spawn('bash', ['-c', 'echo 1'], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.resume();
     child.stderr.resume();
-    child.once('error', (error) => {
-      oddities.push(`bare bash failed: ${error.message}`);
-      resolve(NaN);
-    });
-    child.once('exit', (code) => {
-      if (code !== 0) oddities.push(`bare bash exited ${code}`);
-      resolve(now() - t0);
-    });
+    child.once('error', (error) => reject(new Error(`bare bash failed: ${error.message}`)));
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`bare bash exited ${code}`))));
   });
 }
 
-async function alternate(
-  runs: number,
-  ours: () => Promise<number>,
-  baseline: () => Promise<number>,
-): Promise<{ ours: number[]; baseline: number[] }> {
-  const out = { ours: [] as number[], baseline: [] as number[] };
-  for (let i = 0; i < WARMUP + runs; i++) {
-    const keep = i >= WARMUP;
-    const first = i % 2 === 0;
-    const a = first ? await ours() : await baseline();
-    const b = first ? await baseline() : await ours();
-    if (keep) {
-      out.ours.push(first ? a : b);
-      out.baseline.push(first ? b : a);
-    }
-    await sleep(2);
-  }
-  return out;
-}
-
 export async function executeLatency(): Promise<{ rows: BenchRow[]; oddities: string[] }> {
+  const oddities: string[] = [];
   const server = await startBenchServer();
+  const bare = await startBareRoute();
   const db = await DuckDBInstance.create(':memory:');
   const connection = await db.connect();
   try {
@@ -108,25 +68,42 @@ export async function executeLatency(): Promise<{ rows: BenchRow[]; oddities: st
       content: 'echo 1',
       connectionName: 'local',
     });
-    const runs = runCount(500);
-    const sql = await alternate(
-      runs,
-      () => oursOnce(client, 'bench_select1'),
-      () => bareSelectOnce(connection),
+    const common = {
+      client,
+      bare,
+      runs: runCount(EXECUTE_RUNS),
+      warmup: WARMUP,
+      pauseMs: 2,
+      maxFailures: MAX_FAILURES,
+      notes: oddities,
+    };
+    const figure = async (what: string, run: () => Promise<BenchRow[]>) => {
+      try {
+        return await run();
+      } catch (error) {
+        const text = error instanceof Error ? error.message : String(error);
+        oddities.push(`Execute ${what}: gave up: ${text}`);
+        return executeFigures(what).map((f) => skippedRow(f, `failed: ${text}`));
+      }
+    };
+    const sqlWhat = 'DuckDB `SELECT 1`';
+    const sql = await figure(sqlWhat, () =>
+      executeBench({
+        ...common,
+        what: sqlWhat,
+        script: 'bench_select1',
+        driver: () => bareSelect(connection),
+      }),
     );
-    const shell = await alternate(runs, () => oursOnce(client, 'bench_echo1'), bareShellOnce);
-    const rows: BenchRow[] = [
-      { figure: 'Execute `SELECT 1` → FINISHED', ours: stats(sql.ours), baseline: stats(sql.baseline) },
-      {
-        figure: 'Execute Shell `echo 1` → FINISHED',
-        ours: stats(shell.ours),
-        baseline: stats(shell.baseline),
-      },
-    ];
-    return { rows, oddities: [...oddities] };
+    const shellWhat = 'Shell `echo 1` on `local`';
+    const shell = await figure(shellWhat, () =>
+      executeBench({ ...common, what: shellWhat, script: 'bench_echo1', driver: bareShell }),
+    );
+    return { rows: [...sql, ...shell], oddities };
   } finally {
     connection.closeSync();
     db.closeSync();
+    await bare.close();
     await server.close();
   }
 }

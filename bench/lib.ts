@@ -9,9 +9,10 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import Fastify from 'fastify';
 import { DEFAULT_CONFIG } from '../src/config.js';
 import { runMembers } from '../src/engines/local-process/process-tree.js';
-import { startTestServer, type TestServer } from '../test/helpers/server.js';
+import { startTestServer, type ApiClient, type TestServer } from '../test/helpers/server.js';
 
 export interface Stats {
   readonly n: number;
@@ -184,6 +185,178 @@ export async function waitUntil(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(everyMs);
   }
+}
+
+// ---- execute → FINISHED --------------------------------------------------------------------------
+
+/** The bare route's body: the shape of a finished `SELECT 1` result (~0.4 kB of JSON). */
+const BARE_BODY = {
+  status: 'FINISHED',
+  results: [{ schema: [{ '?column?': 'int4' }], rows: [[1]], rowCount: 1, duration: 0.25 }],
+  instanceId: '0123456789abcdef0123456789abcdef',
+  detailedStatus: 'FINISHED',
+  connectionName: 'bench',
+  engine: 'bench',
+  createTime: '2026-01-01T00:00:00.000Z',
+  startTime: '2026-01-01T00:00:00.001Z',
+  endTime: '2026-01-01T00:00:00.002Z',
+  stopRequestTime: null,
+  stoppedBy: null,
+  exitCode: null,
+};
+
+/** A bare fastify app in this process with one JSON route: the HTTP half of the execute baselines. */
+export interface BareRoute {
+  /** One GET of the route with fetch, the body read and parsed (as the API client does). */
+  get(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startBareRoute(): Promise<BareRoute> {
+  const app = Fastify({ logger: false });
+  app.get('/bare', (_request, reply) => {
+    void reply.code(200).send(BARE_BODY);
+  });
+  const url = `${await app.listen({ host: '127.0.0.1', port: 0 })}/bare`;
+  return {
+    async get() {
+      const response = await fetch(url);
+      const text = await response.text();
+      const body = JSON.parse(text) as { status?: string };
+      if (response.status !== 200 || body.status !== 'FINISHED') {
+        throw new Error(`the bare route answered ${response.status}: ${text.slice(0, 200)}`);
+      }
+    },
+    close: () => app.close(),
+  };
+}
+
+/** How "ours" waits for the instance to settle after `POST …/execute`. */
+const EXECUTE_MODES = [
+  { key: 'longPoll', label: 'long-poll (one GET `?waitSeconds=30`)', waitSeconds: 30 },
+  { key: 'poll100', label: 'polling every 100 ms', everyMs: 100 },
+  { key: 'poll1', label: 'polling every 1 ms', everyMs: 1 },
+] as const;
+type ExecuteMode = (typeof EXECUTE_MODES)[number];
+
+/** The figures of one execute benchmark (for "skipped" rows too). */
+export function executeFigures(what: string): string[] {
+  return EXECUTE_MODES.map((mode) => `Execute ${what} → FINISHED: ${mode.label}`);
+}
+
+/**
+ * POST execute, then wait for FINISHED: one GET with `?waitSeconds=N` (long-poll), or a GET right
+ * after the POST answers and then one `everyMs` after each answer until the status is terminal.
+ */
+async function executeUntilFinished(
+  client: ApiClient,
+  name: string,
+  mode: ExecuteMode,
+): Promise<{ ms: number; gets: number }> {
+  const t0 = now();
+  const instanceId = await client.execute(name);
+  const path = client.path(`/${encodeURIComponent(name)}/instances/${instanceId}`);
+  const query = 'waitSeconds' in mode ? `?waitSeconds=${mode.waitSeconds}` : '';
+  const deadline = Date.now() + 30_000;
+  for (let gets = 1; ; gets++) {
+    const response = await client.request('GET', `${path}${query}`);
+    const status = response.json?.status as string | undefined;
+    if (status === 'FINISHED') return { ms: now() - t0, gets };
+    if (status === 'FAILED' || 'waitSeconds' in mode || Date.now() > deadline) {
+      throw new Error(
+        `${name} (${mode.key}) ended ${status ?? response.status} after ${gets} GET(s): ${response.text.slice(0, 300)}`,
+      );
+    }
+    await sleep(mode.everyMs);
+  }
+}
+
+export interface ExecuteBench {
+  /** What is executed, for figure names and notes: "PostgreSQL `SELECT 1`". */
+  readonly what: string;
+  readonly client: ApiClient;
+  readonly script: string;
+  /** The bare driver call on an already open connection; throws if the answer is wrong. */
+  readonly driver: () => Promise<void>;
+  readonly bare: BareRoute;
+  readonly runs: number;
+  readonly warmup: number;
+  readonly pauseMs: number;
+  /** More failed runs than this give the figures up (the call throws). */
+  readonly maxFailures: number;
+  /** Receives a line per failed run and the figures' side notes. */
+  readonly notes: string[];
+  /** Untimed extra work after each round (a side measurement that should share the conditions). */
+  readonly afterRound?: (keep: boolean) => Promise<void>;
+}
+
+/**
+ * The three "ours" variants (long-poll, 100 ms polling, 1 ms polling) and the baseline (the driver
+ * call then one GET of the bare route, timed together), one run of each per round in a rotating
+ * order, after `warmup` discarded rounds. Returns one row per variant, all beside the same baseline.
+ */
+export async function executeBench(b: ExecuteBench): Promise<BenchRow[]> {
+  const ours = EXECUTE_MODES.map(() => ({ ms: [] as number[], gets: [] as number[] }));
+  const baseline = { ms: [] as number[], driver: [] as number[], http: [] as number[] };
+  const sides: { name: string; run: (keep: boolean) => Promise<void> }[] = [
+    ...EXECUTE_MODES.map((mode, i) => ({
+      name: mode.key,
+      run: async (keep: boolean) => {
+        const r = await executeUntilFinished(b.client, b.script, mode);
+        if (!keep) return;
+        ours[i]!.ms.push(r.ms);
+        ours[i]!.gets.push(r.gets);
+      },
+    })),
+    {
+      name: 'baseline',
+      run: async (keep: boolean) => {
+        const t0 = now();
+        await b.driver();
+        const t1 = now();
+        await b.bare.get();
+        const t2 = now();
+        if (!keep) return;
+        baseline.ms.push(t2 - t0);
+        baseline.driver.push(t1 - t0);
+        baseline.http.push(t2 - t1);
+      },
+    },
+  ];
+  let failures = 0;
+  for (let round = 0; round < b.warmup + b.runs; round++) {
+    const keep = round >= b.warmup;
+    for (let j = 0; j < sides.length; j++) {
+      const side = sides[(round + j) % sides.length]!;
+      try {
+        await side.run(keep);
+      } catch (error) {
+        failures++;
+        const text = error instanceof Error ? error.message : String(error);
+        b.notes.push(`Execute ${b.what}, ${side.name}: a run failed: ${text}`);
+        if (failures > b.maxFailures) throw new Error(`${failures} runs failed (last: ${text})`);
+      }
+      await sleep(b.pauseMs);
+    }
+    await b.afterRound?.(keep);
+  }
+  const p50 = (xs: number[]) => stats(xs).p50;
+  const fixed = (x: number) => x.toFixed(x < 10 ? 2 : 1);
+  const gets = (i: number) => {
+    const s = stats(ours[i]!.gets);
+    return `${s.p50} (max ${s.max})`;
+  };
+  b.notes.push(
+    `Execute ${b.what}: baseline split, p50: driver ${fixed(p50(baseline.driver))} ms + bare GET ` +
+      `${fixed(p50(baseline.http))} ms; GETs per run, p50: ${gets(1)} polling every 100 ms, ` +
+      `${gets(2)} polling every 1 ms`,
+  );
+  const names = executeFigures(b.what);
+  return EXECUTE_MODES.map((_, i) => ({
+    figure: names[i]!,
+    ours: stats(ours[i]!.ms),
+    baseline: stats(baseline.ms),
+  }));
 }
 
 // ---- process trees -------------------------------------------------------------------------------

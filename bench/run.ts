@@ -13,12 +13,14 @@ import {
   CH_SLEEP_COARSE,
   CH_SLEEP_FINE,
   CH_STOP_PHASE_MS,
+  ENGINE_EXECUTE_RUNS,
   engineLatency,
   MY_SLEEP,
   PG_SLEEP,
   PY_TREE,
+  SSH_EXECUTE_RUNS,
 } from './engine-latency.js';
-import { executeLatency } from './execute-latency.js';
+import { EXECUTE_RUNS, executeLatency } from './execute-latency.js';
 import { machineDescription, markdownTable, onlyParts, type BenchRow } from './lib.js';
 import { LONG_QUERY, stopLatency } from './stop-latency.js';
 import { THROUGHPUT_PARTS, throughput } from './throughput.js';
@@ -97,10 +99,11 @@ ${table}
 (\`startTestServer\`, log level \`silent\`, the default stop grace of 2 s, a temporary data
 directory). "baseline" does the same work with no opendlf in between, in the same process.
 Latencies are wall-clock (\`performance.now()\`); p99 is nearest-rank, so with fewer than 100 runs
-it is the slowest run. Ours and baseline alternate run by run, after discarded warm-up runs.
-Client, server and baseline share one Node process and its event loop, as they would not in
-production; the client's 1 ms polling competes with the server it polls. The machine's load average
-is recorded below: other work on the machine shows up mostly in the p99 columns.
+it is the slowest run. Ours and baseline alternate run by run, after discarded warm-up runs (the
+execute figures rotate four sides, see below). Client, server and baseline share one Node process
+and its event loop, as they would not in production; the client's 1 ms polling (the DuckDB stop
+figure, the execute rows "polling every 1 ms") competes with the server it polls. The machine's
+load average is recorded below: other work on the machine shows up mostly in the p99 columns.
 
 Rows in \`inst/s\`, \`req/s\` or \`MiB\` are not latencies: the p50 columns hold the median over the
 rounds (or the one measurement), the p99 columns are empty, and the ratio is still ours ÷ baseline:
@@ -131,11 +134,24 @@ the server's peak over its idle RSS.
 - **DuckDB stop: request → interrupt() called.** As above, until the engine's first
   \`connection.interrupt()\` (\`DuckDBConnection.prototype.interrupt\` wrapped, observation only).
 - **DuckDB stop: request → stop response.** As above, until \`POST …/stop\` answers.
-- **Execute \`SELECT 1\` → FINISHED.** \`POST …/execute\` then \`GET …/instances/{id}\` every 1 ms
-  until \`FINISHED\`. Baseline: \`connection.runAndReadAll('SELECT 1')\` on an already open
-  connection.
-- **Execute Shell \`echo 1\` → FINISHED.** Same polling. Baseline: \`spawn('bash', ['-c', 'echo 1'])\`
-  until the child's \`exit\` event.
+- **Execute DuckDB \`SELECT 1\` → FINISHED (three rows).** A script \`SELECT 1\` on connection
+  \`duckdb\`. Ours is timed from sending \`POST …/execute\` until the response reporting \`FINISHED\`
+  has been read, three ways: **long-poll**, one \`GET …/instances/{id}?waitSeconds=30\` (the
+  extension: it answers as soon as the instance settles); **polling every 100 ms**, a \`GET\` as soon
+  as the POST has answered, then one 100 ms after each answer until \`FINISHED\`, so a run that takes
+  a few ms shows up as ~100 ms plus a round trip: the interval, not opendlf; **polling every 1 ms**,
+  the same with 1 ms (the only way earlier versions of this table measured it). Baseline, the same
+  for the three rows: \`connection.runAndReadAll('SELECT 1')\` on an already open connection, then
+  one \`GET\` of a bare fastify route in the same process returning a small JSON body (~0.4 kB, shaped
+  like a finished result; fetch, body read and parsed, as the API client does), timed together: the
+  bare work plus the one HTTP round trip that any answer over an API costs. Each round runs the
+  three variants and the baseline once, in an order that rotates from round to round, after 5
+  discarded warm-up rounds: ${EXECUTE_RUNS} kept rounds (earlier tables kept 500 runs of 1 ms
+  polling and of the bare call alone; fewer rounds keep the suite under ~9 minutes now that every
+  round also holds a ~110 ms run of 100 ms polling). The notes give the baseline's split (driver
+  call, bare GET) and how many GETs the polling runs took.
+- **Execute Shell \`echo 1\` on \`local\` → FINISHED (three rows).** The same three ways and rounds.
+  Baseline: \`spawn('bash', ['-c', 'echo 1'])\` until the child's \`exit\` event, then the bare GET.
 
 ### Connection engines (\`bench/engine-latency.ts\`)
 
@@ -167,7 +183,8 @@ the same probe. A missing server (no clickhouse-server or sshd binary) or an unr
   channel. The bench's sshd sets \`HOME\` to an empty directory (\`SetEnv\`), so a login shell does not
   run root's \`~/.bashrc\` for every exec channel (on this machine that is \`pyenv init\`, ~150–250 ms a
   channel, which both sides would pay). The bare connections call \`setNoDelay(true)\`; ssh2 leaves
-  Nagle's algorithm on by default, and so does opendlf (see the notes for what that costs).
+  Nagle's algorithm on by default (see the notes for what that costs); opendlf's SSH engine turns
+  it off too.
 - **ClickHouse stop, \`sleepEachRow(1)\`.** \`${CH_SLEEP_COARSE}\`;
   gone = no \`system.processes\` row with the marker (the probe excludes itself). ClickHouse checks for
   a KILL between blocks, and each block here sleeps a whole second, so this figure is "the rest of the
@@ -184,16 +201,21 @@ the same probe. A missing server (no clickhouse-server or sshd binary) or an unr
   \`process.kill(-pgid, 'SIGTERM')\`.
 - **… → stop response (204).** The same stops, until \`POST …/stop\` answers (once the run has
   settled).
-- **Execute PostgreSQL / MariaDB / ClickHouse \`SELECT 1\` → FINISHED.** \`POST …/execute\`, then the
-  result endpoint every 1 ms until \`FINISHED\`. Baselines on an already open connection: \`pg\`
-  \`client.query('SELECT 1')\`; \`mysql2\` \`connection.query('SELECT 1')\`; one HTTP POST of
-  \`SELECT 1\` on a keep-alive socket. opendlf opens a MariaDB connection per run and a new HTTP
-  connection per ClickHouse statement (plus a \`USE\`), and sets up a pooled PostgreSQL session
-  (identity, \`SET\`, \`DISCARD ALL\`) by design.
-- **Execute SSH \`echo 1\` → FINISHED.** Same polling. Baseline: an exec channel running \`echo 1\` on
-  an already open \`ssh2\` connection, until the channel closes. opendlf opens a connection per run and
-  uses three exec channels (upload, launch under \`setsid\`, clean-up); the notes give the bare cost of
-  opening a connection.
+- **Execute PostgreSQL / MariaDB / ClickHouse \`SELECT 1\` → FINISHED (three rows each).** Ours the
+  same three ways as the DuckDB figure (long-poll \`?waitSeconds=30\`, polling every 100 ms, polling
+  every 1 ms), in the same rotating rounds: ${ENGINE_EXECUTE_RUNS} kept rounds (earlier tables kept
+  200 runs of 1 ms polling). Baselines on an already open connection, each followed by the same
+  kind of bare fastify GET and timed together with it: \`pg\` \`client.query('SELECT 1')\`; \`mysql2\`
+  \`connection.query('SELECT 1')\`; one HTTP POST of \`SELECT 1\` to ClickHouse on a keep-alive
+  socket. opendlf opens a MariaDB connection per run and a new HTTP connection per ClickHouse
+  statement (plus a \`USE\`), and sets up a pooled PostgreSQL session (identity, \`SET\`,
+  \`DISCARD ALL\`) by design.
+- **Execute SSH \`echo 1\` → FINISHED (three rows).** The same three ways; ${SSH_EXECUTE_RUNS} kept
+  rounds (earlier tables kept 100 runs). Baseline: an exec channel running \`echo 1\` on an already
+  open \`ssh2\` connection, until the channel closes, then the bare GET. opendlf opens a connection
+  per run and uses three exec channels (upload, launch under \`setsid\`, clean-up); the notes give the
+  bare cost of opening a connection, and of the same exec on a connection with ssh2's default
+  socket (Nagle on), run once a round between the timed runs.
 
 ### Throughput, reads and memory (\`bench/throughput.ts\`)
 
