@@ -22,8 +22,16 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * Turns an `X-Auth-Token` into a principal, or undefined when it is not valid. The default checks
+ * the configured static tokens; an IAM validator (Keystone token introspection) can take its place.
+ */
+export type TokenValidator = (token: string) => Promise<Principal | undefined>;
+
 export interface AuthOptions {
   readonly credentials: CredentialDirectory;
+  /** Defaults to the credential directory's static tokens. */
+  readonly validateToken?: TokenValidator;
   /** Allowed difference between X-Sdk-Date and the server clock. Default 15 min. */
   readonly maxSkewMs: number;
 }
@@ -38,7 +46,8 @@ async function authenticate(request: FastifyRequest, options: AuthOptions): Prom
   if ((await options.credentials.mode()) === 'none') return ANONYMOUS;
   const token = header(request, 'x-auth-token');
   if (token !== undefined) {
-    const principal = await options.credentials.principalForToken(token);
+    const validate = options.validateToken ?? ((t: string) => options.credentials.principalForToken(t));
+    const principal = await validate(token);
     if (!principal) throw new DlfError('APIGW.0301', 'The token is invalid or expired.');
     return principal;
   }
