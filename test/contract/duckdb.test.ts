@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Namespace } from '../../src/domain/script.js';
 import { DuckDbEngine } from '../../src/engines/duckdb/duckdb-engine.js';
-import { runEngineContract } from './engine-contract.js';
+import { runEngineContract, typedSelectCheck } from './engine-contract.js';
 
 let engine: DuckDbEngine;
 const NS: Namespace = { projectId: 'contract', workspaceId: 'ws1' };
@@ -49,22 +49,7 @@ runEngineContract({
       'CREATE TABLE IF NOT EXISTS c1(a INTEGER, b VARCHAR, d DECIMAL(10,2), e BIGINT);\n' +
       "INSERT INTO c1 VALUES (1, 'x', 1.50, 9007199254740991), (NULL, NULL, NULL, NULL);\n" +
       'SELECT * FROM c1 ORDER BY a NULLS LAST; -- trailing comment',
-    check(results) {
-      assert.equal(results.length, 3, 'one result per statement');
-      const select = results[2]!;
-      assert.deepEqual(select.schema, [
-        { a: 'INTEGER' },
-        { b: 'VARCHAR' },
-        { d: 'DECIMAL(10,2)' },
-        { e: 'BIGINT' },
-      ]);
-      assert.deepEqual(select.rows, [
-        [1, 'x', 1.5, 9007199254740991],
-        [null, null, null, null],
-      ]);
-      assert.equal(select.rowCount, 2);
-      assert.equal(typeof select.duration, 'number');
-    },
+    check: typedSelectCheck([{ a: 'INTEGER' }, { b: 'VARCHAR' }, { d: 'DECIMAL(10,2)' }, { e: 'BIGINT' }]),
   },
   failing: { content: 'SELECT 1; SELECT * FROM no_such_table; SELECT 2', messageIncludes: 'no_such_table' },
   longRunning: LONG,

@@ -207,3 +207,21 @@ export function startEngineRun(
   );
   return { controller, handle, outcome };
 }
+
+/**
+ * The `succeeding.check` shared by the SQL engines' fixtures: three statements (create, insert,
+ * select) whose select returns (1, 'x', 1.50, 2^53-1) and a row of NULLs, with `schema` as given.
+ */
+export function typedSelectCheck(schema: Record<string, string>[]) {
+  return (results: StatementResult[]): void => {
+    assert.equal(results.length, 3, 'one result per statement');
+    const select = results[2]!;
+    assert.deepEqual(select.schema, schema);
+    assert.deepEqual(select.rows, [
+      [1, 'x', 1.5, 9007199254740991],
+      [null, null, null, null],
+    ]);
+    assert.equal(select.rowCount, 2);
+    assert.equal(typeof select.duration, 'number');
+  };
+}
