@@ -133,6 +133,7 @@ export function buildApp(deps: HttpDependencies) {
   app.post<{ Params: Params }>(`${base}/:scriptName/execute`, async (request, reply) => {
     const namespace = ns(request, 'execute');
     const instanceId = await deps.executions.execute(namespace, request.params.scriptName, jsonBody(request));
+    request.createdInstanceId = instanceId;
     return json(reply, 200, { instanceId });
   });
 

@@ -338,6 +338,13 @@ describe('authentication and authorization', () => {
       audits.some((a) => a.route === '/v1/:projectId/scripts' && a.method === 'POST' && a.actor === ADMIN.ak),
     );
     assert.ok(audits.some((a) => a.method === 'DELETE' && a.actor === ADMIN.ak && a.statusCode === 204));
+    const executes = audits.filter(
+      (a) => a.route === '/v1/:projectId/scripts/:scriptName/execute' && a.statusCode === 200,
+    );
+    assert.ok(
+      executes.length > 0 && executes.every((a) => typeof a.instanceId === 'string'),
+      'execute audits name the instance',
+    );
   });
 
   it('no secret (secret keys, tokens, connection passwords) appears in any response body or log line', async () => {

@@ -5,7 +5,15 @@
  */
 import type { FastifyInstance } from 'fastify';
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by execute: the instance it created, which the URL does not name. */
+    createdInstanceId: string | null;
+  }
+}
+
 export function registerAuditLog(app: FastifyInstance): void {
+  app.decorateRequest('createdInstanceId', null);
   app.addHook('onResponse', (request, reply, done) => {
     if (
       request.method !== 'GET' &&
@@ -24,7 +32,7 @@ export function registerAuditLog(app: FastifyInstance): void {
           projectId: params.projectId ?? null,
           workspace: request.headers.workspace ?? null,
           script: params.scriptName ?? null,
-          instanceId: params.instanceId ?? null,
+          instanceId: params.instanceId ?? request.createdInstanceId,
           connection: params.connectionName ?? null,
           statusCode: reply.statusCode,
         },
