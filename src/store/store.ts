@@ -1,7 +1,8 @@
 /**
- * The store ports. Services see only these interfaces; the SQLite adapter (store/sqlite) implements
- * them today and a PostgreSQL adapter can follow without touching services. All times are Dates;
- * adapters own their SQL.
+ * The store ports. Services see only these interfaces. One Kysely adapter (store/kysely) implements
+ * them for SQLite (store/sqlite, the default) and PostgreSQL (store/postgres, multi-node); the
+ * contract suite test/contract/store-contract.ts holds both to the same behaviour. All times are
+ * Dates; adapters own their SQL.
  */
 import type { Instance, RunHandle, StatementResult } from '../domain/instance.js';
 import type { InstanceState } from '../domain/instance-state.js';

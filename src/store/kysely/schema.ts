@@ -1,5 +1,24 @@
-/** Row shapes of the SQLite tables (Kysely's view of the database). Times are epoch milliseconds. */
-import type { Generated } from 'kysely';
+/**
+ * Row shapes of the store tables (Kysely's view of the database), shared by the SQLite and
+ * PostgreSQL adapters. Times are epoch milliseconds: SQLite `integer` reads back as a number, while
+ * PostgreSQL `bigint` reads back as a string (pg does not narrow int8), so mappers apply Number().
+ */
+import type { ColumnType, Generated } from 'kysely';
+
+/** Epoch milliseconds: written as a number, read as a number (SQLite) or a string (pg int8). */
+export type Millis = ColumnType<number | string, number, number>;
+/** Nullable epoch milliseconds. */
+export type NullableMillis = ColumnType<number | string | null, number | null, number | null>;
+
+/** Converts a read time column to a Date. */
+export function toDate(ms: number | string): Date {
+  return new Date(Number(ms));
+}
+
+/** Converts a nullable read time column. */
+export function toDateOrNull(ms: number | string | null): Date | null {
+  return ms === null ? null : new Date(Number(ms));
+}
 
 export interface ScriptsTable {
   seq: Generated<number>;
@@ -24,8 +43,8 @@ export interface ScriptsTable {
   approval_state: Generated<string>;
   approved_by: string | null;
   version: number;
-  created_at: number;
-  updated_at: number;
+  created_at: Millis;
+  updated_at: Millis;
 }
 
 export interface InstancesTable {
@@ -38,10 +57,10 @@ export interface InstancesTable {
   connection_name: string;
   engine: string;
   node_id: string;
-  created_at: number;
-  started_at: number | null;
-  ended_at: number | null;
-  stop_requested_at: number | null;
+  created_at: Millis;
+  started_at: NullableMillis;
+  ended_at: NullableMillis;
+  stop_requested_at: NullableMillis;
   /** The principal that asked for the stop (audit). */
   stop_requested_by: string | null;
   message: string;
@@ -63,8 +82,8 @@ export interface ConnectionsTable {
   config: string;
   description: string;
   version: number;
-  created_at: number;
-  updated_at: number;
+  created_at: Millis;
+  updated_at: Millis;
 }
 
 export interface SystemTasksTable {
@@ -76,9 +95,9 @@ export interface SystemTasksTable {
   message: string;
   /** JSON array of subtasks. */
   subtasks: string;
-  start_time: number;
-  end_time: number | null;
-  last_update: number;
+  start_time: Millis;
+  end_time: NullableMillis;
+  last_update: Millis;
 }
 
 export interface CredentialsTable {
@@ -88,8 +107,8 @@ export interface CredentialsTable {
   /** JSON arrays. */
   projects: string;
   grants: string;
-  expires_at: number | null;
-  created_at: number;
+  expires_at: NullableMillis;
+  created_at: Millis;
 }
 
 export interface Database {

@@ -1,8 +1,8 @@
-/** SQLite adapter for credentials (access keys with sealed secret keys, token hashes). */
+/** Credential store (access keys with sealed secret keys, token hashes) in dialect-neutral Kysely. */
 import type { Kysely, Selectable } from 'kysely';
 import type { Grant } from '../../domain/access.js';
 import type { CredentialRecord, CredentialStore } from '../store.js';
-import type { CredentialsTable, Database } from './schema.js';
+import { toDate, toDateOrNull, type CredentialsTable, type Database } from './schema.js';
 
 function toRecord(row: Selectable<CredentialsTable>): CredentialRecord {
   return {
@@ -11,12 +11,12 @@ function toRecord(row: Selectable<CredentialsTable>): CredentialRecord {
     secret: row.secret,
     projects: JSON.parse(row.projects) as string[],
     grants: JSON.parse(row.grants) as Grant[],
-    expiresAt: row.expires_at === null ? null : new Date(row.expires_at),
-    createdAt: new Date(row.created_at),
+    expiresAt: toDateOrNull(row.expires_at),
+    createdAt: toDate(row.created_at),
   };
 }
 
-export class SqliteCredentialStore implements CredentialStore {
+export class KyselyCredentialStore implements CredentialStore {
   constructor(private readonly db: Kysely<Database>) {}
 
   async put(record: CredentialRecord): Promise<void> {
@@ -47,7 +47,13 @@ export class SqliteCredentialStore implements CredentialStore {
   }
 
   async list(): Promise<CredentialRecord[]> {
-    const rows = await this.db.selectFrom('credentials').selectAll().orderBy('created_at').execute();
+    const rows = await this.db
+      .selectFrom('credentials')
+      .selectAll()
+      .orderBy('created_at')
+      .orderBy('kind')
+      .orderBy('id')
+      .execute();
     return rows.map(toRecord);
   }
 
@@ -63,7 +69,7 @@ export class SqliteCredentialStore implements CredentialStore {
   async count(): Promise<number> {
     const row = await this.db
       .selectFrom('credentials')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .select((eb) => eb.fn.countAll().as('n'))
       .executeTakeFirstOrThrow();
     return Number(row.n);
   }

@@ -1,4 +1,4 @@
-/** SQLite adapters for connections and system tasks (same Kysely queries a PostgreSQL adapter can reuse). */
+/** Connection and system-task stores in dialect-neutral Kysely (SQLite and PostgreSQL). */
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import { isConnectionType, type Connection, type ConnectionInput } from '../../domain/connection.js';
@@ -11,7 +11,8 @@ import type {
   SystemTaskStatus,
   SystemTaskStore,
 } from '../store.js';
-import type { ConnectionsTable, Database } from './schema.js';
+import { substringFunction, type StoreDialect } from './dialect.js';
+import { toDate, type ConnectionsTable, type Database } from './schema.js';
 
 function toConnection(row: Selectable<ConnectionsTable>): Connection {
   if (!isConnectionType(row.type)) throw new Error(`corrupt connection row ${row.id}: type ${row.type}`);
@@ -22,13 +23,16 @@ function toConnection(row: Selectable<ConnectionsTable>): Connection {
     config: JSON.parse(row.config) as Connection['config'],
     description: row.description,
     version: row.version,
-    createdAt: new Date(row.created_at),
-    updatedAt: new Date(row.updated_at),
+    createdAt: toDate(row.created_at),
+    updatedAt: toDate(row.updated_at),
   };
 }
 
-export class SqliteConnectionStore implements ConnectionStore {
-  constructor(private readonly db: Kysely<Database>) {}
+export class KyselyConnectionStore implements ConnectionStore {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: StoreDialect,
+  ) {}
 
   private scoped(ns: Namespace) {
     return this.db
@@ -93,15 +97,17 @@ export class SqliteConnectionStore implements ConnectionStore {
     if (query.types.length === 0) return { total: 0, connections: [] };
     let base = this.scoped(ns).where('type', 'in', [...query.types]);
     if (query.nameContains !== '') {
-      base = base.where((eb) => eb(eb.fn('instr', ['name', eb.val(query.nameContains)]), '>', 0));
+      base = base.where((eb) =>
+        eb(eb.fn(substringFunction(this.dialect), ['name', eb.val(query.nameContains)]), '>', 0),
+      );
     }
-    const count = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const count = await base.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
     const rows = await base.selectAll().orderBy('seq').limit(query.limit).offset(query.offset).execute();
     return { total: Number(count.n), connections: rows.map(toConnection) };
   }
 }
 
-export class SqliteSystemTaskStore implements SystemTaskStore {
+export class KyselySystemTaskStore implements SystemTaskStore {
   constructor(private readonly db: Kysely<Database>) {}
 
   async save(task: SystemTask): Promise<void> {
@@ -140,9 +146,9 @@ export class SqliteSystemTaskStore implements SystemTaskStore {
       status: row.status as SystemTaskStatus,
       message: row.message,
       subtasks: JSON.parse(row.subtasks) as SystemSubtask[],
-      startTime: row.start_time,
-      endTime: row.end_time,
-      lastUpdate: row.last_update,
+      startTime: Number(row.start_time),
+      endTime: row.end_time === null ? null : Number(row.end_time),
+      lastUpdate: Number(row.last_update),
     };
   }
 }

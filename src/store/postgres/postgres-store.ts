@@ -1,0 +1,52 @@
+/**
+ * The shared store for multi-node deployments: PostgreSQL through Kysely's PostgresDialect over a
+ * bounded pg.Pool. The queries are the ones SQLite uses (store/kysely); this file only opens the
+ * pool. Several nodes may call it at once: the Migrator's advisory lock applies each migration once.
+ */
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { openKyselyStore } from '../kysely/kysely-store.js';
+import type { Database } from '../kysely/schema.js';
+import type { Store } from '../store.js';
+
+export interface PostgresStoreOptions {
+  /**
+   * A schema to hold the tables (created if missing), e.g. to share one database between
+   * deployments or tests. Default: the connection's search_path (normally `public`).
+   */
+  schema?: string;
+  /** Pool size; default 10. */
+  maxConnections?: number;
+  /**
+   * Errors of idle pooled connections (server restart, network drop). pg emits them on the pool
+   * and an unhandled 'error' event would crash the process; the pool already discards the client.
+   */
+  onPoolError?: (error: Error) => void;
+}
+
+/** Plain lower-case identifiers only, so the schema name can go into search_path unquoted. */
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Connects, applies pending migrations and returns the store; the pool is closed by `close()`. */
+export async function openPostgresStore(
+  connectionString: string,
+  options: PostgresStoreOptions = {},
+): Promise<Store> {
+  const { schema } = options;
+  if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
+    throw new Error(`invalid store schema name ${JSON.stringify(schema)}: use [a-z_][a-z0-9_]*`);
+  }
+  const pool = new pg.Pool({
+    connectionString,
+    max: options.maxConnections ?? 10,
+    connectionTimeoutMillis: 10_000,
+    idleTimeoutMillis: 30_000,
+    // Every pooled session resolves unqualified table names in the store schema, so the shared
+    // queries need no per-dialect qualification.
+    ...(schema === undefined ? {} : { options: `-c search_path=${schema}` }),
+  });
+  pool.on('error', options.onPoolError ?? (() => undefined));
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  // The Migrator creates the schema (tolerating a concurrent creator) before taking its lock.
+  return openKyselyStore(db, 'postgres', schema === undefined ? {} : { migrationTableSchema: schema });
+}

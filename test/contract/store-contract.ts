@@ -1,0 +1,519 @@
+/**
+ * The one contract every store adapter passes (STYLE principles 7, 8, 13): the same ports, the same
+ * answers, on SQLite and on PostgreSQL. Each adapter's test file is one call to `runStoreContract`.
+ * Every test works in its own namespace (or with its own ids), so the tests share one store.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import type { InstanceState } from '../../src/domain/instance-state.js';
+import type { Namespace, ScriptInput } from '../../src/domain/script.js';
+import type { Approval, NewInstance, Store } from '../../src/store/store.js';
+
+export interface StoreContractFixture {
+  readonly name: string;
+  /** Opens a store on a fresh (or shared but isolated) database; migrations applied. */
+  open(): Promise<Store>;
+  /** Called after the store is closed (drop the database, remove the file). */
+  cleanup(): Promise<void>;
+}
+
+const NONE: Approval = { state: 'NONE', by: null };
+const uniq = () => randomBytes(6).toString('hex');
+const freshNs = (): Namespace => ({ projectId: `p_${uniq()}`, workspaceId: `w_${uniq()}` });
+
+function scriptInput(name: string, overrides: Partial<ScriptInput> = {}): ScriptInput {
+  return {
+    name,
+    type: 'DWSSQL',
+    content: 'SELECT 1;',
+    directory: '/contract',
+    connectionName: 'conn',
+    database: 'db',
+    queueName: '',
+    configuration: { k: 'v' },
+    description: 'd',
+    ...overrides,
+  };
+}
+
+function newInstance(ns: Namespace, overrides: Partial<NewInstance> = {}): NewInstance {
+  return {
+    id: randomUUID(),
+    namespace: ns,
+    scriptId: `s_${uniq()}`,
+    scriptName: 'script',
+    connectionName: 'conn',
+    engine: 'postgres',
+    nodeId: `node_${uniq()}`,
+    ...overrides,
+  };
+}
+
+export function runStoreContract(fixture: StoreContractFixture): void {
+  describe(`store contract: ${fixture.name}`, () => {
+    let store: Store;
+    before(async () => {
+      store = await fixture.open();
+    });
+    after(async () => {
+      await store.close();
+      await fixture.cleanup();
+    });
+
+    it('ping answers', async () => {
+      await store.ping();
+    });
+
+    describe('scripts', () => {
+      it('create, get; a duplicate name in the namespace is refused, in another namespace allowed', async () => {
+        const ns = freshNs();
+        const input = scriptInput('daily', {
+          targetStatus: 'SUBMITTED',
+          approvers: [{ approverName: 'alice' }],
+        });
+        assert.equal(await store.scripts.create(ns, input, 'bob', { state: 'SAVED', by: null }), true);
+        assert.equal(await store.scripts.create(ns, scriptInput('daily'), 'eve', NONE), false);
+        assert.equal(await store.scripts.create(freshNs(), scriptInput('daily'), 'eve', NONE), true);
+        const got = await store.scripts.get(ns, 'daily');
+        assert.ok(got);
+        assert.equal(got.name, 'daily');
+        assert.equal(got.type, 'DWSSQL');
+        assert.equal(got.owner, 'bob');
+        assert.equal(got.createUser, 'bob');
+        assert.equal(got.version, 1);
+        assert.equal(got.approvalState, 'SAVED');
+        assert.deepEqual(got.namespace, ns);
+        assert.deepEqual(got.configuration, { k: 'v' });
+        assert.equal(got.targetStatus, 'SUBMITTED');
+        assert.deepEqual(got.approvers, [{ approverName: 'alice' }]);
+        assert.ok(got.createdAt instanceof Date && !Number.isNaN(got.createdAt.getTime()));
+        assert.ok(Math.abs(got.createdAt.getTime() - Date.now()) < 60_000);
+        assert.equal(await store.scripts.get(ns, 'missing'), undefined);
+        assert.equal(await store.scripts.get(freshNs(), 'daily'), undefined);
+      });
+
+      it('update replaces mutable fields and bumps the version; unknown → false', async () => {
+        const ns = freshNs();
+        await store.scripts.create(ns, scriptInput('s'), 'bob', NONE);
+        const ok = await store.scripts.update(ns, scriptInput('s', { content: 'SELECT 2;' }), {
+          state: 'PENDING',
+          by: null,
+        });
+        assert.equal(ok, true);
+        const got = await store.scripts.get(ns, 's');
+        assert.equal(got?.content, 'SELECT 2;');
+        assert.equal(got?.version, 2);
+        assert.equal(got?.approvalState, 'PENDING');
+        assert.equal(got?.targetStatus, undefined);
+        assert.equal(await store.scripts.update(ns, scriptInput('nope'), NONE), false);
+      });
+
+      it('setApproval is guarded by the source state', async () => {
+        const ns = freshNs();
+        await store.scripts.create(ns, scriptInput('s'), 'bob', { state: 'PENDING', by: null });
+        assert.equal(
+          await store.scripts.setApproval(ns, 's', ['SAVED'], { state: 'APPROVED', by: 'x' }),
+          false,
+        );
+        assert.equal(
+          await store.scripts.setApproval(ns, 's', ['PENDING'], { state: 'APPROVED', by: 'x' }),
+          true,
+        );
+        const got = await store.scripts.get(ns, 's');
+        assert.equal(got?.approvalState, 'APPROVED');
+        assert.equal(got?.approvedBy, 'x');
+      });
+
+      it('list: creation order, offset/limit, total, count', async () => {
+        const ns = freshNs();
+        const names = ['zeta', 'alpha', 'mid', 'beta', 'omega'];
+        for (const name of names)
+          assert.equal(await store.scripts.create(ns, scriptInput(name), 'u', NONE), true);
+        const all = await store.scripts.list(ns, { offset: 0, limit: 100, nameContains: '' });
+        assert.equal(all.total, 5);
+        assert.deepEqual(
+          all.scripts.map((s) => s.name),
+          names,
+        );
+        const page = await store.scripts.list(ns, { offset: 1, limit: 2, nameContains: '' });
+        assert.equal(page.total, 5);
+        assert.deepEqual(
+          page.scripts.map((s) => s.name),
+          ['alpha', 'mid'],
+        );
+        const beyond = await store.scripts.list(ns, { offset: 10, limit: 2, nameContains: '' });
+        assert.equal(beyond.total, 5);
+        assert.deepEqual(beyond.scripts, []);
+        assert.equal(await store.scripts.count(ns), 5);
+        assert.equal(typeof (await store.scripts.count(ns)), 'number');
+        assert.equal(await store.scripts.count(freshNs()), 0);
+      });
+
+      it('list filter is an exact, case-sensitive substring; % and _ are literal', async () => {
+        const ns = freshNs();
+        const names = ['a%b', 'axb', 'a_b', 'a-b', 'ABC', 'abc', '100%', 'x_y_z'];
+        for (const name of names) await store.scripts.create(ns, scriptInput(name), 'u', NONE);
+        const filter = async (nameContains: string) => {
+          const page = await store.scripts.list(ns, { offset: 0, limit: 100, nameContains });
+          assert.equal(page.total, page.scripts.length);
+          return page.scripts.map((s) => s.name);
+        };
+        assert.deepEqual(await filter('%'), ['a%b', '100%']);
+        assert.deepEqual(await filter('a%b'), ['a%b']);
+        assert.deepEqual(await filter('_'), ['a_b', 'x_y_z']);
+        assert.deepEqual(await filter('a_b'), ['a_b']);
+        assert.deepEqual(await filter('bc'), ['abc']);
+        assert.deepEqual(await filter('BC'), ['ABC']);
+        assert.deepEqual(await filter('nothing'), []);
+        const limited = await store.scripts.list(ns, { offset: 1, limit: 1, nameContains: 'b' });
+        assert.equal(limited.total, 5);
+        assert.deepEqual(
+          limited.scripts.map((s) => s.name),
+          ['axb'],
+        );
+      });
+
+      it('delete removes the script and its instances; unknown → false', async () => {
+        const ns = freshNs();
+        await store.scripts.create(ns, scriptInput('gone'), 'u', NONE);
+        await store.scripts.create(ns, scriptInput('kept'), 'u', NONE);
+        const gone = await store.scripts.get(ns, 'gone');
+        const kept = await store.scripts.get(ns, 'kept');
+        assert.ok(gone && kept);
+        const a = await store.instances.create(newInstance(ns, { scriptId: gone.id }), new Date());
+        const b = await store.instances.create(newInstance(ns, { scriptId: kept.id }), new Date());
+        assert.equal(await store.scripts.delete(ns, 'gone'), true);
+        assert.equal(await store.scripts.get(ns, 'gone'), undefined);
+        assert.equal(await store.instances.get(a.id), undefined);
+        assert.ok(await store.instances.get(b.id));
+        assert.equal(await store.scripts.delete(ns, 'gone'), false);
+        assert.equal(await store.scripts.count(ns), 1);
+      });
+    });
+
+    describe('instances', () => {
+      it('create and get round-trip every field', async () => {
+        const ns = freshNs();
+        const created = new Date(1_700_000_000_123);
+        const spec = newInstance(ns);
+        const inst = await store.instances.create(spec, created);
+        assert.equal(inst.state, 'QUEUED');
+        assert.equal(inst.createdAt.getTime(), created.getTime());
+        const got = await store.instances.get(spec.id);
+        assert.deepEqual(got, {
+          id: spec.id,
+          namespace: ns,
+          scriptId: spec.scriptId,
+          scriptName: 'script',
+          state: 'QUEUED',
+          connectionName: 'conn',
+          engine: 'postgres',
+          nodeId: spec.nodeId,
+          createdAt: created,
+          startedAt: null,
+          endedAt: null,
+          stopRequestedAt: null,
+          stopRequestedBy: null,
+          message: '',
+          exitCode: null,
+          results: [],
+          runHandle: null,
+        });
+        assert.equal(await store.instances.get(randomUUID()), undefined);
+      });
+
+      it('transition is guarded: wrong source → undefined; the patch is applied with the state', async () => {
+        const inst = await store.instances.create(newInstance(freshNs()), new Date());
+        assert.equal(await store.instances.transition(inst.id, ['RUNNING'], 'FINISHED', {}), undefined);
+        assert.equal(await store.instances.transition(inst.id, [], 'LAUNCHING', {}), undefined);
+        assert.equal(await store.instances.transition(randomUUID(), ['QUEUED'], 'LAUNCHING', {}), undefined);
+        const started = new Date(1_700_000_001_000);
+        const running = await store.instances.transition(inst.id, ['QUEUED', 'LAUNCHING'], 'RUNNING', {
+          startedAt: started,
+          runHandle: { engine: 'postgres', backendPid: 42 },
+        });
+        assert.equal(running?.state, 'RUNNING');
+        assert.equal(running?.startedAt?.getTime(), started.getTime());
+        assert.deepEqual(running?.runHandle, { engine: 'postgres', backendPid: 42 });
+        const ended = new Date(1_700_000_002_000);
+        const done = await store.instances.transition(inst.id, ['RUNNING'], 'FAILED', {
+          endedAt: ended,
+          message: 'boom',
+          exitCode: 3,
+          results: [{ schema: [{ a: 'int' }], rows: [[1]], rowCount: 1, duration: 0.5, message: '' }],
+          runHandle: null,
+        });
+        assert.equal(done?.state, 'FAILED');
+        assert.equal(done?.endedAt?.getTime(), ended.getTime());
+        assert.equal(done?.message, 'boom');
+        assert.equal(done?.exitCode, 3);
+        assert.deepEqual(done?.results, [
+          { schema: [{ a: 'int' }], rows: [[1]], rowCount: 1, duration: 0.5, message: '' },
+        ]);
+        assert.equal(done?.runHandle, null);
+        assert.equal(done?.startedAt?.getTime(), started.getTime(), 'unpatched fields are kept');
+      });
+
+      it('a terminal state never changes', async () => {
+        const inst = await store.instances.create(newInstance(freshNs()), new Date());
+        await store.instances.transition(inst.id, ['QUEUED'], 'STOPPED', { endedAt: new Date() });
+        const all: InstanceState[] = ['QUEUED', 'LAUNCHING', 'RUNNING'];
+        for (const to of ['FINISHED', 'FAILED', 'TIMED_OUT', 'ABORTED', 'RUNNING'] as const) {
+          assert.equal(await store.instances.transition(inst.id, all, to, { message: 'late' }), undefined);
+        }
+        const got = await store.instances.get(inst.id);
+        assert.equal(got?.state, 'STOPPED');
+        assert.equal(got?.message, '');
+      });
+
+      it('50 concurrent transitions RUNNING → different terminal states: exactly one wins', async () => {
+        const inst = await store.instances.create(newInstance(freshNs()), new Date());
+        await store.instances.transition(inst.id, ['QUEUED'], 'RUNNING', { startedAt: new Date() });
+        const terminals = ['FINISHED', 'FAILED', 'STOPPED', 'TIMED_OUT', 'ABORTED'] as const;
+        const outcomes = await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            store.instances.transition(inst.id, ['RUNNING'], terminals[i % terminals.length] ?? 'FAILED', {
+              endedAt: new Date(),
+              message: `writer ${i}`,
+            }),
+          ),
+        );
+        const winners = outcomes.filter((o) => o !== undefined);
+        assert.equal(winners.length, 1);
+        const winner = winners[0];
+        const got = await store.instances.get(inst.id);
+        assert.equal(got?.state, winner?.state);
+        assert.equal(got?.message, winner?.message);
+      });
+
+      it('recordStopRequest records once, and never on a terminal instance', async () => {
+        const inst = await store.instances.create(newInstance(freshNs()), new Date());
+        const at = new Date(1_700_000_003_000);
+        assert.equal(await store.instances.recordStopRequest(inst.id, at, 'alice'), true);
+        assert.equal(await store.instances.recordStopRequest(inst.id, new Date(), 'bob'), false);
+        const got = await store.instances.get(inst.id);
+        assert.equal(got?.stopRequestedAt?.getTime(), at.getTime());
+        assert.equal(got?.stopRequestedBy, 'alice');
+        const done = await store.instances.create(newInstance(freshNs()), new Date());
+        await store.instances.transition(done.id, ['QUEUED'], 'FINISHED', { endedAt: new Date() });
+        assert.equal(await store.instances.recordStopRequest(done.id, new Date(), 'alice'), false);
+        assert.equal(await store.instances.recordStopRequest(randomUUID(), new Date(), 'alice'), false);
+      });
+
+      it('listActive returns the non-terminal instances of one node', async () => {
+        const ns = freshNs();
+        const node = `node_${uniq()}`;
+        const queued = await store.instances.create(newInstance(ns, { nodeId: node }), new Date());
+        const running = await store.instances.create(newInstance(ns, { nodeId: node }), new Date());
+        await store.instances.transition(running.id, ['QUEUED'], 'RUNNING', {});
+        const finished = await store.instances.create(newInstance(ns, { nodeId: node }), new Date());
+        await store.instances.transition(finished.id, ['QUEUED'], 'FINISHED', { endedAt: new Date() });
+        await store.instances.create(newInstance(ns), new Date());
+        const active = await store.instances.listActive(node);
+        assert.deepEqual(active.map((i) => i.id).sort(), [queued.id, running.id].sort());
+        assert.deepEqual(await store.instances.listActive(`node_${uniq()}`), []);
+      });
+
+      it('listEndedBefore finds terminal instances ended before the cut-off; deleteMany removes them', async () => {
+        const ns = freshNs();
+        // Far in the past, so instances of other tests (ended now) never fall under the cut-off.
+        const base = 1_000_000_000_000;
+        const old1 = await store.instances.create(newInstance(ns), new Date(base));
+        const old2 = await store.instances.create(newInstance(ns), new Date(base));
+        const recent = await store.instances.create(newInstance(ns), new Date(base));
+        const active = await store.instances.create(newInstance(ns), new Date(base));
+        await store.instances.transition(old1.id, ['QUEUED'], 'FINISHED', { endedAt: new Date(base + 1) });
+        await store.instances.transition(old2.id, ['QUEUED'], 'FAILED', { endedAt: new Date(base + 2) });
+        await store.instances.transition(recent.id, ['QUEUED'], 'STOPPED', { endedAt: new Date(base + 10) });
+        // A non-terminal instance with an end time (not a real case) must not be listed either.
+        await store.instances.transition(active.id, ['QUEUED'], 'RUNNING', { endedAt: new Date(base + 1) });
+        const cutoff = new Date(base + 5);
+        const ids = await store.instances.listEndedBefore(cutoff, 100);
+        assert.deepEqual([...ids].sort(), [old1.id, old2.id].sort());
+        assert.equal((await store.instances.listEndedBefore(cutoff, 1)).length, 1);
+        assert.equal(await store.instances.deleteMany(ids), 2);
+        assert.equal(await store.instances.deleteMany([]), 0);
+        assert.equal(await store.instances.deleteMany([randomUUID()]), 0);
+        assert.equal(await store.instances.get(old1.id), undefined);
+        assert.ok(await store.instances.get(recent.id));
+        assert.deepEqual(await store.instances.listEndedBefore(cutoff, 100), []);
+      });
+
+      it('listForScript: newest first, limited, only that script', async () => {
+        const ns = freshNs();
+        const scriptId = `s_${uniq()}`;
+        const ids: string[] = [];
+        for (let i = 0; i < 4; i++) {
+          const inst = await store.instances.create(
+            newInstance(ns, { scriptId }),
+            new Date(1_700_000_000_000 + i),
+          );
+          ids.push(inst.id);
+        }
+        await store.instances.create(newInstance(ns), new Date(1_800_000_000_000));
+        const all = await store.instances.listForScript(scriptId, 10);
+        assert.deepEqual(
+          all.map((i) => i.id),
+          [...ids].reverse(),
+        );
+        const two = await store.instances.listForScript(scriptId, 2);
+        assert.deepEqual(
+          two.map((i) => i.id),
+          [ids[3], ids[2]],
+        );
+      });
+    });
+
+    describe('connections', () => {
+      it('create, duplicate, get, update (version bump), list with types and filter, delete', async () => {
+        const ns = freshNs();
+        const input = {
+          name: 'wh_1',
+          type: 'DWS' as const,
+          config: { host: 'h', sslEnable: true },
+          description: 'x',
+        };
+        assert.equal(await store.connections.create(ns, input), true);
+        assert.equal(await store.connections.create(ns, { ...input, description: 'dup' }), false);
+        assert.equal(
+          await store.connections.create(ns, {
+            name: 'ch%',
+            type: 'CLICKHOUSE',
+            config: {},
+            description: '',
+          }),
+          true,
+        );
+        assert.equal(
+          await store.connections.create(ns, { name: 'rds', type: 'RDS', config: {}, description: '' }),
+          true,
+        );
+        const got = await store.connections.get(ns, 'wh_1');
+        assert.equal(got?.type, 'DWS');
+        assert.deepEqual(got?.config, { host: 'h', sslEnable: true });
+        assert.equal(got?.version, 1);
+        assert.ok(got?.createdAt instanceof Date && !Number.isNaN(got.createdAt.getTime()));
+        assert.equal(await store.connections.update(ns, { ...input, config: { host: 'h2' } }), true);
+        const updated = await store.connections.get(ns, 'wh_1');
+        assert.equal(updated?.version, 2);
+        assert.deepEqual(updated?.config, { host: 'h2' });
+        assert.equal(await store.connections.update(ns, { ...input, name: 'nope' }), false);
+
+        const list = await store.connections.list(ns, {
+          offset: 0,
+          limit: 10,
+          nameContains: '',
+          types: ['DWS', 'RDS'],
+        });
+        assert.equal(list.total, 2);
+        assert.deepEqual(
+          list.connections.map((c) => c.name),
+          ['wh_1', 'rds'],
+        );
+        const pct = await store.connections.list(ns, {
+          offset: 0,
+          limit: 10,
+          nameContains: '%',
+          types: ['DWS', 'RDS', 'CLICKHOUSE'],
+        });
+        assert.deepEqual(
+          pct.connections.map((c) => c.name),
+          ['ch%'],
+        );
+        const under = await store.connections.list(ns, {
+          offset: 0,
+          limit: 10,
+          nameContains: '_',
+          types: ['DWS', 'RDS'],
+        });
+        assert.deepEqual(
+          under.connections.map((c) => c.name),
+          ['wh_1'],
+        );
+        const none = await store.connections.list(ns, { offset: 0, limit: 10, nameContains: '', types: [] });
+        assert.deepEqual(none, { total: 0, connections: [] });
+        const paged = await store.connections.list(ns, {
+          offset: 1,
+          limit: 1,
+          nameContains: '',
+          types: ['DWS', 'RDS'],
+        });
+        assert.equal(paged.total, 2);
+        assert.deepEqual(
+          paged.connections.map((c) => c.name),
+          ['rds'],
+        );
+
+        assert.equal(await store.connections.delete(ns, 'wh_1'), true);
+        assert.equal(await store.connections.delete(ns, 'wh_1'), false);
+        assert.equal(await store.connections.get(ns, 'wh_1'), undefined);
+      });
+    });
+
+    describe('system tasks', () => {
+      it('save inserts then replaces; get is scoped to the namespace', async () => {
+        const ns = freshNs();
+        const id = randomUUID();
+        const task = {
+          id,
+          namespace: ns,
+          name: 'import',
+          status: 'RUNNING' as const,
+          message: '',
+          subtasks: [
+            { id: 'a', name: 'c1', status: 'RUNNING' as const, message: '', lastUpdate: 1_700_000_000_001 },
+          ],
+          startTime: 1_700_000_000_000,
+          endTime: null,
+          lastUpdate: 1_700_000_000_001,
+        };
+        await store.systemTasks.save(task);
+        assert.deepEqual(await store.systemTasks.get(ns, id), task);
+        const done = {
+          ...task,
+          status: 'SUCCESSFUL' as const,
+          endTime: 1_700_000_000_500,
+          lastUpdate: 1_700_000_000_500,
+        };
+        await store.systemTasks.save(done);
+        assert.deepEqual(await store.systemTasks.get(ns, id), done);
+        assert.equal(await store.systemTasks.get(freshNs(), id), undefined);
+        assert.equal(await store.systemTasks.get(ns, randomUUID()), undefined);
+      });
+    });
+
+    describe('credentials', () => {
+      it('put, get, replace (rotation), list, count, remove', async () => {
+        // Credentials are global: count relative to what is already there.
+        const before = await store.credentials.count();
+        const id = `AK${uniq()}`.toUpperCase();
+        const record = {
+          kind: 'aksk' as const,
+          id,
+          secret: 'sealed-1',
+          projects: ['p1'],
+          grants: [{ workspace: '*', role: 'developer' as const }],
+          expiresAt: new Date(1_900_000_000_000),
+          createdAt: new Date(1_700_000_000_000),
+        };
+        await store.credentials.put(record);
+        assert.deepEqual(await store.credentials.get('aksk', id), record);
+        assert.equal(await store.credentials.get('token', id), undefined);
+        const rotated = { ...record, secret: 'sealed-2', expiresAt: null };
+        await store.credentials.put(rotated);
+        assert.deepEqual(await store.credentials.get('aksk', id), rotated);
+        const token = { ...record, kind: 'token' as const, id: uniq(), secret: 'hash' };
+        await store.credentials.put(token);
+        assert.equal(await store.credentials.count(), before + 2);
+        const listed = await store.credentials.list();
+        assert.ok(listed.some((r) => r.kind === 'aksk' && r.id === id && r.secret === 'sealed-2'));
+        assert.ok(listed.some((r) => r.kind === 'token' && r.id === token.id));
+        assert.equal(await store.credentials.remove('aksk', id), true);
+        assert.equal(await store.credentials.remove('aksk', id), false);
+        assert.equal(await store.credentials.count(), before + 1);
+        assert.equal(typeof (await store.credentials.count()), 'number');
+      });
+    });
+  });
+}
