@@ -8,6 +8,7 @@ import Fastify, { type FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
 import type { Action } from '../domain/access.js';
 import { invalidParameter } from '../domain/dlf-error.js';
+import { integerParam } from '../domain/integer-param.js';
 import type { ConnectionService } from '../services/connection-service.js';
 import type { ExecutionService } from '../services/execution-service.js';
 import type { ScriptService } from '../services/script-service.js';
@@ -181,14 +182,11 @@ export function buildApp(deps: HttpDependencies) {
 
   // Extension: recent instances of a script, newest first (`limit` 1-1000, default 10).
   app.get<{ Params: Params; Querystring: Query }>(`${base}/:scriptName/instances`, async (request, reply) => {
-    const rawLimit = singleQuery(request.query, 'limit') ?? '10';
-    if (!/^\d+$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > 1000) {
-      throw invalidParameter('limit must be an integer from 1 to 1000');
-    }
+    const limit = integerParam('limit', singleQuery(request.query, 'limit'), 1, 1000, 10);
     const instances = await deps.executions.listInstances(
       ns(request, 'read'),
       request.params.scriptName,
-      Number(rawLimit),
+      limit,
     );
     return json(reply, 200, {
       total: instances.length,

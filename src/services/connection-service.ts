@@ -5,6 +5,7 @@
  * towards an engine.
  */
 import { randomUUID } from 'node:crypto';
+import { integerParam } from '../domain/integer-param.js';
 import { realpath, readFile } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { strFromU8, strToU8, unzipSync, zipSync } from 'fflate';
@@ -55,14 +56,6 @@ export function connectionRepresentation(connection: Connection) {
     config: publicConfig(connection),
     description: connection.description,
   };
-}
-
-function parseIntParam(name: string, raw: string | undefined, min: number, max: number, fallback: number) {
-  if (raw === undefined || raw === '') return fallback;
-  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-    throw invalidParameter(`${name} must be an integer from ${min} to ${max}`);
-  }
-  return Number(raw);
 }
 
 /** Whether `path` is strictly below `root` (both absolute and normalised). */
@@ -130,8 +123,8 @@ export class ConnectionService {
 
   async list(ns: Namespace, params: ConnectionListParams) {
     const page = await this.store.connections.list(ns, {
-      offset: parseIntParam('offset', params.offset, 0, 1_000_000_000, 0),
-      limit: parseIntParam('limit', params.limit, 1, 1000, 10),
+      offset: integerParam('offset', params.offset, 0, 1_000_000_000, 0),
+      limit: integerParam('limit', params.limit, 1, 1000, 10),
       nameContains: params.connectionName ?? '',
       types: params.includeExtensionTypes ? CONNECTION_TYPES : V1_CONNECTION_TYPES,
     });

@@ -9,6 +9,7 @@
  * submitted; delete needs `approvers`; only APPROVED scripts may be executed. Modifying a script
  * submits it again.
  */
+import { integerParam } from '../domain/integer-param.js';
 import { DlfError, invalidParameter } from '../domain/dlf-error.js';
 import { roleIn, type Principal } from '../domain/access.js';
 import {
@@ -33,14 +34,6 @@ export interface ListScriptsParams {
 export const DEFAULT_LIST_LIMIT = 10;
 export const MAX_LIST_LIMIT = 1000;
 const MAX_OFFSET = 1_000_000_000;
-
-function parseIntParam(name: string, raw: string | undefined, min: number, max: number, fallback: number) {
-  if (raw === undefined || raw === '') return fallback;
-  if (!/^\d+$/.test(raw)) throw invalidParameter(`${name} must be an integer from ${min} to ${max}`);
-  const value = Number(raw);
-  if (value < min || value > max) throw invalidParameter(`${name} must be an integer from ${min} to ${max}`);
-  return value;
-}
 
 export class ScriptService {
   constructor(
@@ -139,8 +132,8 @@ export class ScriptService {
   }
 
   list(ns: Namespace, params: ListScriptsParams): Promise<ScriptPage> {
-    const offset = parseIntParam('offset', params.offset, 0, MAX_OFFSET, 0);
-    const limit = parseIntParam('limit', params.limit, 1, MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT);
+    const offset = integerParam('offset', params.offset, 0, MAX_OFFSET, 0);
+    const limit = integerParam('limit', params.limit, 1, MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT);
     return this.store.scripts.list(ns, { offset, limit, nameContains: params.scriptName ?? '' });
   }
 
