@@ -21,16 +21,13 @@
  *
  * Usage: `npx tsx bench/throughput.ts [--quick] [--only instances,reads,list,memory]`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { DEFAULT_CONFIG } from '../src/config.js';
-import { ApiClient, PROJECT, tempDir } from '../test/helpers/server.js';
+import { ApiClient, PROJECT, spawnServer, tempDir, type ChildServer } from '../test/helpers/server.js';
 import {
   isMain,
   markdownTable,
@@ -473,59 +470,16 @@ async function benchReads(
 
 // ---- figure 6: peak RSS of a server in a child process ------------------------------------------------
 
-const REPO = fileURLToPath(new URL('..', import.meta.url));
 const CONCURRENT_INSTANCES = quick ? 20 : 100;
 const SLEEP_SECONDS = 5;
 const DUCKDB_SLEEP_MS = 1000;
 const BIG_RESULT = 'SELECT * FROM range(10000000)';
 
-interface ChildServer {
-  readonly url: string;
-  readonly child: ChildProcess;
-  readonly exited: Promise<void>;
-  readonly stderr: string[];
-}
-
-/** Like test/helpers/server.ts spawnServer, with the extra flag, absolute paths and stderr kept. */
-async function spawnChildServer(dataDir: string): Promise<ChildServer> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(REPO, 'src/cli/main.ts'),
-      'serve',
-      '--port',
-      '0',
-      '--data-dir',
-      dataDir,
-      '--max-concurrent-runs',
-      String(CONCURRENT_INSTANCES),
-      '--log-level',
-      'warn',
-    ],
-    { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const stderr: string[] = [];
-  createInterface({ input: child.stderr }).on('line', (line) => {
-    if (stderr.length < 20) stderr.push(line);
+/** The memory server: test/helpers/server.ts spawnServer with the extra flag and stderr kept. */
+function spawnChildServer(dataDir: string): Promise<ChildServer> {
+  return spawnServer(dataDir, ['--max-concurrent-runs', String(CONCURRENT_INSTANCES)], {
+    captureStderr: true,
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the child server did not start within 30 s')), 30_000);
-    createInterface({ input: child.stdout }).on('line', (text) => {
-      const match = /^opendlf listening on (http:\/\/\S+)/.exec(text);
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`the child server exited early: ${stderr.join(' | ')}`));
-    });
-  });
-  return { url, child, exited, stderr };
 }
 
 /** VmRSS and VmHWM of a process, in MiB. */
@@ -617,7 +571,7 @@ async function benchMemory(): Promise<BenchRow[]> {
   let server: ChildServer | undefined;
   try {
     server = await spawnChildServer(dataDir);
-    const pid = server.child.pid!;
+    const pid = server.process.pid!;
     const client = new ApiClient(server.url, PROJECT);
     await sleep(1_000);
     const idle = memoryOf(pid);
@@ -728,7 +682,7 @@ async function benchMemory(): Promise<BenchRow[]> {
     ];
   } finally {
     if (server) {
-      server.child.kill('SIGTERM');
+      server.process.kill('SIGTERM');
       let timer: NodeJS.Timeout | undefined;
       const exited = await Promise.race([
         server.exited.then(() => true),
@@ -737,7 +691,7 @@ async function benchMemory(): Promise<BenchRow[]> {
       clearTimeout(timer);
       if (!exited) {
         oddities.push('the memory server did not exit within 20 s of SIGTERM; killed');
-        server.child.kill('SIGKILL');
+        server.process.kill('SIGKILL');
         await server.exited;
       }
     }

@@ -23,6 +23,23 @@ const ConfigSchema = Type.Object(
     workspaces: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' })),
     /** Workspaces with review (approval) enabled: scripts need a listed approver's approval before they run. */
     reviewWorkspaces: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' })),
+    /**
+     * Where scripts, connections and instances live: '' (default) is the embedded SQLite file in
+     * the data directory (one node); a `postgres://…` URL is a store several nodes share.
+     */
+    store: Type.String({ pattern: '^$|^postgres(ql)?://' }),
+    /** PostgreSQL schema holding the tables (created if missing); '' uses the search_path (public). */
+    storeSchema: Type.String({ pattern: '^$|^[a-z_][a-z0-9_]{0,62}$' }),
+    /** Pooled connections of this node to a PostgreSQL store. */
+    storeMaxConnections: Type.Integer({ minimum: 2, maximum: 1_000 }),
+    /** This node's id; '' uses the one kept in the data directory (created on first start). */
+    nodeId: Type.String({ pattern: '^$|^[A-Za-z0-9_.-]{1,64}$' }),
+    /** Claim lease on the store's clock: a lost node's instances are settled this long after its last heartbeat. */
+    leaseSeconds: Type.Number({ minimum: 1, maximum: 3_600 }),
+    /** Store poll for work and stop requests (a backstop: signals normally deliver both at once). */
+    pollMs: Type.Integer({ minimum: 10, maximum: 60_000 }),
+    /** On SIGTERM: how long running instances may go on before they are stopped. */
+    drainTimeoutSeconds: Type.Number({ minimum: 0, maximum: 86_400 }),
     maxConcurrentRuns: Type.Integer({ minimum: 1, maximum: 10_000 }),
     instanceTimeoutSeconds: Type.Number({ exclusiveMinimum: 0 }),
     stopGraceMs: Type.Integer({ minimum: 0, maximum: 600_000 }),
@@ -81,6 +98,13 @@ export const DEFAULT_CONFIG: ServerConfig = {
   defaultWorkspace: 'default',
   workspaces: [],
   reviewWorkspaces: [],
+  store: '',
+  storeSchema: '',
+  storeMaxConnections: 10,
+  nodeId: '',
+  leaseSeconds: 30,
+  pollMs: 1_000,
+  drainTimeoutSeconds: 20,
   maxConcurrentRuns: 8,
   instanceTimeoutSeconds: 24 * 3600,
   stopGraceMs: 2_000,
@@ -114,6 +138,12 @@ const ENV: Record<string, keyof ServerConfig> = {
   OPENDLF_INSTANCE_TIMEOUT_SECONDS: 'instanceTimeoutSeconds',
   OPENDLF_STOP_GRACE_MS: 'stopGraceMs',
   OPENDLF_RETENTION_DAYS: 'retentionDays',
+  OPENDLF_STORE: 'store',
+  OPENDLF_STORE_SCHEMA: 'storeSchema',
+  OPENDLF_NODE_ID: 'nodeId',
+  OPENDLF_LEASE_SECONDS: 'leaseSeconds',
+  OPENDLF_POLL_MS: 'pollMs',
+  OPENDLF_DRAIN_TIMEOUT_SECONDS: 'drainTimeoutSeconds',
 };
 
 function fromEnvironment(env: NodeJS.ProcessEnv): Record<string, unknown> {

@@ -1,8 +1,8 @@
 /**
- * The composition root: the only module that picks concrete adapters (SQLite store, DuckDB and
- * local-process engines, the RunSupervisor) and wires them into services and the HTTP app.
+ * The composition root: the only module that picks concrete adapters (SQLite or PostgreSQL store,
+ * DuckDB and local-process engines, the RunSupervisor) and wires them into services and the HTTP app.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
@@ -23,6 +23,7 @@ import type { Store } from './store/store.js';
 import { ExecutionService } from './services/execution-service.js';
 import { ScriptService } from './services/script-service.js';
 import { WorkspaceResolver } from './services/workspace-resolver.js';
+import { openPostgresStore } from './store/postgres/postgres-store.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
 
 export interface RunningServer {
@@ -97,17 +98,68 @@ export function createLogger(config: ServerConfig): Logger {
   return pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination(2));
 }
 
+/** Which store to open: the embedded SQLite file (default) or a shared PostgreSQL database. */
+export interface StoreChoice {
+  /** '' for SQLite in the data directory, else a postgres:// URL. */
+  readonly store: string;
+  readonly storeSchema: string;
+  readonly storeMaxConnections: number;
+}
+
+const EMBEDDED_STORE: StoreChoice = { store: '', storeSchema: '', storeMaxConnections: 10 };
+
 /**
- * Opens a data directory: creates it (0700), its SQLite store (migrated) and the secret cipher.
- * Shared by the server and the admin CLI, which manage the same files.
+ * Nodes sharing a store must seal connection secrets with the same key, or one node could not read
+ * what another stored. The first node records a fingerprint of its key (an HMAC, which reveals
+ * nothing about the key); a node with a different key refuses to start instead of failing later.
+ */
+async function checkSharedSecretKey(store: Store, key: Buffer): Promise<void> {
+  const fingerprint = createHmac('sha256', key).update('opendlf secret key fingerprint').digest('hex');
+  const adopted = await store.adoptSetting('secret_key_fingerprint', fingerprint);
+  if (adopted !== fingerprint) {
+    throw new Error(
+      "this node's secret key differs from the one the shared store was first used with: give every " +
+        'node the same OPENDLF_SECRET_KEY (base64, 32 bytes) — see docs/deployment.md',
+    );
+  }
+}
+
+/**
+ * Opens a data directory: creates it (0700), the store (migrated) and the secret cipher. Shared by
+ * the server and the admin CLI, which manage the same store.
  */
 export async function openDataDirectory(
   dir: string,
+  choice: StoreChoice = EMBEDDED_STORE,
+  logger?: Logger,
+  applicationName = 'opendlf',
 ): Promise<{ dataDir: string; store: Store; cipher: SecretCipher }> {
   const dataDir = resolve(dir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const cipher = new SecretCipher(secretKeyFor(dataDir, process.env.OPENDLF_SECRET_KEY));
-  const store = await openSqliteStore(join(dataDir, 'opendlf.sqlite'));
+  if (choice.store !== '' && !process.env.OPENDLF_SECRET_KEY) {
+    // A key file of this data directory would be this node's alone; the first node to start would
+    // then lock every other one out (see checkSharedSecretKey).
+    throw new Error(
+      'a PostgreSQL store is shared by several nodes: set OPENDLF_SECRET_KEY (base64, 32 bytes, the same on every node)',
+    );
+  }
+  const key = secretKeyFor(dataDir, process.env.OPENDLF_SECRET_KEY);
+  const cipher = new SecretCipher(key);
+  if (choice.store === '') {
+    return { dataDir, store: await openSqliteStore(join(dataDir, 'opendlf.sqlite')), cipher };
+  }
+  const store = await openPostgresStore(choice.store, {
+    ...(choice.storeSchema === '' ? {} : { schema: choice.storeSchema }),
+    maxConnections: choice.storeMaxConnections,
+    applicationName,
+    onPoolError: (error, during) => logger?.warn({ err: error, during }, 'store connection error'),
+  });
+  try {
+    await checkSharedSecretKey(store, key);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
   return { dataDir, store, cipher };
 }
 
@@ -115,8 +167,14 @@ export async function startServer(
   config: ServerConfig,
   logger = createLogger(config),
 ): Promise<RunningServer> {
-  const { dataDir, store, cipher } = await openDataDirectory(config.dataDir);
-  const nodeId = nodeIdFor(dataDir);
+  mkdirSync(resolve(config.dataDir), { recursive: true, mode: 0o700 });
+  const nodeId = config.nodeId === '' ? nodeIdFor(resolve(config.dataDir)) : config.nodeId;
+  const { dataDir, store, cipher } = await openDataDirectory(
+    config.dataDir,
+    config,
+    logger,
+    `opendlf node ${nodeId}`.slice(0, 63),
+  );
   const credentials = new CredentialDirectory(store.credentials, cipher, config.credentials);
   const authMode = await credentials.mode();
   if (authMode === 'none' && !isLoopback(config.host) && !config.allowUnauthenticatedRemote) {
@@ -167,10 +225,23 @@ export async function startServer(
     join(dataDir, 'runs'),
   );
 
+  const leaseMs = config.leaseSeconds * 1000;
+  if (leaseMs / 6 <= config.pollMs + config.stopGraceMs) {
+    // Fencing starts 5/6 into an unrenewed lease, is checked every poll and takes up to the stop
+    // grace: with less room than that, a cut-off node's work may outlive its lease.
+    logger.warn(
+      { leaseSeconds: config.leaseSeconds, pollMs: config.pollMs, stopGraceMs: config.stopGraceMs },
+      'leaseSeconds/6 should exceed pollMs + stopGraceMs, or a cut-off node may end its runs after its lease expired',
+    );
+  }
   const metrics = new PrometheusMetrics();
   const supervisor = new RunSupervisor(
-    store.instances,
+    store,
+    (instance) => resolver.engineOf(instance),
     {
+      nodeId,
+      leaseMs,
+      pollMs: config.pollMs,
       maxConcurrentRuns: config.maxConcurrentRuns,
       instanceTimeoutMs: config.instanceTimeoutSeconds * 1000,
       stopGraceMs: config.stopGraceMs,
@@ -186,7 +257,7 @@ export async function startServer(
     metrics,
   );
   metrics.observeQueue(supervisor);
-  await supervisor.recover(nodeId, (instance) => resolver.engineForRecovery(instance));
+  await supervisor.recover();
 
   const scripts = new ScriptService(store, supervisor, config.reviewWorkspaces);
   const executions = new ExecutionService(store, scripts, resolver, supervisor, nodeId);
@@ -221,6 +292,7 @@ export async function startServer(
   const port = typeof address === 'object' && address ? address.port : config.port;
   const urlHost = config.host.includes(':') ? `[${config.host}]` : config.host;
   sweeper.start();
+  supervisor.start();
 
   let closing: Promise<void> | undefined;
   return {
@@ -234,7 +306,7 @@ export async function startServer(
       closing ??= (async () => {
         sweeper.stop();
         // Stop taking new work first, then let the HTTP server drain while runs are ended.
-        const drained = supervisor.shutdown(config.shutdownWaitMs);
+        const drained = supervisor.shutdown(config.drainTimeoutSeconds * 1000, config.shutdownWaitMs);
         await Promise.all([app.close(), drained]);
         await Promise.all([...engines.map((e) => e.close()), resolver.close()]);
         await store.close();

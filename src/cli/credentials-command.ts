@@ -2,15 +2,13 @@
  * `opendlf credentials …`: manage the access keys and tokens a server on the same data directory
  * accepts. Non-interactive, for scripts and tests. Secrets are never printed back.
  */
-import type { Command } from 'commander';
-import { Option } from 'commander';
+import { Option, type Command } from 'commander';
 import { CredentialDirectory, grantsFrom } from '../services/credential-directory.js';
 import { openDataDirectory } from '../main.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-interface GrantOptions {
-  dataDir: string;
+interface GrantOptions extends StoreOptions {
   project: string[];
   workspace?: string[];
   role?: string[];
@@ -24,11 +22,27 @@ function expiry(raw: string | undefined): Date | null {
   return date;
 }
 
+/** Where the credentials live: the data directory's SQLite store, or a shared PostgreSQL store. */
+interface StoreOptions {
+  dataDir: string;
+  store: string;
+  storeSchema: string;
+}
+
 async function withDirectory<T>(
-  dataDir: string,
+  options: StoreOptions,
   work: (directory: CredentialDirectory) => Promise<T>,
 ): Promise<T> {
-  const { store, cipher } = await openDataDirectory(dataDir);
+  const { store, cipher } = await openDataDirectory(
+    options.dataDir,
+    {
+      store: options.store,
+      storeSchema: options.storeSchema,
+      storeMaxConnections: 2,
+    },
+    undefined,
+    'opendlf credentials',
+  );
   try {
     return await work(new CredentialDirectory(store.credentials, cipher));
   } finally {
@@ -36,17 +50,32 @@ async function withDirectory<T>(
   }
 }
 
-const dataDirOption = () => new Option('--data-dir <dir>', 'data directory of the server').default('./data');
+/** The data directory (secret key) and the store, as `opendlf serve` takes them. */
+function addStoreOptions(command: Command): Command {
+  return command
+    .addOption(new Option('--data-dir <dir>', 'data directory of the server').default('./data'))
+    .addOption(
+      new Option(
+        '--store <url>',
+        "postgres://… store shared by several nodes (default: the data directory's SQLite)",
+      )
+        .env('OPENDLF_STORE')
+        .default(''),
+    )
+    .addOption(
+      new Option('--store-schema <name>', 'PostgreSQL schema of the store')
+        .env('OPENDLF_STORE_SCHEMA')
+        .default(''),
+    );
+}
 
 export function registerCredentialsCommand(program: Command): void {
   const credentials = program
     .command('credentials')
     .description('Manage the access keys (AK/SK) and tokens a server on this data directory accepts.');
 
-  credentials
-    .command('add')
+  addStoreOptions(credentials.command('add'))
     .description('Add (or replace) an access key or a token with its projects and roles.')
-    .addOption(dataDirOption())
     .option('--access-key <ak>', 'access key id (8-128 of A-Z a-z 0-9 _ -)')
     .option('--secret-key <sk>', 'secret key (at least 16 characters); use with --access-key')
     .option('--token <value>', 'a static token for X-Auth-Token (at least 16 characters)')
@@ -65,7 +94,7 @@ export function registerCredentialsCommand(program: Command): void {
     .action(async (options: GrantOptions & { accessKey?: string; secretKey?: string; token?: string }) => {
       const grants = grantsFrom(options.workspace ?? [], options.role ?? []);
       const expiresAt = expiry(options.expires);
-      await withDirectory(options.dataDir, async (directory) => {
+      await withDirectory(options, async (directory) => {
         if (options.token !== undefined) {
           if (options.accessKey !== undefined)
             throw new Error('give either --access-key or --token, not both');
@@ -92,14 +121,12 @@ export function registerCredentialsCommand(program: Command): void {
       });
     });
 
-  credentials
-    .command('rotate')
+  addStoreOptions(credentials.command('rotate'))
     .description('Give an existing access key a new secret key, keeping its projects and roles.')
-    .addOption(dataDirOption())
     .requiredOption('--access-key <ak>', 'the access key to rotate')
     .requiredOption('--secret-key <sk>', 'the new secret key')
-    .action(async (options: { dataDir: string; accessKey: string; secretKey: string }) => {
-      await withDirectory(options.dataDir, async (directory) => {
+    .action(async (options: StoreOptions & { accessKey: string; secretKey: string }) => {
+      await withDirectory(options, async (directory) => {
         const existing = (await directory.list()).find(
           (c) => c.kind === 'aksk' && c.id === options.accessKey && c.source === 'store',
         );
@@ -115,14 +142,12 @@ export function registerCredentialsCommand(program: Command): void {
       });
     });
 
-  credentials
-    .command('remove')
+  addStoreOptions(credentials.command('remove'))
     .description('Remove an access key or a token (by the id `list` shows).')
-    .addOption(dataDirOption())
     .option('--access-key <ak>', 'access key to remove')
     .option('--token-id <id>', 'token id to remove (tok-…)')
-    .action(async (options: { dataDir: string; accessKey?: string; tokenId?: string }) => {
-      await withDirectory(options.dataDir, async (directory) => {
+    .action(async (options: StoreOptions & { accessKey?: string; tokenId?: string }) => {
+      await withDirectory(options, async (directory) => {
         const [kind, id] = options.accessKey
           ? (['aksk', options.accessKey] as const)
           : (['token', options.tokenId] as const);
@@ -132,12 +157,10 @@ export function registerCredentialsCommand(program: Command): void {
       });
     });
 
-  credentials
-    .command('list')
+  addStoreOptions(credentials.command('list'))
     .description('List credentials (never their secrets) as JSON lines.')
-    .addOption(dataDirOption())
-    .action(async (options: { dataDir: string }) => {
-      await withDirectory(options.dataDir, async (directory) => {
+    .action(async (options: StoreOptions) => {
+      await withDirectory(options, async (directory) => {
         for (const summary of await directory.list()) process.stdout.write(`${JSON.stringify(summary)}\n`);
       });
     });

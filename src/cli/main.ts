@@ -24,6 +24,12 @@ interface ServeOptions {
   stopGraceMs?: number;
   allowUnauthenticatedRemote?: boolean;
   local?: boolean;
+  store?: string;
+  storeSchema?: string;
+  nodeId?: string;
+  leaseSeconds?: number;
+  pollMs?: number;
+  drainTimeoutSeconds?: number;
 }
 
 export function buildCli(): Command {
@@ -53,6 +59,27 @@ export function buildCli(): Command {
     )
     .option('--max-concurrent-runs <n>', 'instances run at once; the rest queue', integer)
     .option('--stop-grace-ms <ms>', 'SIGTERM to SIGKILL grace when stopping a run', integer)
+    .option(
+      '--store <url>',
+      'postgres://… store shared by several nodes (env OPENDLF_STORE); default: SQLite in the data directory',
+    )
+    .option('--store-schema <name>', 'PostgreSQL schema holding the tables (env OPENDLF_STORE_SCHEMA)')
+    .option('--node-id <id>', "this node's id (env OPENDLF_NODE_ID); default: kept in the data directory")
+    .option(
+      '--lease-seconds <s>',
+      "claim lease: a lost node's instances are settled after it (default 30)",
+      integer,
+    )
+    .option(
+      '--poll-ms <ms>',
+      'store poll for work and stop requests, behind the signals (default 1000)',
+      integer,
+    )
+    .option(
+      '--drain-timeout-seconds <s>',
+      'on SIGTERM, how long running instances may go on before they are stopped (default 20)',
+      integer,
+    )
     .option('--no-local', 'disable the built-in `local` connection (Shell/PYTHON on this machine)')
     .option(
       '--allow-unauthenticated-remote',
@@ -70,6 +97,12 @@ export function buildCli(): Command {
         logLevel: options.logLevel,
         maxConcurrentRuns: options.maxConcurrentRuns,
         stopGraceMs: options.stopGraceMs,
+        store: options.store,
+        storeSchema: options.storeSchema,
+        nodeId: options.nodeId,
+        leaseSeconds: options.leaseSeconds,
+        pollMs: options.pollMs,
+        drainTimeoutSeconds: options.drainTimeoutSeconds,
         ...(options.allowUnauthenticatedRemote ? { allowUnauthenticatedRemote: true } : {}),
         ...(options.local === false ? { localEngine: { enabled: false } } : {}),
       };
@@ -85,7 +118,10 @@ export function buildCli(): Command {
           : isLoopback(config.host)
             ? 'none, no credentials configured; loopback only'
             : 'NONE — unauthenticated and reachable from the network';
-      process.stdout.write(`opendlf listening on ${server.url} (auth: ${auth})\n`);
+      const store = config.store === '' ? 'SQLite in the data directory' : 'PostgreSQL, shared';
+      process.stdout.write(
+        `opendlf listening on ${server.url} (auth: ${auth}; store: ${store}; node ${server.nodeId})\n`,
+      );
       let signals = 0;
       const shutdown = (signal: NodeJS.Signals) => {
         signals += 1;

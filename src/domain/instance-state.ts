@@ -12,8 +12,9 @@
  *   FAILED     the script failed: non-zero exit, SQL error, output limit, engine unreachable (API FAILED).
  *   STOPPED    a stop request ended the work (API FAILED, "The script instance is stopped.").
  *   TIMED_OUT  the per-instance timeout ended the work (API FAILED).
- *   ABORTED    the server that ran it went away (restart, crash) and the run was settled on recovery
- *              (API FAILED).
+ *   ABORTED    the node that ran it went away: shut down (after the drain timeout), restarted after a
+ *              crash (settled by its recovery), lost (lease expired, settled by another node's
+ *              reaper: "node lost"), or cut off from the store (fenced) (API FAILED).
  *
  * Terminal states never change again: every persisted transition is a guarded update whose WHERE
  * clause lists the allowed source states, so the first terminal state written wins.

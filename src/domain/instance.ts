@@ -2,7 +2,7 @@
  * A script instance: one execution of a script, with its state and results (DIGEST §6).
  */
 import type { InstanceState } from './instance-state.js';
-import type { Namespace } from './script.js';
+import type { Namespace, ScriptType } from './script.js';
 
 /** Engine-defined, JSON-serialisable description of a running piece of work. */
 export interface RunHandle {
@@ -57,8 +57,23 @@ export interface Instance {
    * restarted server can still end work that outlived its previous process.
    */
   runHandle: RunHandle | null;
-  /** Which server process owns the run (for recovery of that server's runs). */
+  /**
+   * The node that accepted the execute until a node claims it, then the node that runs it (for
+   * stop routing, the lease reaper and recovery of that node's runs).
+   */
   nodeId: string;
+  /** While claimed: until when (database clock) the owner's lease holds; null otherwise. */
+  leaseExpiresAt: Date | null;
+}
+
+/**
+ * What to run, fixed at execute time and stored with the instance, so that whichever node claims
+ * it runs exactly what was executed (parameters substituted), even if the script is edited meanwhile.
+ */
+export interface RunRequest {
+  readonly scriptType: ScriptType;
+  readonly content: string;
+  readonly database: string;
 }
 
 export const STOPPED_MESSAGE = 'The script instance is stopped.';

@@ -51,6 +51,8 @@ export function instanceResultRepresentation(instance: Instance) {
     stopRequestTime: iso(instance.stopRequestedAt),
     stoppedBy: instance.stopRequestedBy,
     exitCode: instance.exitCode,
+    // The node that accepted it (while queued) or runs/ran it.
+    nodeId: instance.nodeId,
   };
 }
 

@@ -16,7 +16,8 @@ const STOP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15];
 
 export interface QueueGauges {
-  readonly queuedCount: number;
+  /** Queued instances in the store (all nodes). */
+  queuedCount(): Promise<number>;
   readonly activeCount: number;
 }
 
@@ -80,15 +81,15 @@ export class PrometheusMetrics implements RunObserver, HttpObserver {
     });
     new Gauge({
       name: 'opendlf_queue_depth',
-      help: 'Instances waiting for a run slot.',
+      help: 'Instances waiting for a run slot (on any node sharing the store).',
       registers,
-      collect() {
-        this.set(queue()?.queuedCount ?? 0);
+      async collect() {
+        this.set((await queue()?.queuedCount()) ?? 0);
       },
     });
     new Gauge({
       name: 'opendlf_active_instances',
-      help: 'Instances holding a run slot (launching or running).',
+      help: 'Instances holding a run slot on this node (launching or running).',
       registers,
       collect() {
         this.set(queue()?.activeCount ?? 0);

@@ -30,6 +30,13 @@ export class RetentionSweeper {
       if (ids.length < BATCH) break;
     }
     if (deleted > 0) this.log.info({ deleted }, 'retention: deleted expired instances');
+    // Run files of this node whose instance another node already deleted (several nodes share a
+    // store, but each keeps its own run directories).
+    const orphans: string[] = [];
+    for (const id of await this.runs.runFileIds()) {
+      if (!(await this.instances.get(id))) orphans.push(id);
+    }
+    await this.runs.discardRunFiles(orphans);
     return deleted;
   }
 

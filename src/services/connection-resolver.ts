@@ -147,8 +147,11 @@ export class ConnectionResolver {
     return { connectionName, engine };
   }
 
-  /** The engine that ran an instance, for ending its leftover work after a restart. */
-  async engineForRecovery(instance: Instance): Promise<Engine | undefined> {
+  /**
+   * The engine recorded on an instance: the one a claiming node runs it with, and the one that ends
+   * its leftover work after a restart. Undefined when its connection was deleted meanwhile.
+   */
+  async engineOf(instance: Instance): Promise<Engine | undefined> {
     const builtIn = this.builtIns.get(instance.connectionName);
     if (builtIn) return builtIn.engines.find((e) => e.name === instance.engine);
     const connection = await this.store.get(instance.namespace, instance.connectionName);

@@ -37,20 +37,15 @@ export class ExecutionService {
         connectionName,
         engine: engine.name,
         nodeId: this.nodeId,
+        request: {
+          scriptType: script.type,
+          content: substituteParams(script.content, params),
+          database: script.database,
+        },
       },
       new Date(),
     );
-    this.runs.submit({
-      instance,
-      engine,
-      request: {
-        instanceId: instance.id,
-        namespace: ns,
-        scriptType: script.type,
-        content: substituteParams(script.content, params),
-        database: script.database,
-      },
-    });
+    this.runs.announce(instance);
     return instance.id;
   }
 
@@ -61,11 +56,7 @@ export class ExecutionService {
   async getInstance(ns: Namespace, scriptName: string, instanceId: string, waitMs = 0): Promise<Instance> {
     const instance = await this.getInstanceNow(ns, scriptName, instanceId);
     if (waitMs <= 0 || isTerminal(instance.state)) return instance;
-    const settled = this.runs.waitUntilSettled(instance.id, waitMs);
-    // Re-read after registering: it may have settled between the first read and the registration.
-    const again = await this.store.instances.get(instance.id);
-    if (again && isTerminal(again.state)) return again;
-    await settled;
+    await this.runs.waitUntilSettled(instance.id, waitMs);
     return (await this.store.instances.get(instance.id)) ?? instance;
   }
 

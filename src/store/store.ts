@@ -4,7 +4,7 @@
  * contract suite test/contract/store-contract.ts holds both to the same behaviour. All times are
  * Dates; adapters own their SQL.
  */
-import type { Instance, RunHandle, StatementResult } from '../domain/instance.js';
+import type { Instance, RunHandle, RunRequest, StatementResult } from '../domain/instance.js';
 import type { InstanceState } from '../domain/instance-state.js';
 import type { Grant } from '../domain/access.js';
 import type { Connection, ConnectionInput, ConnectionType } from '../domain/connection.js';
@@ -55,7 +55,16 @@ export interface NewInstance {
   scriptName: string;
   connectionName: string;
   engine: string;
+  /** The accepting node; replaced by the claiming node. */
   nodeId: string;
+  request: RunRequest;
+}
+
+/** A QUEUED instance this node has just claimed (now LAUNCHING, leased to it) and what to run. */
+export interface ClaimedRun {
+  instance: Instance;
+  /** Null only for rows queued before the store kept run requests; such a run is failed. */
+  request: RunRequest | null;
 }
 
 /** Fields a transition may set together with the new state, in the same guarded update. */
@@ -84,8 +93,34 @@ export interface InstanceStore {
   ): Promise<Instance | undefined>;
   /** Records the first stop request (when, by whom) on a non-terminal instance; false if terminal or already recorded. */
   recordStopRequest(id: string, at: Date, by: string): Promise<boolean>;
-  /** Instances of a node that are not terminal (for recovery after a restart). */
-  listActive(nodeId: string): Promise<Instance[]>;
+  /**
+   * The queue: moves up to `limit` QUEUED instances (oldest first) to LAUNCHING, owned by `nodeId`
+   * with a lease of `leaseMs` on the database clock. Rows another node is claiming at the same moment
+   * are skipped (PostgreSQL: FOR UPDATE SKIP LOCKED), so each instance is claimed exactly once.
+   */
+  claim(nodeId: string, limit: number, leaseMs: number, startedAt: Date): Promise<ClaimedRun[]>;
+  /**
+   * Heartbeat: extends the lease of those of `ids` that are still LAUNCHING/RUNNING and owned by
+   * `nodeId`; returns them. Only runs the node really holds are renewed: a row it owns but no longer
+   * runs (a settle that could not be written) expires and is reaped like a lost node's.
+   */
+  renewLeases(nodeId: string, ids: readonly string[], leaseMs: number): Promise<string[]>;
+  /**
+   * The reaper: settles LAUNCHING/RUNNING instances whose lease expired (database clock) as ABORTED
+   * with `message`, each exactly once (guarded update); returns the ids it settled.
+   */
+  reapExpired(message: string, endedAt: Date, limit: number): Promise<string[]>;
+  /** The node's LAUNCHING/RUNNING instances with a recorded stop request (the stop poll). */
+  listStopRequested(nodeId: string): Promise<string[]>;
+  /**
+   * Instances of a node whose work may still exist: not terminal, or terminal with a run handle the
+   * node never released (settled by a reaper while the node was gone). Recovery after a restart.
+   */
+  listUnreleased(nodeId: string): Promise<Instance[]>;
+  /** Forgets the run handle: the owning node confirmed the work is gone. */
+  releaseHandle(id: string): Promise<void>;
+  /** QUEUED instances across every node (queue-depth gauge). */
+  countQueued(): Promise<number>;
   /** Ids of terminal instances that ended before `before` (retention). */
   listEndedBefore(before: Date, limit: number): Promise<string[]>;
   deleteMany(ids: readonly string[]): Promise<number>;
@@ -163,12 +198,43 @@ export interface CredentialStore {
   count(): Promise<number>;
 }
 
+/** What one process tells the others sharing the store (and itself). */
+export type InstanceSignal =
+  /** New QUEUED work: nodes with a free slot try to claim. */
+  | { kind: 'work' }
+  /** A stop request was recorded: the owning node ends the work. */
+  | { kind: 'stop'; instanceId: string }
+  /** The instance became terminal: long polls and stop calls waiting on it answer. */
+  | { kind: 'settled'; instanceId: string };
+
+/**
+ * Signals between every process sharing the store: in-process for SQLite, LISTEN/NOTIFY for
+ * PostgreSQL. Delivery is best effort (a dropped listener connection loses signals), so every
+ * consumer also polls the store; a signal only makes things happen sooner.
+ */
+export interface InstanceSignals {
+  /** Fire and forget; a failure to send is logged by the adapter, never thrown. */
+  publish(signal: InstanceSignal): void;
+  /** Every signal published by any process, including this one. Returns the unsubscriber. */
+  subscribe(listener: (signal: InstanceSignal) => void): () => void;
+  /** Called when the listener connection was re-established: signals may have been missed. */
+  onReconnect(listener: () => void): void;
+}
+
 export interface Store {
+  /** True when other processes (nodes) may share this store: claims, leases and stops are routed. */
+  readonly shared: boolean;
+  readonly signals: InstanceSignals;
   readonly credentials: CredentialStore;
   readonly scripts: ScriptStore;
   readonly instances: InstanceStore;
   readonly connections: ConnectionStore;
   readonly systemTasks: SystemTaskStore;
+  /**
+   * Stores `value` under `name` unless a value is already there; returns the stored value. The
+   * first node to start decides, every later one compares (e.g. the secret key fingerprint).
+   */
+  adoptSetting(name: string, value: string): Promise<string>;
   /** Resolves when the store answers a trivial query (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -46,6 +46,7 @@ function newInstance(ns: Namespace, overrides: Partial<NewInstance> = {}): NewIn
     connectionName: 'conn',
     engine: 'postgres',
     nodeId: `node_${uniq()}`,
+    request: { scriptType: 'DWSSQL', content: 'SELECT 1;', database: 'db' },
     ...overrides,
   };
 }
@@ -215,6 +216,7 @@ export function runStoreContract(fixture: StoreContractFixture): void {
           endedAt: null,
           stopRequestedAt: null,
           stopRequestedBy: null,
+          leaseExpiresAt: null,
           message: '',
           exitCode: null,
           results: [],
@@ -301,7 +303,7 @@ export function runStoreContract(fixture: StoreContractFixture): void {
         assert.equal(await store.instances.recordStopRequest(randomUUID(), new Date(), 'alice'), false);
       });
 
-      it('listActive returns the non-terminal instances of one node', async () => {
+      it('listUnreleased: active instances of a node, and settled ones still holding a run handle', async () => {
         const ns = freshNs();
         const node = `node_${uniq()}`;
         const queued = await store.instances.create(newInstance(ns, { nodeId: node }), new Date());
@@ -309,10 +311,16 @@ export function runStoreContract(fixture: StoreContractFixture): void {
         await store.instances.transition(running.id, ['QUEUED'], 'RUNNING', {});
         const finished = await store.instances.create(newInstance(ns, { nodeId: node }), new Date());
         await store.instances.transition(finished.id, ['QUEUED'], 'FINISHED', { endedAt: new Date() });
+        const orphan = await store.instances.create(newInstance(ns, { nodeId: node }), new Date());
+        const handle = { engine: 'local-shell', pgid: 42 };
+        await store.instances.transition(orphan.id, ['QUEUED'], 'ABORTED', { runHandle: handle });
         await store.instances.create(newInstance(ns), new Date());
-        const active = await store.instances.listActive(node);
-        assert.deepEqual(active.map((i) => i.id).sort(), [queued.id, running.id].sort());
-        assert.deepEqual(await store.instances.listActive(`node_${uniq()}`), []);
+        const unreleased = await store.instances.listUnreleased(node);
+        assert.deepEqual(unreleased.map((i) => i.id).sort(), [queued.id, running.id, orphan.id].sort());
+        await store.instances.releaseHandle(orphan.id);
+        assert.equal((await store.instances.get(orphan.id))?.runHandle, null);
+        assert.equal((await store.instances.listUnreleased(node)).length, 2);
+        assert.deepEqual(await store.instances.listUnreleased(`node_${uniq()}`), []);
       });
 
       it('listEndedBefore finds terminal instances ended before the cut-off; deleteMany removes them', async () => {
@@ -362,6 +370,127 @@ export function runStoreContract(fixture: StoreContractFixture): void {
           two.map((i) => i.id),
           [ids[3], ids[2]],
         );
+      });
+    });
+
+    describe('queue, leases and reaper', () => {
+      // Claims take the oldest QUEUED rows of the whole store: each test first claims every row
+      // other tests left queued (tests in a describe run one after another).
+      const drain = () => store.instances.claim(`drain_${uniq()}`, 100_000, 3_600_000, new Date());
+
+      it('claim: oldest first, each instance once, owner and lease recorded, run request returned', async () => {
+        await drain();
+        const ns = freshNs();
+        const base = Date.now();
+        const ids: string[] = [];
+        for (let i = 0; i < 3; i += 1) {
+          const request = { scriptType: 'Shell' as const, content: `echo ${i}`, database: `d${i}` };
+          ids.push((await store.instances.create(newInstance(ns, { request }), new Date(base + i))).id);
+        }
+        assert.equal(await store.instances.countQueued(), 3);
+        const a = await store.instances.claim('node-a', 2, 60_000, new Date(base + 10));
+        assert.deepEqual(
+          a.map((c) => c.instance.id),
+          ids.slice(0, 2),
+        );
+        for (const [i, c] of a.entries()) {
+          assert.equal(c.instance.state, 'LAUNCHING');
+          assert.equal(c.instance.nodeId, 'node-a');
+          assert.equal(c.instance.startedAt?.getTime(), base + 10);
+          assert.deepEqual(c.request, { scriptType: 'Shell', content: `echo ${i}`, database: `d${i}` });
+          const lease = c.instance.leaseExpiresAt?.getTime() ?? 0;
+          // The database clock runs on this machine too: the lease ends about a minute from now.
+          assert.ok(Math.abs(lease - (Date.now() + 60_000)) < 10_000, `lease ${lease}`);
+        }
+        const b = await store.instances.claim('node-b', 5, 60_000, new Date());
+        assert.deepEqual(
+          b.map((c) => c.instance.id),
+          ids.slice(2),
+        );
+        assert.deepEqual(await store.instances.claim('node-b', 5, 60_000, new Date()), []);
+        assert.equal(await store.instances.countQueued(), 0);
+        assert.deepEqual(await store.instances.claim('node-b', 0, 60_000, new Date()), []);
+      });
+
+      it('concurrent claimers: 60 instances, 6 claimers → every instance claimed exactly once', async () => {
+        await drain();
+        const ns = freshNs();
+        const created = new Set<string>();
+        for (let i = 0; i < 60; i += 1)
+          created.add((await store.instances.create(newInstance(ns), new Date())).id);
+        const claimer = async (node: string) => {
+          const mine: string[] = [];
+          for (;;) {
+            const got = await store.instances.claim(node, 3, 60_000, new Date());
+            if (got.length === 0) return mine;
+            mine.push(...got.map((c) => c.instance.id));
+          }
+        };
+        const results = await Promise.all(Array.from({ length: 6 }, (_, i) => claimer(`claimer-${i}`)));
+        const all = results.flat();
+        assert.equal(all.length, 60, 'no instance claimed twice');
+        assert.deepEqual(new Set(all), created);
+      });
+
+      it("renewLeases extends only the node's claimed instances; reapExpired settles an expired lease once", async () => {
+        await drain();
+        const ns = freshNs();
+        const keep = await store.instances.create(newInstance(ns), new Date());
+        const [kept] = await store.instances.claim('alive', 1, 60_000, new Date());
+        assert.equal(kept?.instance.id, keep.id);
+        const lose = await store.instances.create(newInstance(ns), new Date());
+        const [lost] = await store.instances.claim('lost', 1, 1, new Date());
+        assert.equal(lost?.instance.id, lose.id);
+        await store.instances.transition(lose.id, ['LAUNCHING'], 'RUNNING', {
+          runHandle: { engine: 'local-shell', pgid: 7 },
+        });
+        assert.deepEqual(await store.instances.renewLeases('alive', [keep.id, lose.id], 120_000), [keep.id]);
+        assert.deepEqual(await store.instances.renewLeases('alive', [], 120_000), []);
+        const renewedUntil = (await store.instances.get(keep.id))?.leaseExpiresAt?.getTime() ?? 0;
+        assert.ok(renewedUntil > Date.now() + 90_000, 'lease extended');
+        await new Promise((r) => setTimeout(r, 30));
+        const reaped = await store.instances.reapExpired('node lost: test', new Date(), 100);
+        assert.ok(reaped.includes(lose.id));
+        assert.ok(!reaped.includes(keep.id));
+        const settled = await store.instances.get(lose.id);
+        assert.equal(settled?.state, 'ABORTED');
+        assert.match(settled?.message ?? '', /^node lost: test \(node lost\)$/);
+        assert.equal(settled?.leaseExpiresAt, null);
+        assert.deepEqual(
+          settled?.runHandle,
+          { engine: 'local-shell', pgid: 7 },
+          'handle kept for the lost node',
+        );
+        assert.ok(!(await store.instances.reapExpired('again', new Date(), 100)).includes(lose.id));
+        assert.deepEqual(
+          await store.instances.renewLeases('lost', [lose.id], 60_000),
+          [],
+          'a reaped instance is not renewed',
+        );
+        const done = await store.instances.transition(keep.id, ['LAUNCHING'], 'FINISHED', {
+          endedAt: new Date(),
+        });
+        assert.equal(done?.leaseExpiresAt, null, 'settling releases the lease');
+      });
+
+      it("listStopRequested: the node's claimed instances with a stop request", async () => {
+        await drain();
+        const ns = freshNs();
+        const node = `node_${uniq()}`;
+        const one = await store.instances.create(newInstance(ns), new Date());
+        const two = await store.instances.create(newInstance(ns), new Date());
+        await store.instances.claim(node, 2, 60_000, new Date());
+        assert.deepEqual(await store.instances.listStopRequested(node), []);
+        await store.instances.recordStopRequest(two.id, new Date(), 'alice');
+        assert.deepEqual(await store.instances.listStopRequested(node), [two.id]);
+        assert.deepEqual(await store.instances.listStopRequested(`node_${uniq()}`), []);
+        assert.ok(one.id);
+      });
+
+      it('adoptSetting: the first value wins', async () => {
+        const name = `setting_${uniq()}`;
+        assert.equal(await store.adoptSetting(name, 'first'), 'first');
+        assert.equal(await store.adoptSetting(name, 'second'), 'first');
       });
     });
 

@@ -55,6 +55,7 @@ describe('postgres store: multi-node start and schema option', () => {
         '0002_connections_and_system_tasks',
         '0003_credentials_and_stop_audit',
         '0004_list_order_index',
+        '0005_store_queue_and_leases',
       ],
     );
     const tables = await probe.query<{ table_name: string }>(
@@ -70,6 +71,7 @@ describe('postgres store: multi-node start and schema option', () => {
         'kysely_migration',
         'kysely_migration_lock',
         'scripts',
+        'settings',
         'system_tasks',
       ],
     );

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import pino from 'pino';
 import { loadConfig, type ConfigOverrides } from '../../src/config.js';
@@ -46,21 +47,41 @@ export async function startTestServer(overrides: ConfigOverrides = {}): Promise<
 
 export interface ChildServer {
   readonly url: string;
-  /** The whole startup line (it names the auth mode). */
+  /** The whole startup line (it names the auth mode, the store and the node id). */
   readonly line: string;
+  /** The node id the startup line names. */
+  readonly nodeId: string;
   readonly process: ChildProcess;
   /** Resolves with the exit code/signal once the process has exited. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** With `captureStderr`: the server's stderr lines (the first 500); otherwise always empty. */
+  readonly stderr: string[];
 }
 
-/** Starts `opendlf serve` as a child process (for restart/SIGKILL tests) and waits for its listening line. */
-export async function spawnServer(dataDir: string, extraArgs: string[] = []): Promise<ChildServer> {
+export interface SpawnOptions {
+  /** Added to this process's environment. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Keep stderr (log lines) in `stderr` instead of passing it through (benchmarks report it). */
+  readonly captureStderr?: boolean;
+}
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+
+/**
+ * Starts `opendlf serve` as a child process (restart/SIGKILL tests, cluster nodes, benchmarks) and
+ * waits for its listening line (60 s at most).
+ */
+export async function spawnServer(
+  dataDir: string,
+  extraArgs: readonly string[] = [],
+  options: SpawnOptions = {},
+): Promise<ChildServer> {
   const child = spawn(
     process.execPath,
     [
       '--import',
       'tsx',
-      'src/cli/main.ts',
+      join(REPO, 'src/cli/main.ts'),
       'serve',
       '--port',
       '0',
@@ -70,20 +91,37 @@ export async function spawnServer(dataDir: string, extraArgs: string[] = []): Pr
       'warn',
       ...extraArgs,
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', options.captureStderr ? 'pipe' : 'inherit'],
+      env: { ...process.env, ...options.env },
+    },
   );
+  const stderr: string[] = [];
+  if (child.stderr) {
+    createInterface({ input: child.stderr }).on('line', (line) => {
+      if (stderr.length < 500) stderr.push(line);
+    });
+  }
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
   const { url, line } = await new Promise<{ url: string; line: string }>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout });
-    lines.on('line', (text) => {
+    const timer = setTimeout(() => reject(new Error('the server did not start within 60 s')), 60_000);
+    createInterface({ input: child.stdout! }).on('line', (text) => {
       const match = /^opendlf listening on (http:\/\/\S+)/.exec(text);
-      if (match?.[1]) resolve({ url: match[1], line: text });
+      if (match?.[1]) {
+        clearTimeout(timer);
+        resolve({ url: match[1], line: text });
+      }
     });
-    void exited.then(({ code }) => reject(new Error(`server exited early with code ${code}`)));
+    void exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited early with code ${code}: ${stderr.slice(0, 10).join(' | ')}`));
+    });
   });
-  return { url, line, process: child, exited };
+  const nodeId = /node (\S+)\)$/.exec(line)?.[1] ?? '';
+  return { url, line, nodeId, process: child, exited, stderr };
 }
 
 export interface ApiResponse {

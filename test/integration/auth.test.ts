@@ -447,7 +447,10 @@ describe('credentials CLI and binding', () => {
       );
       const server = await spawnServer(dataDir, ['--host', '0.0.0.0']);
       try {
-        assert.match(server.line, /\(auth: AK\/SK signatures and tokens\)$/);
+        assert.match(
+          server.line,
+          /\(auth: AK\/SK signatures and tokens; store: SQLite in the data directory; node \S+\)$/,
+        );
         const port = new URL(server.url).port;
         const response = await fetch(`http://127.0.0.1:${port}/v1/${P1}/scripts`, {
           headers: { 'X-Auth-Token': TOKEN },

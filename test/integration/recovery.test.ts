@@ -63,10 +63,10 @@ describe('restart recovery and shutdown', () => {
     }
   });
 
-  it('SIGTERM ends running instances, settles them and exits cleanly', async () => {
+  it('SIGTERM with no drain time ends running instances, settles them and exits cleanly', async () => {
     const dataDir = tempDir();
     dirs.push(dataDir);
-    const server = await spawnServer(dataDir);
+    const server = await spawnServer(dataDir, ['--drain-timeout-seconds', '0']);
     const api = new ApiClient(server.url, PROJECT);
     await api.createScript({ name: 'tree', type: 'Shell', content: TREE, connectionName: 'local' });
     const id = await api.execute('tree');

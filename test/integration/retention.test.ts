@@ -3,6 +3,7 @@
  * younger ones and active ones stay. Real SQLite store, real run directories.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -26,8 +27,12 @@ describe('instance retention', () => {
     store = await openSqliteStore(join(dir, 'store.sqlite'));
     const log = pino({ level: 'silent' });
     const supervisor = new RunSupervisor(
-      store.instances,
+      store,
+      () => Promise.resolve(undefined),
       {
+        nodeId: 'n',
+        leaseMs: 30_000,
+        pollMs: 1_000,
         maxConcurrentRuns: 1,
         instanceTimeoutMs: 1000,
         stopGraceMs: 100,
@@ -54,6 +59,7 @@ describe('instance retention', () => {
         connectionName: 'local',
         engine: 'local-shell',
         nodeId: 'n',
+        request: { scriptType: 'Shell', content: '', database: '' },
       },
       new Date(0),
     );
@@ -75,5 +81,18 @@ describe('instance retention', () => {
     assert.ok(existsSync(join(runsDir(), 'young', 'output.log')));
     assert.ok(await store.instances.get('active'));
     assert.equal(await sweeper.sweep(now), 0);
+  });
+
+  it('removes run directories whose instance no longer exists (deleted by another node)', async () => {
+    const gone = randomUUID();
+    const kept = randomUUID();
+    await instanceEndedAt(kept, null);
+    mkdirSync(join(runsDir(), gone), { recursive: true });
+    writeFileSync(join(runsDir(), gone, 'output.log'), 'out');
+    mkdirSync(join(runsDir(), 'not-an-instance'), { recursive: true });
+    await sweeper.sweep(new Date());
+    assert.equal(existsSync(join(runsDir(), gone)), false);
+    assert.ok(existsSync(join(runsDir(), kept, 'output.log')));
+    assert.ok(existsSync(join(runsDir(), 'not-an-instance')), 'only instance-named directories are touched');
   });
 });

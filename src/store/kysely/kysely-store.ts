@@ -4,9 +4,9 @@
  * one guarded UPDATE … RETURNING.
  */
 import { randomUUID } from 'node:crypto';
-import { Migrator, sql, type Kysely, type Selectable, type Updateable } from 'kysely';
+import { Migrator, sql, type ExpressionBuilder, type Kysely, type Selectable, type Updateable } from 'kysely';
 import type { Instance, RunHandle, StatementResult } from '../../domain/instance.js';
-import { isInstanceState, type InstanceState } from '../../domain/instance-state.js';
+import { isInstanceState, isTerminal, type InstanceState } from '../../domain/instance-state.js';
 import {
   isScriptType,
   type ApprovalState,
@@ -16,6 +16,8 @@ import {
 } from '../../domain/script.js';
 import type {
   Approval,
+  ClaimedRun,
+  InstanceSignals,
   InstanceStore,
   NewInstance,
   ScriptListQuery,
@@ -26,7 +28,7 @@ import type {
 } from '../store.js';
 import { KyselyConnectionStore, KyselySystemTaskStore } from './connection-store.js';
 import { KyselyCredentialStore } from './credential-store.js';
-import { substringFunction, type StoreDialect } from './dialect.js';
+import { dbNowMillis, substringFunction, type StoreDialect } from './dialect.js';
 import { migrationProvider } from './migrations.js';
 import { toDate, toDateOrNull, type Database, type InstancesTable, type ScriptsTable } from './schema.js';
 
@@ -80,7 +82,17 @@ function toInstance(row: Selectable<InstancesTable>): Instance {
     exitCode: row.exit_code,
     results: JSON.parse(row.results) as StatementResult[],
     runHandle: row.run_handle === null ? null : (JSON.parse(row.run_handle) as RunHandle),
+    leaseExpiresAt: toDateOrNull(row.lease_expires_at),
   };
+}
+
+function toClaimedRun(row: Selectable<InstancesTable>): ClaimedRun {
+  const type = row.run_script_type;
+  const request =
+    type !== null && isScriptType(type) && row.run_content !== null
+      ? { scriptType: type, content: row.run_content, database: row.run_database ?? '' }
+      : null;
+  return { instance: toInstance(row), request };
 }
 
 function mutableColumns(input: ScriptInput) {
@@ -214,8 +226,18 @@ class KyselyScriptStore implements ScriptStore {
   }
 }
 
+const CLAIMED: readonly InstanceState[] = ['LAUNCHING', 'RUNNING'];
+
 class KyselyInstanceStore implements InstanceStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: StoreDialect,
+  ) {}
+
+  /** `now + ms` on the database clock. */
+  private leaseUntil(ms: number) {
+    return sql<number>`${dbNowMillis(this.dialect)} + ${Math.round(ms)}`;
+  }
 
   async create(i: NewInstance, createdAt: Date): Promise<Instance> {
     const row = await this.db
@@ -233,6 +255,9 @@ class KyselyInstanceStore implements InstanceStore {
         created_at: createdAt.getTime(),
         message: '',
         results: '[]',
+        run_script_type: i.request.scriptType,
+        run_content: i.request.content,
+        run_database: i.request.database,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -252,6 +277,8 @@ class KyselyInstanceStore implements InstanceStore {
   ): Promise<Instance | undefined> {
     if (from.length === 0) return undefined;
     const set: Updateable<InstancesTable> = { state: to };
+    // A settled instance is no longer leased to anyone.
+    if (isTerminal(to)) set.lease_expires_at = null;
     if (patch.startedAt) set.started_at = patch.startedAt.getTime();
     if (patch.endedAt) set.ended_at = patch.endedAt.getTime();
     if (patch.message !== undefined) set.message = patch.message;
@@ -282,14 +309,121 @@ class KyselyInstanceStore implements InstanceStore {
     return Number(result.numUpdatedRows) === 1;
   }
 
-  async listActive(nodeId: string): Promise<Instance[]> {
+  async claim(nodeId: string, limit: number, leaseMs: number, startedAt: Date): Promise<ClaimedRun[]> {
+    if (limit <= 0) return [];
+    // The picked ids are materialised once: a LIMIT … SKIP LOCKED subquery inside `IN (…)` may be
+    // re-run by the planner and pick different rows each time (measured: 3 rows claimed for 2).
+    const rows = await this.db
+      .with(
+        (cte) => cte('picked').materialized(),
+        (db) =>
+          db
+            .selectFrom('instances')
+            .select('id')
+            .where('state', '=', 'QUEUED')
+            .orderBy('created_at')
+            .orderBy('id')
+            .limit(limit)
+            // Concurrent claimers skip each other's rows instead of waiting or double-claiming.
+            .$if(this.dialect === 'postgres', (qb) => qb.forUpdate().skipLocked()),
+      )
+      .updateTable('instances')
+      .from('picked')
+      .set({
+        state: 'LAUNCHING',
+        node_id: nodeId,
+        started_at: startedAt.getTime(),
+        lease_expires_at: this.leaseUntil(leaseMs),
+      })
+      .whereRef('instances.id', '=', 'picked.id')
+      // The guard again on the row itself: the claim is a guarded transition like every other.
+      .where('instances.state', '=', 'QUEUED')
+      .returningAll()
+      .execute();
+    return rows
+      .map(toClaimedRun)
+      .sort((a, b) => a.instance.createdAt.getTime() - b.instance.createdAt.getTime());
+  }
+
+  async renewLeases(nodeId: string, ids: readonly string[], leaseMs: number): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.db
+      .updateTable('instances')
+      .set({ lease_expires_at: this.leaseUntil(leaseMs) })
+      .where('id', 'in', [...ids])
+      .where('node_id', '=', nodeId)
+      .where('state', 'in', [...CLAIMED])
+      .returning('id')
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  async reapExpired(message: string, endedAt: Date, limit: number): Promise<string[]> {
+    const expired = (eb: ExpressionBuilder<Database, 'instances'>) =>
+      eb.and([
+        eb('instances.state', 'in', [...CLAIMED]),
+        eb('instances.lease_expires_at', '<', dbNowMillis(this.dialect)),
+      ]);
+    const rows = await this.db
+      .with(
+        (cte) => cte('expired').materialized(),
+        (db) =>
+          db
+            .selectFrom('instances')
+            .select('id')
+            .where(expired)
+            .limit(limit)
+            .$if(this.dialect === 'postgres', (qb) => qb.forUpdate().skipLocked()),
+      )
+      .updateTable('instances')
+      .from('expired')
+      .set({
+        state: 'ABORTED',
+        message: sql<string>`${message} || ' (node ' || instances.node_id || ')'`,
+        ended_at: endedAt.getTime(),
+        lease_expires_at: null,
+        // run_handle stays: the lost node releases it when it comes back (recovery).
+      })
+      .whereRef('instances.id', '=', 'expired.id')
+      // Re-checked on the row itself: a heartbeat that renewed it meanwhile wins.
+      .where(expired)
+      .returning('instances.id')
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  async listStopRequested(nodeId: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('instances')
+      .select('id')
+      .where('node_id', '=', nodeId)
+      .where('state', 'in', [...CLAIMED])
+      .where('stop_requested_at', 'is not', null)
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  async listUnreleased(nodeId: string): Promise<Instance[]> {
     const rows = await this.db
       .selectFrom('instances')
       .selectAll()
       .where('node_id', '=', nodeId)
-      .where('state', 'in', [...ACTIVE])
+      .where((eb) => eb.or([eb('state', 'in', [...ACTIVE]), eb('run_handle', 'is not', null)]))
       .execute();
     return rows.map(toInstance);
+  }
+
+  async releaseHandle(id: string): Promise<void> {
+    await this.db.updateTable('instances').set({ run_handle: null }).where('id', '=', id).execute();
+  }
+
+  async countQueued(): Promise<number> {
+    const row = await this.db
+      .selectFrom('instances')
+      .where('state', '=', 'QUEUED')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
   }
 
   async listEndedBefore(before: Date, limit: number): Promise<string[]> {
@@ -331,7 +465,12 @@ class KyselyInstanceStore implements InstanceStore {
 export async function openKyselyStore(
   db: Kysely<Database>,
   dialect: StoreDialect,
-  options: { migrationTableSchema?: string } = {},
+  options: {
+    migrationTableSchema?: string;
+    /** How processes sharing this store signal each other; closed with the store. */
+    signals: InstanceSignals & { close(): Promise<void> };
+    shared: boolean;
+  },
 ): Promise<Store> {
   const migrator = new Migrator({
     db,
@@ -343,18 +482,37 @@ export async function openKyselyStore(
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
+    await options.signals.close();
     await db.destroy();
     throw new Error(`store migration failed${failed ? ` in ${failed.migrationName}` : ''}`, { cause: error });
   }
   return {
+    shared: options.shared,
+    signals: options.signals,
     credentials: new KyselyCredentialStore(db),
     scripts: new KyselyScriptStore(db, dialect),
-    instances: new KyselyInstanceStore(db),
+    instances: new KyselyInstanceStore(db, dialect),
     connections: new KyselyConnectionStore(db, dialect),
     systemTasks: new KyselySystemTaskStore(db),
+    adoptSetting: async (name, value) => {
+      await db
+        .insertInto('settings')
+        .values({ name, value })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .execute();
+      const row = await db
+        .selectFrom('settings')
+        .select('value')
+        .where('name', '=', name)
+        .executeTakeFirstOrThrow();
+      return row.value;
+    },
     ping: async () => {
       await sql`SELECT 1`.execute(db);
     },
-    close: () => db.destroy(),
+    close: async () => {
+      await options.signals.close();
+      await db.destroy();
+    },
   };
 }

@@ -161,6 +161,33 @@ function buildMigrations(t: ColumnDdl): Record<string, Migration> {
           .execute();
       },
     },
+    '0005_store_queue_and_leases': {
+      async up(db: Kysely<unknown>) {
+        // The run request travels with the instance, so whichever node claims it can run it (and
+        // it runs what was executed, even if the script is edited while it waits).
+        await db.schema.alterTable('instances').addColumn('run_script_type', 'text').execute();
+        await db.schema.alterTable('instances').addColumn('run_content', 'text').execute();
+        await db.schema.alterTable('instances').addColumn('run_database', 'text').execute();
+        // Database-clock epoch ms until which the owning node's claim holds (renewed by heartbeat).
+        await db.schema.alterTable('instances').addColumn('lease_expires_at', t.time).execute();
+        await db.schema
+          .createIndex('instances_state_created')
+          .on('instances')
+          .columns(['state', 'created_at'])
+          .execute();
+        // Facts every node must agree on (e.g. a fingerprint of the secret key).
+        await db.schema
+          .createTable('settings')
+          .ifNotExists()
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .execute();
+        // From now on a run handle on a settled row means "work that may still exist" (recovery
+        // looks for those); older settled rows kept theirs, and their work is long gone.
+        await sql`UPDATE instances SET run_handle = NULL
+          WHERE state IN ('FINISHED', 'FAILED', 'STOPPED', 'TIMED_OUT', 'ABORTED')`.execute(db);
+      },
+    },
   };
 }
 

@@ -67,8 +67,14 @@ export interface InstancesTable {
   exit_code: number | null;
   /** JSON array of StatementResult. */
   results: string;
-  /** JSON RunHandle or null. */
+  /** JSON RunHandle or null. Cleared when the owning node confirms the work ended. */
   run_handle: string | null;
+  /** The run request (null only on rows written before migration 0005). */
+  run_script_type: string | null;
+  run_content: string | null;
+  run_database: string | null;
+  /** Database-clock epoch ms; null while QUEUED and after a normal settle. */
+  lease_expires_at: NullableMillis;
 }
 
 export interface ConnectionsTable {
@@ -111,7 +117,13 @@ export interface CredentialsTable {
   created_at: Millis;
 }
 
+export interface SettingsTable {
+  name: string;
+  value: string;
+}
+
 export interface Database {
+  settings: SettingsTable;
   credentials: CredentialsTable;
   scripts: ScriptsTable;
   instances: InstancesTable;

@@ -6,6 +6,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { openKyselyStore } from '../kysely/kysely-store.js';
+import { PostgresSignals } from './pg-signals.js';
 import type { Database } from '../kysely/schema.js';
 import type { Store } from '../store.js';
 
@@ -15,13 +16,16 @@ export interface PostgresStoreOptions {
    * deployments or tests. Default: the connection's search_path (normally `public`).
    */
   schema?: string;
+  /** `application_name` of every session (pg_stat_activity shows which node holds which). */
+  applicationName?: string;
   /** Pool size; default 10. */
   maxConnections?: number;
   /**
-   * Errors of idle pooled connections (server restart, network drop). pg emits them on the pool
-   * and an unhandled 'error' event would crash the process; the pool already discards the client.
+   * Errors of idle pooled connections (server restart, network drop) and of the signal listener.
+   * pg emits them as events and an unhandled 'error' event would crash the process; the pool
+   * already discards the client and the listener reconnects.
    */
-  onPoolError?: (error: Error) => void;
+  onPoolError?: (error: Error, during: string) => void;
 }
 
 /** Plain lower-case identifiers only, so the schema name can go into search_path unquoted. */
@@ -36,17 +40,37 @@ export async function openPostgresStore(
   if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
     throw new Error(`invalid store schema name ${JSON.stringify(schema)}: use [a-z_][a-z0-9_]*`);
   }
-  const pool = new pg.Pool({
+  const connection: pg.ClientConfig = {
     connectionString,
-    max: options.maxConnections ?? 10,
     connectionTimeoutMillis: 10_000,
-    idleTimeoutMillis: 30_000,
+    // A link that dies silently (firewall, cable) is noticed by TCP keepalive, not only by the next query.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    application_name: options.applicationName ?? 'opendlf',
     // Every pooled session resolves unqualified table names in the store schema, so the shared
     // queries need no per-dialect qualification.
     ...(schema === undefined ? {} : { options: `-c search_path=${schema}` }),
-  });
-  pool.on('error', options.onPoolError ?? (() => undefined));
+  };
+  const onError = options.onPoolError ?? (() => undefined);
+  const pool = new pg.Pool({ ...connection, max: options.maxConnections ?? 10, idleTimeoutMillis: 30_000 });
+  pool.on('error', (error) => onError(error, 'idle pooled connection'));
+  let signals: PostgresSignals;
+  try {
+    signals = await PostgresSignals.open({
+      connection,
+      pool,
+      channel: `opendlf_signals_${schema ?? 'default'}`,
+      onError,
+    });
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   // The Migrator creates the schema (tolerating a concurrent creator) before taking its lock.
-  return openKyselyStore(db, 'postgres', schema === undefined ? {} : { migrationTableSchema: schema });
+  return openKyselyStore(db, 'postgres', {
+    ...(schema === undefined ? {} : { migrationTableSchema: schema }),
+    signals,
+    shared: true,
+  });
 }

@@ -8,6 +8,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import { openKyselyStore } from '../kysely/kysely-store.js';
 import type { Database } from '../kysely/schema.js';
+import { LocalSignals } from '../local-signals.js';
 import type { Store } from '../store.js';
 
 /** Opens (creating if needed) the SQLite file and applies pending migrations. */
@@ -19,5 +20,5 @@ export async function openSqliteStore(file: string): Promise<Store> {
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-  return openKyselyStore(db, 'sqlite');
+  return openKyselyStore(db, 'sqlite', { signals: new LocalSignals(), shared: false });
 }

@@ -1,0 +1,142 @@
+/**
+ * Instance signals between nodes over PostgreSQL LISTEN/NOTIFY. One dedicated connection listens
+ * (pooled connections cannot: LISTEN belongs to a session); NOTIFY goes through the store's pool.
+ *
+ * The listening connection can be dropped at any moment (server restart, network cut,
+ * pg_terminate_backend). It is re-opened with backoff, and every `onReconnect` listener is called so
+ * consumers poll the store for whatever they missed: a lost notification only delays a stop.
+ */
+import pg from 'pg';
+import type { InstanceSignal, InstanceSignals } from '../store.js';
+
+export interface PostgresSignalsOptions {
+  /** Settings of the listening connection (same database and schema as the store's pool). */
+  readonly connection: pg.ClientConfig;
+  /** The store's pool, which sends the notifications. */
+  readonly pool: pg.Pool;
+  /** One channel per store schema, so deployments sharing a database do not hear each other. */
+  readonly channel: string;
+  readonly onError: (error: Error, during: string) => void;
+}
+
+const RECONNECT_MIN_MS = 100;
+const RECONNECT_MAX_MS = 5_000;
+
+function encode(signal: InstanceSignal): string {
+  return signal.kind === 'work' ? 'work' : `${signal.kind}:${signal.instanceId}`;
+}
+
+function decode(payload: string | undefined): InstanceSignal | undefined {
+  if (payload === 'work') return { kind: 'work' };
+  const [kind, instanceId] = (payload ?? '').split(':', 2);
+  if (!instanceId) return undefined;
+  if (kind === 'stop' || kind === 'settled') return { kind, instanceId };
+  return undefined;
+}
+
+export class PostgresSignals implements InstanceSignals {
+  private readonly listeners = new Set<(signal: InstanceSignal) => void>();
+  private readonly reconnectListeners = new Set<() => void>();
+  private client: pg.Client | undefined;
+  private closed = false;
+  private retryMs = RECONNECT_MIN_MS;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  private constructor(private readonly options: PostgresSignalsOptions) {}
+
+  /** Connects the listener; the store fails to open if PostgreSQL cannot be reached at all. */
+  static async open(options: PostgresSignalsOptions): Promise<PostgresSignals> {
+    const signals = new PostgresSignals(options);
+    await signals.listen();
+    return signals;
+  }
+
+  private async listen(): Promise<void> {
+    const client = new pg.Client(this.options.connection);
+    // Without an 'error' handler a terminated backend would crash the process (DEPENDENCIES.md).
+    client.on('error', (error) => {
+      this.options.onError(error, 'signal listener');
+      this.dropped(client);
+    });
+    client.on('end', () => this.dropped(client));
+    client.on('notification', (message) => {
+      if (message.channel !== this.options.channel) return;
+      const signal = decode(message.payload);
+      if (signal) for (const listener of this.listeners) listener(signal);
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN "${this.options.channel}"`);
+    } catch (error) {
+      client.removeAllListeners('end');
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    if (this.closed) {
+      await client.end().catch(() => undefined);
+      return;
+    }
+    this.client = client;
+    this.retryMs = RECONNECT_MIN_MS;
+  }
+
+  private dropped(client: pg.Client): void {
+    if (this.client !== client) return;
+    this.client = undefined;
+    client.removeAllListeners('end');
+    void client.end().catch(() => undefined);
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.listen().then(
+        () => {
+          for (const listener of this.reconnectListeners) listener();
+        },
+        (error: unknown) => {
+          this.options.onError(error as Error, 'signal listener reconnect');
+          this.retryMs = Math.min(this.retryMs * 2, RECONNECT_MAX_MS);
+          this.scheduleReconnect();
+        },
+      );
+    }, this.retryMs);
+    this.retryTimer.unref();
+  }
+
+  publish(signal: InstanceSignal): void {
+    if (this.closed) return;
+    this.options.pool
+      .query('SELECT pg_notify($1, $2)', [this.options.channel, encode(signal)])
+      .catch((error: unknown) => this.options.onError(error as Error, 'signal publish'));
+  }
+
+  subscribe(listener: (signal: InstanceSignal) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.add(listener);
+  }
+
+  /** Whether the listening connection is up (readiness detail). */
+  get listening(): boolean {
+    return this.client !== undefined;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.listeners.clear();
+    this.reconnectListeners.clear();
+    const client = this.client;
+    this.client = undefined;
+    if (client) {
+      client.removeAllListeners('end');
+      await client.end().catch(() => undefined);
+    }
+  }
+}
