@@ -132,7 +132,8 @@ export async function openDataDirectory(
   dir: string,
   choice: StoreChoice = EMBEDDED_STORE,
   logger?: Logger,
-  applicationName = 'opendlf',
+  /** The server's node id (the CLI has none): named in pg_stat_activity, held exclusively. */
+  nodeId?: string,
 ): Promise<{ dataDir: string; store: Store; cipher: SecretCipher }> {
   const dataDir = resolve(dir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -151,7 +152,8 @@ export async function openDataDirectory(
   const store = await openPostgresStore(choice.store, {
     ...(choice.storeSchema === '' ? {} : { schema: choice.storeSchema }),
     maxConnections: choice.storeMaxConnections,
-    applicationName,
+    applicationName: nodeId === undefined ? 'opendlf' : `opendlf node ${nodeId}`.slice(0, 63),
+    ...(nodeId === undefined ? {} : { nodeId }),
     onPoolError: (error, during) => logger?.warn({ err: error, during }, 'store connection error'),
   });
   try {
@@ -169,12 +171,7 @@ export async function startServer(
 ): Promise<RunningServer> {
   mkdirSync(resolve(config.dataDir), { recursive: true, mode: 0o700 });
   const nodeId = config.nodeId === '' ? nodeIdFor(resolve(config.dataDir)) : config.nodeId;
-  const { dataDir, store, cipher } = await openDataDirectory(
-    config.dataDir,
-    config,
-    logger,
-    `opendlf node ${nodeId}`.slice(0, 63),
-  );
+  const { dataDir, store, cipher } = await openDataDirectory(config.dataDir, config, logger, nodeId);
   const credentials = new CredentialDirectory(store.credentials, cipher, config.credentials);
   const authMode = await credentials.mode();
   if (authMode === 'none' && !isLoopback(config.host) && !config.allowUnauthenticatedRemote) {

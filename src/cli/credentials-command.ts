@@ -33,16 +33,11 @@ async function withDirectory<T>(
   options: StoreOptions,
   work: (directory: CredentialDirectory) => Promise<T>,
 ): Promise<T> {
-  const { store, cipher } = await openDataDirectory(
-    options.dataDir,
-    {
-      store: options.store,
-      storeSchema: options.storeSchema,
-      storeMaxConnections: 2,
-    },
-    undefined,
-    'opendlf credentials',
-  );
+  const { store, cipher } = await openDataDirectory(options.dataDir, {
+    store: options.store,
+    storeSchema: options.storeSchema,
+    storeMaxConnections: 2,
+  });
   try {
     return await work(new CredentialDirectory(store.credentials, cipher));
   } finally {

@@ -61,6 +61,11 @@ export type EngineOutcome =
 export interface EngineCapabilities {
   /** The engine can end work left behind by a previous server process, given its persisted handle. */
   readonly recoversOrphans: boolean;
+  /**
+   * `recover` works from any node, not only the machine that ran the work (the work lives on a
+   * database or SSH host every node reaches): a lost node's work is ended by the node that reaps it.
+   */
+  readonly recoversFromAnyNode: boolean;
 }
 
 export interface Engine {

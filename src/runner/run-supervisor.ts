@@ -537,9 +537,29 @@ export class RunSupervisor implements RunQueue {
       for (const id of reaped) this.announceSettled(id);
       if (reaped.length > 0)
         this.log.warn({ count: reaped.length, ids: reaped }, 'settled instances of a lost node');
+      for (const id of reaped) await this.endRemoteWork(id);
     } catch (error) {
       this.observer.storeError();
       this.log.warn({ err: error }, 'lease reaper failed');
+    }
+  }
+
+  /**
+   * A lost node's work on a database or SSH host outlives it (a query goes on after its client
+   * died): the reaping node ends it through the engine, since it reaches the same server. Work on
+   * the lost node's own machine (local processes) waits for that node's restart (recovery).
+   */
+  private async endRemoteWork(id: string): Promise<void> {
+    try {
+      const instance = await this.instances.get(id);
+      if (!instance?.runHandle) return;
+      const engine = await this.engineOf(instance).catch(() => undefined);
+      if (!engine?.capabilities.recoversFromAnyNode || !engine.recover) return;
+      await engine.recover(instance.runHandle);
+      await this.instances.releaseHandle(id);
+      this.log.warn({ instanceId: id, engine: engine.name }, 'ended the remote work of a lost node');
+    } catch (error) {
+      this.log.error({ err: error, instanceId: id }, 'could not end the remote work of a lost node');
     }
   }
 

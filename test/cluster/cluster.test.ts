@@ -19,6 +19,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
+  CLUSTER_SECRET_KEY,
   createClusterDatabase,
   startNode,
   stopNode,
@@ -26,7 +27,7 @@ import {
   type ClusterNode,
 } from '../helpers/cluster.js';
 import { processesOfInstance, waitForInstanceProcesses } from '../helpers/processes.js';
-import { ApiClient, PROJECT, tempDir } from '../helpers/server.js';
+import { ApiClient, PROJECT, spawnServer, tempDir } from '../helpers/server.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
 
 const LEASE_MS = 3_000;
@@ -96,6 +97,15 @@ describe('cluster: three nodes on one PostgreSQL store', () => {
   let nodes: ClusterNode[] = [];
   const logDir = tempDir('opendlf-cluster-log-');
   const api = (i: number) => new ApiClient(nodes[i % nodes.length]!.url, PROJECT);
+  /** The `pg-sleep` script's column name, to find its statement in pg_stat_activity. */
+  const marker = `cluster_${randomBytes(4).toString('hex')}`;
+  const activeBackends = async () =>
+    (
+      await db.admin.query<{ pid: number }>(
+        "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
+        [marker],
+      )
+    ).rows;
 
   before(async () => {
     db = await createClusterDatabase();
@@ -203,7 +213,6 @@ describe('cluster: three nodes on one PostgreSQL store', () => {
       },
     });
     assert.equal(create.status, 204, create.text);
-    const marker = `cluster_${randomBytes(4).toString('hex')}`;
     await client.createScript({
       name: 'pg-sleep',
       type: 'DWSSQL',
@@ -212,25 +221,32 @@ describe('cluster: three nodes on one PostgreSQL store', () => {
     });
     const owner = nodes[0]!;
     const id = await executeOwnedBy(owner, 'pg-sleep');
-    const backends = async () =>
-      (
-        await db.admin.query<{ pid: number }>(
-          "SELECT pid FROM pg_stat_activity WHERE query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
-          [marker],
-        )
-      ).rows;
     await until('the query to reach the server', async () =>
-      (await backends()).length > 0 ? true : undefined,
+      (await activeBackends()).length > 0 ? true : undefined,
     );
     const stop = await new ApiClient(nodes[1]!.url, PROJECT).stop('pg-sleep', id);
     assert.equal(stop.status, 204, stop.text);
     const body = await instance(client, 'pg-sleep', id);
     assert.equal(body.detailedStatus, 'STOPPED');
-    const running = await db.admin.query(
-      "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
-      [marker],
-    );
+    const running = { rows: await activeBackends() };
     assert.deepEqual(running.rows, [], 'the statement still runs on the server');
+  });
+
+  it('a second process with a node id already in use refuses to start', async () => {
+    const dataDir = tempDir('opendlf-node-');
+    try {
+      await assert.rejects(
+        spawnServer(dataDir, ['--store', db.url, '--node-id', 'node-a'], {
+          env: { OPENDLF_SECRET_KEY: CLUSTER_SECRET_KEY },
+          captureStderr: true,
+        }),
+        /exited early with code 1: .*node id node-a is held by another live process/,
+      );
+      // The live node-a was not disturbed.
+      assert.equal((await api(0).request('GET', '/readyz')).status, 200);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('100 concurrent creates of one script name over the three nodes: exactly one succeeds', async () => {
@@ -256,6 +272,11 @@ describe('cluster: three nodes on one PostgreSQL store', () => {
       const lost = [await executeOwnedBy(doomed, 'forever'), await executeOwnedBy(doomed, 'forever')];
       const survivor = await executeOwnedBy(nodes[0]!, 'forever');
       for (const id of [...lost, survivor]) await waitForInstanceProcesses(id, 4);
+      // A query of the doomed node on PostgreSQL (the `pg-sleep` script of the stop test above).
+      const lostQuery = await executeOwnedBy(doomed, 'pg-sleep');
+      await until('the query to reach the server', async () =>
+        (await activeBackends()).length > 0 ? true : undefined,
+      );
 
       doomed.process.kill('SIGKILL');
       await doomed.exited;
@@ -268,6 +289,13 @@ describe('cluster: three nodes on one PostgreSQL store', () => {
         assert.match(body.message ?? '', /^node lost: .*\(node node-doomed\)$/);
       }
       const settledAfterMs = Date.now() - killedAt;
+      // Its query would go on for 300 s after its client died: the reaping node ends it.
+      const queryBody = await settled(observer, 'pg-sleep', lostQuery);
+      assert.equal(queryBody.detailedStatus, 'ABORTED');
+      assert.match(queryBody.message ?? '', /^node lost/);
+      await until("the lost node's query to be ended on the server", async () =>
+        (await activeBackends()).length === 0 ? true : undefined,
+      );
       // For the record (no pass/fail on time): lease 3 s, reaper every second.
       process.stderr.write(
         `# node lost: instances settled ${settledAfterMs} ms after SIGKILL (lease ${LEASE_MS} ms)\n`,

@@ -78,7 +78,7 @@ export function isNumericClickHouseType(type: string): boolean {
 const ignore = () => undefined;
 
 export class ClickHouseEngine implements Engine {
-  readonly capabilities = { recoversOrphans: true } as const;
+  readonly capabilities = { recoversOrphans: true, recoversFromAnyNode: true } as const;
   private readonly http: ClickHouseHttp;
   /** Query-id prefixes of the runs in progress, so `close` can end their queries on the server. */
   private readonly activeRuns = new Set<string>();

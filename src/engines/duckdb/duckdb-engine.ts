@@ -34,7 +34,7 @@ const safeSegment = (id: string) => encodeURIComponent(id).replace(/\./g, '%2E')
 
 export class DuckDbEngine implements Engine {
   readonly name = 'duckdb';
-  readonly capabilities = { recoversOrphans: false } as const;
+  readonly capabilities = { recoversOrphans: false, recoversFromAnyNode: false } as const;
   private readonly databases = new Map<string, Promise<DuckDBInstance>>();
   private readonly openConnections = new Set<DuckDBConnection>();
 

@@ -38,7 +38,7 @@ function childEnvironment(extra: Readonly<Record<string, string>>): NodeJS.Proce
 
 export class LocalProcessEngine implements Engine {
   readonly name: string;
-  readonly capabilities = { recoversOrphans: true } as const;
+  readonly capabilities = { recoversOrphans: true, recoversFromAnyNode: false } as const;
 
   constructor(private readonly options: LocalProcessEngineOptions) {
     this.name = options.name;

@@ -69,7 +69,7 @@ const waitAtMost = (promise: Promise<unknown>, ms: number) =>
   });
 
 export class SshEngine implements Engine {
-  readonly capabilities = { recoversOrphans: true } as const;
+  readonly capabilities = { recoversOrphans: true, recoversFromAnyNode: true } as const;
   private readonly connections = new Set<Client>();
   private closed = false;
 

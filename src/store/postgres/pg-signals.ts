@@ -17,6 +17,11 @@ export interface PostgresSignalsOptions {
   /** One channel per store schema, so deployments sharing a database do not hear each other. */
   readonly channel: string;
   readonly onError: (error: Error, during: string) => void;
+  /**
+   * Held as a session advisory lock by the listening connection while it lives: a second process
+   * asking for the same key (a node id already in use) is refused at open.
+   */
+  readonly exclusiveKey?: string;
 }
 
 const RECONNECT_MIN_MS = 100;
@@ -67,6 +72,7 @@ export class PostgresSignals implements InstanceSignals {
     try {
       await client.connect();
       await client.query(`LISTEN "${this.options.channel}"`);
+      await this.lockExclusiveKey(client);
     } catch (error) {
       client.removeAllListeners('end');
       await client.end().catch(() => undefined);
@@ -78,6 +84,22 @@ export class PostgresSignals implements InstanceSignals {
     }
     this.client = client;
     this.retryMs = RECONNECT_MIN_MS;
+  }
+
+  private async lockExclusiveKey(client: pg.Client): Promise<void> {
+    const key = this.options.exclusiveKey;
+    if (key === undefined) return;
+    const { rows } = await client.query<{ locked: boolean }>(
+      'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked',
+      [`opendlf ${this.options.channel} ${key}`],
+    );
+    if (rows[0]?.locked !== true) {
+      throw new Error(
+        `${key} is held by another live process sharing this store (two processes must never share ` +
+          'a node id); if that process is gone, PostgreSQL may still keep its session: end it with ' +
+          'pg_terminate_backend (see docs/deployment.md)',
+      );
+    }
   }
 
   private dropped(client: pg.Client): void {

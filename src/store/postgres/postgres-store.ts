@@ -18,6 +18,11 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** `application_name` of every session (pg_stat_activity shows which node holds which). */
   applicationName?: string;
+  /**
+   * This node's id: the store refuses to open while another live process holds it (a session
+   * advisory lock of the signal listener), so two processes can never act as one node.
+   */
+  nodeId?: string;
   /** Pool size; default 10. */
   maxConnections?: number;
   /**
@@ -61,6 +66,7 @@ export async function openPostgresStore(
       pool,
       channel: `opendlf_signals_${schema ?? 'default'}`,
       onError,
+      ...(options.nodeId === undefined ? {} : { exclusiveKey: `node id ${options.nodeId}` }),
     });
   } catch (error) {
     await pool.end();
