@@ -31,6 +31,8 @@ export class PrometheusMetrics implements RunObserver, HttpObserver {
   private readonly queued: Counter<'engine'>;
   private readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
   private readonly storeErrors: Counter;
+  private readonly reaped: Counter;
+  private readonly fenced: Counter;
   private readonly internalErrors: Counter;
 
   /** Set once the supervisor exists (it takes this object as its observer). */
@@ -102,6 +104,16 @@ export class PrometheusMetrics implements RunObserver, HttpObserver {
       buckets: HTTP_BUCKETS,
       registers,
     });
+    this.reaped = new Counter({
+      name: 'opendlf_instances_reaped_total',
+      help: 'Instances of lost nodes (lease expired) that this node settled.',
+      registers,
+    });
+    this.fenced = new Counter({
+      name: 'opendlf_runs_fenced_total',
+      help: 'Runs this node ended because it could not keep their lease (cut off from the store).',
+      registers,
+    });
     this.storeErrors = new Counter({
       name: 'opendlf_store_errors_total',
       help: 'Store operations of the runner that failed.',
@@ -134,6 +146,14 @@ export class PrometheusMetrics implements RunObserver, HttpObserver {
 
   stopCompleted(engine: string, seconds: number): void {
     this.stopDuration.observe({ engine }, seconds);
+  }
+
+  instancesReaped(count: number): void {
+    this.reaped.inc(count);
+  }
+
+  runFenced(): void {
+    this.fenced.inc();
   }
 
   storeError(): void {

@@ -15,6 +15,10 @@ export interface RunObserver {
   stopCompleted(engine: string, seconds: number): void;
   /** A persisted transition failed (the store is unreachable or broken). */
   storeError(): void;
+  /** This node's reaper settled `count` instances of a lost node. */
+  instancesReaped(count: number): void;
+  /** This node ended one of its runs because it could not keep the lease (fencing). */
+  runFenced(): void;
 }
 
 export const NO_RUN_OBSERVER: RunObserver = {
@@ -23,4 +27,6 @@ export const NO_RUN_OBSERVER: RunObserver = {
   runEnded: () => undefined,
   stopCompleted: () => undefined,
   storeError: () => undefined,
+  instancesReaped: () => undefined,
+  runFenced: () => undefined,
 };

@@ -498,6 +498,7 @@ export class RunSupervisor implements RunQueue {
     for (const [id, run] of this.active) {
       if (!run.settling && !run.controller.signal.aborted && now > run.leaseValidUntil - margin) {
         this.log.error({ instanceId: id }, 'lease not renewed in time: ending the run (fencing)');
+        this.observer.runFenced();
         run.controller.abort('fenced' satisfies EndCause);
       }
     }
@@ -519,6 +520,7 @@ export class RunSupervisor implements RunQueue {
         // Settled by someone else (the reaper judged this node lost): the work must end here too.
         else if (!run.settling && !run.controller.signal.aborted) {
           this.log.error({ instanceId: id }, 'instance no longer leased to this node: ending the run');
+          this.observer.runFenced();
           run.controller.abort('fenced' satisfies EndCause);
         }
       }
@@ -535,6 +537,7 @@ export class RunSupervisor implements RunQueue {
     try {
       const reaped = await this.instances.reapExpired(NODE_LOST_MESSAGE, new Date(), REAP_BATCH);
       for (const id of reaped) this.announceSettled(id);
+      if (reaped.length > 0) this.observer.instancesReaped(reaped.length);
       if (reaped.length > 0)
         this.log.warn({ count: reaped.length, ids: reaped }, 'settled instances of a lost node');
       for (const id of reaped) await this.endRemoteWork(id);

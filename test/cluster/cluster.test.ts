@@ -44,6 +44,13 @@ interface InstanceBody {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A counter's value in a node's /metrics (0 when absent). */
+async function counter(node: ClusterNode, name: string): Promise<number> {
+  const text = await (await fetch(`${node.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
+
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -232,6 +239,38 @@ describe('cluster: three nodes on one PostgreSQL store', () => {
     assert.deepEqual(running.rows, [], 'the statement still runs on the server');
   });
 
+  it('stop/finish races across nodes: the stop answers after the instance settled; the first terminal state wins', async () => {
+    await api(0).createScript({
+      name: 'short-tree',
+      type: 'Shell',
+      content: '( sleep 0.05 ) &\nsleep 0.08\nwait\necho done\n',
+      connectionName: 'local',
+    });
+    const executor = api(0);
+    const stopper = api(1);
+    const seen: Record<string, number> = {};
+    for (let i = 0; i < 40; i += 1) {
+      const id = await executor.execute('short-tree');
+      // Spread the stop over the whole life of the run: queued, launching, running, finishing.
+      await sleep(i * 3);
+      const stop = await stopper.stop('short-tree', id);
+      assert.equal(stop.status, 204, stop.text);
+      const first = await instance(stopper, 'short-tree', id);
+      assert.ok(
+        first.detailedStatus === 'FINISHED' || first.detailedStatus === 'STOPPED',
+        `iteration ${i}: ${first.detailedStatus} right after the stop answered`,
+      );
+      seen[first.detailedStatus] = (seen[first.detailedStatus] ?? 0) + 1;
+      assert.deepEqual(processesOfInstance(id), [], `iteration ${i}: processes left`);
+      await sleep(20);
+      const later = await instance(executor, 'short-tree', id);
+      assert.equal(later.detailedStatus, first.detailedStatus, `iteration ${i}: terminal state flipped`);
+      assert.equal(later.endTime, first.endTime);
+    }
+    // Both orders must have happened, or the race was not exercised.
+    assert.ok((seen.FINISHED ?? 0) > 0 && (seen.STOPPED ?? 0) > 0, JSON.stringify(seen));
+  });
+
   it('a second process with a node id already in use refuses to start', async () => {
     const dataDir = tempDir('opendlf-node-');
     try {
@@ -301,6 +340,8 @@ describe('cluster: three nodes on one PostgreSQL store', () => {
         `# node lost: instances settled ${settledAfterMs} ms after SIGKILL (lease ${LEASE_MS} ms)\n`,
       );
 
+      const reapedCounts = await Promise.all(nodes.map((n) => counter(n, 'opendlf_instances_reaped_total')));
+      assert.ok(reapedCounts.reduce((a, b) => a + b, 0) >= 3, `reaped counters ${reapedCounts.join(',')}`);
       // The other node's run is untouched, and nobody picked the lost instances up again.
       await sleep(2 * LEASE_MS);
       const other = await instance(observer, 'forever', survivor);
@@ -363,6 +404,7 @@ describe('cluster: three nodes on one PostgreSQL store', () => {
         return response.status === 200 ? (response.json.instanceId as string) : undefined;
       });
       assert.equal((await settled(fresh, 'after-cut', next)).status, 'FINISHED');
+      assert.ok((await counter(cutOff, 'opendlf_runs_fenced_total')) >= 1, 'the fenced run is counted');
       const again = await instance(observer, 'forever', id);
       assert.equal(again.detailedStatus, 'ABORTED');
       assert.equal(again.endTime, body.endTime, 'settled exactly once');
