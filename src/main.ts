@@ -12,6 +12,7 @@ import { DuckDbEngine } from './engines/duckdb/duckdb-engine.js';
 import { LocalProcessEngine } from './engines/local-process/local-process-engine.js';
 import { buildApp } from './http/app.js';
 import { PrometheusMetrics } from './observability/prometheus-metrics.js';
+import { LeaseReaper } from './runner/lease-reaper.js';
 import { RetentionSweeper } from './runner/retention-sweeper.js';
 import { RunSupervisor } from './runner/run-supervisor.js';
 import { connectionEngineFactory } from './connection-engines.js';
@@ -290,6 +291,9 @@ export async function startServer(
   const urlHost = config.host.includes(':') ? `[${config.host}]` : config.host;
   sweeper.start();
   supervisor.start();
+  const reaper = new LeaseReaper(store, (instance) => resolver.engineOf(instance), logger, metrics);
+  // A lost node's instances are settled at most one reaper interval after their lease expired.
+  reaper.start(Math.min(config.pollMs, leaseMs / 3));
 
   let closing: Promise<void> | undefined;
   return {
@@ -305,6 +309,7 @@ export async function startServer(
         // Stop taking new work first, then let the HTTP server drain while runs are ended.
         const drained = supervisor.shutdown(config.drainTimeoutSeconds * 1000, config.shutdownWaitMs);
         await Promise.all([app.close(), drained]);
+        await reaper.stop();
         await Promise.all([...engines.map((e) => e.close()), resolver.close()]);
         await store.close();
         logger.info('shut down');

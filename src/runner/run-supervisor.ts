@@ -11,8 +11,8 @@
  *  - Leases: a claim records this node as the owner with a lease on the database clock; a heartbeat
  *    renews it. A node that cannot renew (cut off from the database) stops its own runs before the
  *    lease runs out (fencing), and a run whose row was settled by someone else is stopped too.
- *  - Reaper: every node settles instances whose lease expired (their node is lost) as ABORTED,
- *    each exactly once (guarded update on the database clock).
+ *  - Reaper: the LeaseReaper (lease-reaper.ts), on every node, settles instances whose lease
+ *    expired (their node is lost); its `settled` signals wake this node's waiters.
  *  - Stops: a stop for a run on this node aborts it here; otherwise the request is already stored
  *    and a `stop` signal tells the owner, backed by a poll of stop requests — a lost signal delays
  *    a stop by at most one poll, it never loses it.
@@ -72,13 +72,8 @@ const CAUSE_STATE: Record<EndCause, InstanceState> = {
   fenced: 'ABORTED',
 };
 
-/** What the reaper writes (the store appends the lost node's id). */
-export const NODE_LOST_MESSAGE =
-  'node lost: the node running the script instance stopped renewing its lease; the run was ended';
-
 /** How long a stop signal for a run not (yet) on this node is remembered, for a claim in flight. */
 const REMEMBER_STOP_MS = 10_000;
-const REAP_BATCH = 100;
 /** Run directories are named by instance id (a server-generated UUID). */
 const INSTANCE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -110,7 +105,7 @@ export class RunSupervisor implements RunQueue {
     return this.store.instances;
   }
 
-  /** Subscribes to signals and starts the poll, heartbeat and reaper; then claims waiting work. */
+  /** Subscribes to signals and starts the poll and the heartbeat; then claims waiting work. */
   start(): void {
     this.unsubscribe = this.store.signals.subscribe((signal) => this.onSignal(signal));
     this.store.signals.onReconnect(() => this.track(() => this.poll()));
@@ -122,8 +117,6 @@ export class RunSupervisor implements RunQueue {
     every(this.config.pollMs, () => this.poll());
     // A heartbeat every third of the lease: one lost heartbeat never costs the lease.
     every(this.config.leaseMs / 3, () => this.heartbeat());
-    // A lost node's lease is judged at most one reaper period after it expired.
-    every(Math.min(this.config.pollMs, this.config.leaseMs / 3), () => this.reap());
     this.pump();
   }
 
@@ -531,39 +524,6 @@ export class RunSupervisor implements RunQueue {
       this.heartbeatInFlight = false;
     }
     this.fenceExpired();
-  }
-
-  private async reap(): Promise<void> {
-    try {
-      const reaped = await this.instances.reapExpired(NODE_LOST_MESSAGE, new Date(), REAP_BATCH);
-      for (const id of reaped) this.announceSettled(id);
-      if (reaped.length > 0) this.observer.instancesReaped(reaped.length);
-      if (reaped.length > 0)
-        this.log.warn({ count: reaped.length, ids: reaped }, 'settled instances of a lost node');
-      for (const id of reaped) await this.endRemoteWork(id);
-    } catch (error) {
-      this.observer.storeError();
-      this.log.warn({ err: error }, 'lease reaper failed');
-    }
-  }
-
-  /**
-   * A lost node's work on a database or SSH host outlives it (a query goes on after its client
-   * died): the reaping node ends it through the engine, since it reaches the same server. Work on
-   * the lost node's own machine (local processes) waits for that node's restart (recovery).
-   */
-  private async endRemoteWork(id: string): Promise<void> {
-    try {
-      const instance = await this.instances.get(id);
-      if (!instance?.runHandle) return;
-      const engine = await this.engineOf(instance).catch(() => undefined);
-      if (!engine?.capabilities.recoversFromAnyNode || !engine.recover) return;
-      await engine.recover(instance.runHandle);
-      await this.instances.releaseHandle(id);
-      this.log.warn({ instanceId: id, engine: engine.name }, 'ended the remote work of a lost node');
-    } catch (error) {
-      this.log.error({ err: error, instanceId: id }, 'could not end the remote work of a lost node');
-    }
   }
 
   /**
