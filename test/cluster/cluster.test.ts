@@ -373,13 +373,20 @@ describe('cluster: three nodes on one PostgreSQL store', () => {
     }
   });
 
-  it('a node cut off from PostgreSQL fences itself: its run is killed and the instance is settled once', async () => {
+  it('a node cut off from PostgreSQL survives a blip, then fences itself: its run is killed and the instance is settled once', async () => {
     const proxy = await startTcpProxy(5432);
     const storeUrl = `postgres://postgres@127.0.0.1:${proxy.port}/${db.name}`;
     const cutOff = await startNode({ storeUrl, nodeId: 'node-cut' });
     try {
       const id = await executeOwnedBy(cutOff, 'forever');
       await waitForInstanceProcesses(id, 4);
+      // A blip shorter than a third of the lease costs at most one heartbeat: the run goes on.
+      proxy.cut();
+      await sleep(LEASE_MS / 6);
+      proxy.restore();
+      await sleep(2 * LEASE_MS);
+      assert.equal((await instance(api(2), 'forever', id)).detailedStatus, 'RUNNING', 'a blip ended the run');
+      assert.ok(processesOfInstance(id).length > 0, 'a blip killed the run');
       proxy.cut();
       // Fencing: the node ends its own run before its lease can expire, without any stop request.
       await until('the cut-off node to kill its run', () =>

@@ -59,6 +59,11 @@ export async function openPostgresStore(
   const onError = options.onPoolError ?? (() => undefined);
   const pool = new pg.Pool({ ...connection, max: options.maxConnections ?? 10, idleTimeoutMillis: 30_000 });
   pool.on('error', (error) => onError(error, 'idle pooled connection'));
+  // pg emits 'error' on a client whose connection dies even while a query is running on it (the
+  // query is rejected too). pg-pool listens only while the client is idle, so a reset during a
+  // query would crash the process (found by the cluster test's network blip): every client gets a
+  // listener of its own. Nothing to log here — the query's caller or the pool reports it.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   let signals: PostgresSignals;
   try {
     signals = await PostgresSignals.open({
