@@ -14,6 +14,13 @@ function integer(value: string): number {
   return Number(value);
 }
 
+/** Seconds may be fractional (`--lease-seconds 2.5`), as in the environment and the config file. */
+function seconds(value: string): number {
+  if (!/^\d+(\.\d+)?$/.test(value))
+    throw new InvalidArgumentError('must be a non-negative number of seconds');
+  return Number(value);
+}
+
 interface ServeOptions {
   host?: string;
   port?: number;
@@ -68,7 +75,7 @@ export function buildCli(): Command {
     .option(
       '--lease-seconds <s>',
       "claim lease: a lost node's instances are settled after it (default 30)",
-      integer,
+      seconds,
     )
     .option(
       '--poll-ms <ms>',
@@ -78,7 +85,7 @@ export function buildCli(): Command {
     .option(
       '--drain-timeout-seconds <s>',
       'on SIGTERM, how long running instances may go on before they are stopped (default 20)',
-      integer,
+      seconds,
     )
     .option('--no-local', 'disable the built-in `local` connection (Shell/PYTHON on this machine)')
     .option(

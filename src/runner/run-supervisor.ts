@@ -63,6 +63,8 @@ interface ActiveRun {
   leaseValidUntil: number;
   /** The work is over and its settle is being written: a missing lease renewal is then expected. */
   settling: boolean;
+  /** A run handle the store could not take yet (LAUNCHING → RUNNING); retried by the poll. */
+  pendingHandle: RunHandle | undefined;
 }
 
 const CAUSE_STATE: Record<EndCause, InstanceState> = {
@@ -285,6 +287,7 @@ export class RunSupervisor implements RunQueue {
       settled: Promise.resolve(),
       leaseValidUntil,
       settling: false,
+      pendingHandle: undefined,
     };
     this.active.set(id, run);
     if (claimed.instance.stopRequestedAt || this.recentStops.delete(id)) run.controller.abort('stop');
@@ -379,7 +382,7 @@ export class RunSupervisor implements RunQueue {
         {
           signal,
           stopGraceMs: this.config.stopGraceMs,
-          reportHandle: (handle: RunHandle) => this.markRunning(id, handle, log),
+          reportHandle: (handle: RunHandle) => this.markRunning(id, run, handle, log),
         },
       );
     } catch (error) {
@@ -400,12 +403,15 @@ export class RunSupervisor implements RunQueue {
     if (settled) this.observer.runEnded(engine.name, settled, (performance.now() - startedAt) / 1000);
   }
 
-  private async markRunning(id: string, handle: RunHandle, log: Logger): Promise<void> {
+  private async markRunning(id: string, run: ActiveRun, handle: RunHandle, log: Logger): Promise<void> {
     try {
       await this.transition(id, ['LAUNCHING'], 'RUNNING', { runHandle: handle });
+      run.pendingHandle = undefined;
     } catch (error) {
-      // The run goes on; only crash recovery of this run is weakened. Never fail the run for it.
-      log.error({ err: error }, 'could not persist the run handle');
+      // The run goes on (never fail it for this); the poll retries, so the instance does not stay
+      // LAUNCHING after a store blip and crash recovery gets the handle.
+      run.pendingHandle = handle;
+      log.error({ err: error }, 'could not persist the run handle yet');
     }
   }
 
@@ -469,6 +475,10 @@ export class RunSupervisor implements RunQueue {
   private async poll(): Promise<void> {
     this.pump();
     this.fenceExpired();
+    for (const [id, run] of this.active) {
+      if (run.pendingHandle && !run.settling)
+        await this.markRunning(id, run, run.pendingHandle, this.log.child({ instanceId: id }));
+    }
     const now = performance.now();
     for (const [id, at] of this.recentStops) if (now - at > REMEMBER_STOP_MS) this.recentStops.delete(id);
     if (this.active.size === 0) return;

@@ -39,4 +39,26 @@ describe('opendlf command line', () => {
     assert.notEqual(result.code, 0);
     assert.match(result.stderr, /--port/);
   });
+
+  it('refuses a lease that is not a number of seconds, and a shared store without the shared key', async () => {
+    const lease = await cli('serve', '--lease-seconds', '2s');
+    assert.notEqual(lease.code, 0);
+    assert.match(lease.stderr, /--lease-seconds.*number of seconds/);
+    const dir = tempDir();
+    try {
+      const { OPENDLF_SECRET_KEY: _unset, ...env } = process.env;
+      const shared = await run(
+        process.execPath,
+        ['bin/opendlf.js', 'serve', '--store', 'postgres://postgres@127.0.0.1:5432/test', '--data-dir', dir],
+        { timeout: 60_000, env },
+      ).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => e,
+      );
+      assert.notEqual(shared.code, 0);
+      assert.match(shared.stderr, /set OPENDLF_SECRET_KEY/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
