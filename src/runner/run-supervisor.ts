@@ -89,6 +89,7 @@ export class RunSupervisor implements RunQueue {
   private pumping = false;
   private pumpAgain = false;
   private heartbeatInFlight = false;
+  private pollInFlight = false;
   private readonly timers: NodeJS.Timeout[] = [];
   /** Store work started by timers and signals, awaited by shutdown before the store closes. */
   private readonly inFlight = new Set<Promise<void>>();
@@ -473,21 +474,27 @@ export class RunSupervisor implements RunQueue {
 
   /** The poll behind every signal: claims, stop requests, fencing, housekeeping. */
   private async poll(): Promise<void> {
-    this.pump();
+    // Fencing is judged on every tick, even while the store hangs and earlier polls wait on it.
     this.fenceExpired();
-    for (const [id, run] of this.active) {
-      if (run.pendingHandle && !run.settling)
-        await this.markRunning(id, run, run.pendingHandle, this.log.child({ instanceId: id }));
-    }
     const now = performance.now();
     for (const [id, at] of this.recentStops) if (now - at > REMEMBER_STOP_MS) this.recentStops.delete(id);
-    if (this.active.size === 0) return;
+    this.pump();
+    // One poll at a time: a hanging store must not pile up a query per tick.
+    if (this.pollInFlight) return;
+    this.pollInFlight = true;
     try {
+      for (const [id, run] of this.active) {
+        if (run.pendingHandle && !run.settling)
+          await this.markRunning(id, run, run.pendingHandle, this.log.child({ instanceId: id }));
+      }
+      if (this.active.size === 0) return;
       for (const id of await this.instances.listStopRequested(this.config.nodeId))
         this.abortLocal(id, 'stop');
     } catch (error) {
       this.observer.storeError();
       this.log.warn({ err: error }, 'could not poll stop requests');
+    } finally {
+      this.pollInFlight = false;
     }
   }
 
