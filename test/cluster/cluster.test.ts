@@ -271,6 +271,33 @@ describe('cluster: three nodes on one PostgreSQL store', () => {
     assert.ok((seen.FINISHED ?? 0) > 0 && (seen.STOPPED ?? 0) > 0, JSON.stringify(seen));
   });
 
+  it('an execute on a node with no free slot runs on another node; its result is readable from a third', async () => {
+    const small = await startNode({
+      storeUrl: db.url,
+      nodeId: 'node-small',
+      args: ['--max-concurrent-runs', '1'],
+    });
+    try {
+      const busy = await executeOwnedBy(small, 'forever');
+      await waitForInstanceProcesses(busy, 4);
+      const accepting = new ApiClient(small.url, PROJECT);
+      await accepting.createScript({
+        name: 'elsewhere',
+        type: 'Shell',
+        content: 'echo ran',
+        connectionName: 'local',
+      });
+      const id = await accepting.execute('elsewhere');
+      const body = await settled(api(2), 'elsewhere', id);
+      assert.equal(body.status, 'FINISHED', body.message);
+      assert.notEqual(body.nodeId, 'node-small', 'the full node ran it');
+      assert.match(body.results[0]?.rawResult ?? '', /ran/);
+      assert.equal((await accepting.stop('forever', busy)).status, 204);
+    } finally {
+      await stopNode(small);
+    }
+  });
+
   it('a second process with a node id already in use refuses to start', async () => {
     const dataDir = tempDir('opendlf-node-');
     try {
