@@ -65,6 +65,9 @@ export function buildApp(deps: HttpDependencies) {
     requestTimeout: 120_000,
     clientErrorHandler: handleClientError,
     http: { requireHostHeader: false },
+    // Requests still arriving while the server closes (on kept-alive or pipelined connections) get
+    // the DLF envelope from the hook below instead of fastify's own 503 body.
+    return503OnClosing: false,
     routerOptions: {
       // Script names are up to 128 characters, percent-encoded by PY: the default of 100 is too short.
       maxParamLength: 1024,
@@ -81,6 +84,14 @@ export function buildApp(deps: HttpDependencies) {
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
     done();
+  });
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (closing) return sendError(reply.header('connection', 'close'), 'OPENDLF.0503');
   });
   app.addHook('onRequest', requireHostHeader);
   app.setErrorHandler(handleError);
