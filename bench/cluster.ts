@@ -24,7 +24,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { CLUSTER_SECRET_KEY, createClusterDatabase, type ClusterDatabase } from '../test/helpers/cluster.js';
 import { processesOfInstance } from '../test/helpers/processes.js';
-import { ApiClient, PROJECT, spawnServer, tempDir } from '../test/helpers/server.js';
+import { ApiClient, PROJECT, spawnServer, tempDir, terminate } from '../test/helpers/server.js';
 import {
   isMain,
   markdownTable,
@@ -83,12 +83,7 @@ async function startNode(label: string, args: readonly string[]): Promise<Node> 
     child,
     stderr: server.stderr,
     async close() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-        await server.exited;
-        clearTimeout(timer);
-      }
+      await terminate(server);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

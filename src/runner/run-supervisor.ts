@@ -136,7 +136,7 @@ export class RunSupervisor implements RunQueue {
         this.pump();
         return;
       case 'stop':
-        this.abortLocal(signal.instanceId, 'stop');
+        this.stopLocal(signal.instanceId);
         return;
       case 'settled':
         this.wakeWaiters(signal.instanceId);
@@ -146,15 +146,21 @@ export class RunSupervisor implements RunQueue {
     }
   }
 
-  /** Aborts the run if it is on this node; otherwise remembers a stop for a claim in flight. */
-  private abortLocal(id: string, cause: EndCause): boolean {
+  /** Stops the run if it is on this node; otherwise remembers the stop for a claim in flight. */
+  private stopLocal(id: string): void {
     const run = this.active.get(id);
     if (run) {
-      if (!run.controller.signal.aborted) run.controller.abort(cause);
-      return true;
+      if (!run.controller.signal.aborted) run.controller.abort('stop' satisfies EndCause);
+    } else {
+      this.recentStops.set(id, performance.now());
     }
-    if (cause === 'stop') this.recentStops.set(id, performance.now());
-    return false;
+  }
+
+  /** Ends a run this node can no longer be sure it owns (fencing), counted and logged. */
+  private fence(id: string, run: ActiveRun, why: string): void {
+    this.log.error({ instanceId: id }, why);
+    this.observer.runFenced();
+    run.controller.abort('fenced' satisfies EndCause);
   }
 
   private wakeWaiters(id: string): void {
@@ -465,9 +471,10 @@ export class RunSupervisor implements RunQueue {
       message: STOPPED_MESSAGE,
     });
     if (stopped) return;
-    // Claimed by another node (or by this one, with the claim still in flight). The request is
-    // stored; the signal tells the owner now, its stop poll would find it within pollMs anyway.
-    this.recentStops.set(instanceId, performance.now());
+    // Claimed by another node, or by this one meanwhile (then stopped here, or on registration if
+    // the claim is still in flight). The request is stored; the signal tells another owner now, its
+    // stop poll would find it within pollMs anyway.
+    this.stopLocal(instanceId);
     this.store.signals.publish({ kind: 'stop', instanceId });
     await this.waitUntilSettled(instanceId, this.config.stopWaitMs);
   }
@@ -488,8 +495,7 @@ export class RunSupervisor implements RunQueue {
           await this.markRunning(id, run, run.pendingHandle, this.log.child({ instanceId: id }));
       }
       if (this.active.size === 0) return;
-      for (const id of await this.instances.listStopRequested(this.config.nodeId))
-        this.abortLocal(id, 'stop');
+      for (const id of await this.instances.listStopRequested(this.config.nodeId)) this.stopLocal(id);
     } catch (error) {
       this.observer.storeError();
       this.log.warn({ err: error }, 'could not poll stop requests');
@@ -507,9 +513,7 @@ export class RunSupervisor implements RunQueue {
     const now = performance.now();
     for (const [id, run] of this.active) {
       if (!run.settling && !run.controller.signal.aborted && now > run.leaseValidUntil - margin) {
-        this.log.error({ instanceId: id }, 'lease not renewed in time: ending the run (fencing)');
-        this.observer.runFenced();
-        run.controller.abort('fenced' satisfies EndCause);
+        this.fence(id, run, 'lease not renewed in time: ending the run (fencing)');
       }
     }
   }
@@ -529,9 +533,7 @@ export class RunSupervisor implements RunQueue {
         if (renewed.has(id)) run.leaseValidUntil = sentAt + this.config.leaseMs;
         // Settled by someone else (the reaper judged this node lost): the work must end here too.
         else if (!run.settling && !run.controller.signal.aborted) {
-          this.log.error({ instanceId: id }, 'instance no longer leased to this node: ending the run');
-          this.observer.runFenced();
-          run.controller.abort('fenced' satisfies EndCause);
+          this.fence(id, run, 'instance no longer leased to this node: ending the run');
         }
       }
     } catch (error) {
@@ -540,7 +542,6 @@ export class RunSupervisor implements RunQueue {
     } finally {
       this.heartbeatInFlight = false;
     }
-    this.fenceExpired();
   }
 
   /**

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import pg from 'pg';
-import { spawnServer, tempDir, type ChildServer } from './server.js';
+import { spawnServer, tempDir, terminate, type ChildServer } from './server.js';
 
 export const PG_SERVER = 'postgres://postgres@127.0.0.1:5432';
 
@@ -83,11 +83,6 @@ export async function startNode(options: NodeOptions): Promise<ClusterNode> {
 
 /** Stops a node (SIGTERM, or SIGKILL if it has not exited after 20 s) and removes its data directory. */
 export async function stopNode(node: ClusterNode, removeData = true): Promise<void> {
-  if (node.process.exitCode === null && node.process.signalCode === null) {
-    node.process.kill('SIGTERM');
-    const timer = setTimeout(() => node.process.kill('SIGKILL'), 20_000);
-    await node.exited;
-    clearTimeout(timer);
-  }
+  await terminate(node);
   if (removeData) rmSync(node.dataDir, { recursive: true, force: true });
 }

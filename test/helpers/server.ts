@@ -124,6 +124,16 @@ export async function spawnServer(
   return { url, line, nodeId, process: child, exited, stderr };
 }
 
+/** SIGTERM, then SIGKILL if the process has not exited after `graceMs`; resolves once it exited. */
+export async function terminate(server: ChildServer, graceMs = 20_000): Promise<void> {
+  const child = server.process;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await server.exited;
+  clearTimeout(timer);
+}
+
 export interface ApiResponse {
   status: number;
   headers: Headers;

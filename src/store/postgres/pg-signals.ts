@@ -144,11 +144,6 @@ export class PostgresSignals implements InstanceSignals {
     this.reconnectListeners.add(listener);
   }
 
-  /** Whether the listening connection is up (readiness detail). */
-  get listening(): boolean {
-    return this.client !== undefined;
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.retryTimer);
