@@ -60,6 +60,19 @@ const ConfigSchema = Type.Object(
     sshHostKeyPolicy: Type.Union([Type.Literal('record'), Type.Literal('reject')]),
     /** Bound on connecting to a database or SSH host. */
     connectTimeoutMs: Type.Integer({ minimum: 100, maximum: 600_000 }),
+    /**
+     * Where stored connections may connect: CIDR rules with an optional port or port range
+     * (`10.0.0.0/8`, `192.168.1.5/32:5432`, `::1/128:22`, `10.1.0.0/16:5432-5439`). Deny beats
+     * allow. In multi-user mode loopback, link-local/metadata and unspecified addresses are refused
+     * unless allowed; single-user mode allows everything not denied.
+     */
+    connectionTargets: Type.Object(
+      {
+        allow: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+        deny: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+      },
+      { additionalProperties: false },
+    ),
     /** Credentials accepted besides those in the data directory's store (`opendlf credentials …`). */
     credentials: Type.Array(
       Type.Object(
@@ -84,6 +97,19 @@ const ConfigSchema = Type.Object(
     signatureMaxSkewSeconds: Type.Integer({ minimum: 1, maximum: 86_400 }),
     /** Binding a non-loopback address without authentication must be asked for explicitly. */
     allowUnauthenticatedRemote: Type.Boolean(),
+    /**
+     * `auto` (default): authentication is enforced when credentials exist; a store that ever enforced
+     * it refuses to start with none left. `none`: start unauthenticated on such a store on purpose
+     * (refused while credentials exist). Either way, a credential added while the server runs turns
+     * enforcement on for good.
+     */
+    auth: Type.Union([Type.Literal('auto'), Type.Literal('none')]),
+    /** Failed authentications per minute from one client address before it gets 429 for the rest of the minute. */
+    authFailuresPerAddress: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+    /** Failed authentications per minute naming one access key (or token) before it gets 429. */
+    authFailuresPerAccessKey: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+    /** Multi-user mode: `/metrics` answers only requests with valid credentials (any principal). */
+    metricsRequireAuth: Type.Boolean(),
   },
   { additionalProperties: false },
 );
@@ -118,9 +144,14 @@ export const DEFAULT_CONFIG: ServerConfig = {
   localEngine: { enabled: true, shell: 'bash', python: 'python3' },
   sshHostKeyPolicy: 'record',
   connectTimeoutMs: 10_000,
+  connectionTargets: { allow: [], deny: [] },
   credentials: [],
   signatureMaxSkewSeconds: 900,
   allowUnauthenticatedRemote: false,
+  auth: 'auto',
+  authFailuresPerAddress: 30,
+  authFailuresPerAccessKey: 10,
+  metricsRequireAuth: false,
 };
 
 export type ConfigOverrides = Partial<Omit<ServerConfig, 'localEngine'>> & {

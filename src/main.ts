@@ -16,10 +16,12 @@ import { LeaseReaper } from './runner/lease-reaper.js';
 import { RetentionSweeper } from './runner/retention-sweeper.js';
 import { RunSupervisor } from './runner/run-supervisor.js';
 import { connectionEngineFactory } from './connection-engines.js';
+import { ConnectionTargetPolicy } from './domain/connection-target-policy.js';
+import { TargetGuard } from './engines/target-guard.js';
 import { ConnectionResolver, type BuiltInConnection } from './services/connection-resolver.js';
 import { ConnectionService } from './services/connection-service.js';
 import { SecretCipher } from './services/secret-cipher.js';
-import { CredentialDirectory, type AuthMode } from './services/credential-directory.js';
+import { CredentialDirectory, startupAuthDecision, type AuthMode } from './services/credential-directory.js';
 import type { Store } from './store/store.js';
 import { ExecutionService } from './services/execution-service.js';
 import { ScriptService } from './services/script-service.js';
@@ -107,6 +109,9 @@ export interface StoreChoice {
   readonly storeMaxConnections: number;
 }
 
+/** Store setting holding when authentication was first enforced on this store (the auth latch). */
+const AUTH_ENFORCED_SETTING = 'auth_enforced_since';
+
 const EMBEDDED_STORE: StoreChoice = { store: '', storeSchema: '', storeMaxConnections: 10 };
 
 /**
@@ -173,15 +178,25 @@ export async function startServer(
   mkdirSync(resolve(config.dataDir), { recursive: true, mode: 0o700 });
   const nodeId = config.nodeId === '' ? nodeIdFor(resolve(config.dataDir)) : config.nodeId;
   const { dataDir, store, cipher } = await openDataDirectory(config.dataDir, config, logger, nodeId);
-  const credentials = new CredentialDirectory(store.credentials, cipher, config.credentials);
-  const authMode = await credentials.mode();
-  if (authMode === 'none' && !isLoopback(config.host) && !config.allowUnauthenticatedRemote) {
+  const credentials = new CredentialDirectory(store.credentials, cipher, config.credentials, {
+    recordEnforced: async () => {
+      await store.adoptSetting(AUTH_ENFORCED_SETTING, new Date().toISOString());
+    },
+  });
+  // Decided once here; afterwards the mode can only move from none to enforced (CredentialDirectory).
+  const startup = startupAuthDecision({
+    credentialsExist: await credentials.credentialsExist(),
+    wasEnforced: (await store.readSetting(AUTH_ENFORCED_SETTING)) !== undefined,
+    requested: config.auth,
+    loopbackOnly: isLoopback(config.host),
+    allowUnauthenticatedRemote: config.allowUnauthenticatedRemote,
+    host: config.host,
+  });
+  if (!startup.ok) {
     await store.close();
-    throw new Error(
-      `refusing to bind ${config.host}: opendlf has no credentials configured, so it binds to loopback ` +
-        'only. Add credentials (opendlf credentials add …) or pass --allow-unauthenticated-remote.',
-    );
+    throw new Error(startup.reason);
   }
+  const authMode = await credentials.mode();
 
   const duckdb = new DuckDbEngine(join(dataDir, 'duckdb'));
   const engines: Engine[] = [duckdb];
@@ -218,6 +233,12 @@ export async function startServer(
       onUnknownHostKey: config.sshHostKeyPolicy,
       sshKeyDir,
       connectTimeoutMs: config.connectTimeoutMs,
+      targetGuard: new TargetGuard(
+        new ConnectionTargetPolicy(
+          { allow: config.connectionTargets.allow ?? [], deny: config.connectionTargets.deny ?? [] },
+          authMode !== 'none',
+        ),
+      ),
     }),
     cipher,
     join(dataDir, 'runs'),
@@ -271,7 +292,13 @@ export async function startServer(
     workspaces,
     logger,
     bodyLimitBytes: config.bodyLimitBytes,
-    auth: { credentials, maxSkewMs: config.signatureMaxSkewSeconds * 1000 },
+    auth: {
+      credentials,
+      maxSkewMs: config.signatureMaxSkewSeconds * 1000,
+      failuresPerAddress: config.authFailuresPerAddress,
+      failuresPerAccessKey: config.authFailuresPerAccessKey,
+      metricsRequireAuth: config.metricsRequireAuth,
+    },
     observability: {
       observer: metrics,
       metrics: async () => ({ contentType: metrics.contentType(), body: await metrics.render() }),

@@ -101,8 +101,56 @@ export function parseConnectionInput(body: unknown): ConnectionInput {
 }
 
 /**
+ * Config keys that decide where a connection's secrets are sent (or which key they unlock): the
+ * address, port, account, database, driver, SSH key file. `sslEnable` counts when it is turned off.
+ */
+export const TARGET_CONFIG_KEYS = [
+  'ip',
+  'port',
+  'userName',
+  'database',
+  'driverName',
+  'clusterName',
+  'keyLocation',
+] as const;
+
+const configText = (value: string | boolean | undefined): string =>
+  value === undefined ? '' : String(value);
+
+/** Whether `incoming` keeps the stored value of `key` (absent or the mask). */
+function keepsStoredSecret(incoming: ConnectionConfig, key: string): boolean {
+  const value = incoming[key];
+  return value === undefined || value === SECRET_MASK;
+}
+
+/**
+ * Secrets follow their target: an edit (or an import over an existing connection) that changes
+ * where the stored secret would be sent must carry the secret again. Otherwise anyone allowed to
+ * edit could point the connection at a server of theirs and receive the stored password.
+ * @throws DlfError OPENDLF.0610 naming the changed keys and the secrets to give again.
+ */
+export function assertSecretsFollowTarget(incoming: ConnectionConfig, stored: ConnectionConfig): void {
+  const changed: string[] = TARGET_CONFIG_KEYS.filter(
+    (key) => configText(incoming[key]) !== configText(stored[key]),
+  );
+  if (stored.sslEnable === true && incoming.sslEnable !== true) changed.push('sslEnable');
+  if (changed.length === 0) return;
+  const kept = SECRET_CONFIG_KEYS.filter(
+    (key) => configText(stored[key]) !== '' && keepsStoredSecret(incoming, key),
+  );
+  if (kept.length === 0) return;
+  throw new DlfError(
+    'OPENDLF.0610',
+    `The connection's target changed (${changed.map((k) => `config.${k}`).join(', ')}): ` +
+      `the secret must be given again (${kept.map((k) => `config.${k}`).join(', ')}); ` +
+      'a stored secret is only ever sent to the target it was entered for.',
+  );
+}
+
+/**
  * Edit semantics for secrets: an absent value or the mask keeps the stored secret (GO's acceptance
- * test edits with the object it just read, which carries the mask).
+ * test edits with the object it just read, which carries the mask). Call assertSecretsFollowTarget
+ * first: keeping a secret is only allowed when the target is unchanged.
  */
 export function mergeSecrets(incoming: ConnectionConfig, stored: ConnectionConfig): ConnectionConfig {
   const merged = { ...incoming };

@@ -45,6 +45,8 @@ export const ERROR_REGISTRY = {
   'OPENDLF.0417': { status: 417, message: 'The expectation given in the Expect header cannot be met.' },
   /** Missing, malformed, expired or wrong credentials (the gateway's code for IAM failures). */
   'APIGW.0301': { status: 401, message: 'Incorrect IAM authentication information.' },
+  /** Too many failed authentications from one client address or for one access key (APIG's throttling code). */
+  'APIGW.0308': { status: 429, message: 'The throttling threshold has been reached.' },
   /** A connection exists but cannot run this script type (no engine, or the type does not match). */
   'OPENDLF.0601': { status: 400, message: 'The script type cannot be executed on this connection.' },
   /** `ischeck=true`: the connection could not be reached or logged in to. */
@@ -53,6 +55,15 @@ export const ERROR_REGISTRY = {
   'OPENDLF.0603': { status: 400, message: 'This connection type is not supported by this server.' },
   /** Review is enabled in the workspace and the script is not approved. */
   'OPENDLF.0604': { status: 400, message: 'The script is not approved for execution.' },
+  /** An edit changes where a connection's secret would be sent but sends the secret masked or not at all. */
+  'OPENDLF.0610': {
+    status: 400,
+    message: "The connection's target changed: the password (and key) must be given again.",
+  },
+  /** The connection's address and port are refused by the server's connection target rules. */
+  'OPENDLF.0611': { status: 400, message: 'The connection target is not allowed on this server.' },
+  /** A connection import archive exceeds the entry count or byte limits, or is not a valid zip. */
+  'OPENDLF.0612': { status: 400, message: 'The import archive is refused.' },
   /** The server is shutting down and accepts no new executions. */
   'OPENDLF.0503': { status: 503, message: 'The server is shutting down.' },
   /** Anything unexpected: logged with the request id, answered without internals. */

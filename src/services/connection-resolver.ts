@@ -22,7 +22,13 @@ export interface BuiltInConnection {
 
 /** Builds the engines for a stored connection (secrets already opened). Empty: no engine for its type. */
 export interface ConnectionEngineFactory {
-  create(connection: Connection): Engine[];
+  /** `projectId` scopes project-owned files the connection names (SSH `keyLocation`). */
+  create(connection: Connection, projectId: string): Engine[];
+  /**
+   * Rejects with DlfError OPENDLF.0611 when the connection target rules refuse where the connection
+   * points (the engines check again on every use; this gives a test the refusal as an API error).
+   */
+  assertTargetAllowed(connection: Connection): Promise<void>;
 }
 
 export interface ResolvedConnection {
@@ -95,12 +101,15 @@ export class ConnectionResolver {
     return this.builtIns.has(name);
   }
 
-  private enginesFor(connection: Connection): readonly Engine[] {
+  private enginesFor(connection: Connection, projectId: string): readonly Engine[] {
     const cached = this.cache.get(connection.id);
     if (cached && cached.version === connection.version) return cached.set.engines;
     let created: Engine[];
     try {
-      created = this.factory.create({ ...connection, config: this.cipher.openConfig(connection.config) });
+      created = this.factory.create(
+        { ...connection, config: this.cipher.openConfig(connection.config) },
+        projectId,
+      );
     } catch (error) {
       throw error instanceof DlfError
         ? error
@@ -128,7 +137,7 @@ export class ConnectionResolver {
           `The data connection '${connectionName}' does not exist. Built-in connections: ${[...this.builtIns.keys()].join(', ') || 'none'}.`,
         );
       }
-      engines = this.enginesFor(connection);
+      engines = this.enginesFor(connection, ns.projectId);
       type = connection.type;
       if (engines.length === 0) {
         throw new DlfError(
@@ -156,18 +165,22 @@ export class ConnectionResolver {
     if (builtIn) return builtIn.engines.find((e) => e.name === instance.engine);
     const connection = await this.store.get(instance.namespace, instance.connectionName);
     if (!connection) return undefined;
-    return this.enginesFor(connection).find((e) => e.name === instance.engine);
+    return this.enginesFor(connection, instance.namespace.projectId).find((e) => e.name === instance.engine);
   }
 
   /**
    * `ischeck=true`: runs the smallest script each engine of the connection serves (`SELECT 1`, `exit 0`)
-   * with fresh engines and returns why it failed, or undefined when it worked.
+   * with fresh engines and returns why it failed, or undefined when it worked. A refused target
+   * or a misconfiguration (a key file outside the project's directory) rejects with its DlfError:
+   * those say nothing about the network and are never hidden from the caller.
    */
   async test(ns: Namespace, connection: Connection): Promise<string | undefined> {
     let engines: Engine[];
     try {
-      engines = this.factory.create(connection);
+      await this.factory.assertTargetAllowed(connection);
+      engines = this.factory.create(connection, ns.projectId);
     } catch (error) {
+      if (error instanceof DlfError) throw error;
       return (error as Error).message;
     }
     if (engines.length === 0) return `connections of type ${connection.type} cannot be tested by this server`;

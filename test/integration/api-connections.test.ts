@@ -161,11 +161,22 @@ describe('create, get, list, edit, delete', () => {
       type: 'HOST',
       config: { ip: '10.0.0.2', port: '22', userName: 'u', password: 'p' },
     });
+    // A new address without the password: the stored one must not follow (connection-secrets.test.ts).
+    assertError(
+      await edit(c, 'h1', {
+        name: 'h1',
+        type: 'HOST',
+        description: 'edited',
+        config: { ip: '10.0.0.3', port: '2222', userName: 'u' },
+      }),
+      400,
+      'OPENDLF.0610',
+    );
     const res = await edit(c, 'h1', {
       name: 'h1',
       type: 'HOST',
       description: 'edited',
-      config: { ip: '10.0.0.3', port: '2222', userName: 'u' },
+      config: { ip: '10.0.0.3', port: '2222', userName: 'u', password: 'p2' },
     });
     assertNoContent(res);
     const got = await getConn(c, 'h1');
@@ -319,7 +330,8 @@ describe('GO client typing (DIGEST §3.2)', () => {
       await edit(c, 'typed', {
         name: 'typed',
         type: 'DWS',
-        config: { ip: 'h', port: 9000, sslEnable: 'false' },
+        // A new target takes the password again.
+        config: { ip: 'h', port: 9000, sslEnable: 'false', password: 'p' },
       }),
     );
     const edited = await getConn(c, 'typed');
@@ -654,7 +666,8 @@ describe('export and import', () => {
       name: 'exp-host',
       type: 'HOST',
       description: 'old',
-      config: { ip: 'old-host', port: '22', password: 'keep-me' },
+      // The same target as the exported one: only then may the stored password survive the import.
+      config: { ip: '10.1.1.2', port: '22', userName: 'root', password: 'keep-me' },
     });
     const zip = await exportZip(a);
     const res = await b.request('POST', connPath(b, '/import?sameNamePolicy=OVERWRITE'), {

@@ -123,7 +123,7 @@ export function openConnection(target: SshTarget, signal?: AbortSignal): Promise
     signal?.addEventListener('abort', onAbort, { once: true });
 
     const config: ConnectConfig = {
-      host: target.host,
+      host: target.connectAddress ?? target.host,
       port: target.port,
       username: target.username,
       readyTimeout: timeoutMs,

@@ -5,7 +5,13 @@
 import type { HostKeyPolicy } from './known-hosts.js';
 
 export interface SshTarget {
+  /** The host as configured: named in messages and the key of its recorded host key. */
   readonly host: string;
+  /**
+   * The address actually dialled when it differs from `host`: the IP address the server's
+   * connection target rules checked, so a DNS answer cannot change between check and connect.
+   */
+  readonly connectAddress?: string;
   readonly port: number;
   readonly username: string;
   /** Password authentication; tried before the private key when both are set. */
