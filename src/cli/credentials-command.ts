@@ -82,7 +82,7 @@ export function registerCredentialsCommand(program: Command): void {
     )
     .option(
       '--role <role>',
-      'admin | developer | operator | viewer (repeatable, one per --workspace)',
+      'admin | developer | operator | viewer (repeatable, one per --workspace; none: admin everywhere)',
       collect,
     )
     .option('--expires <iso>', 'expiry, e.g. 2027-01-01T00:00:00Z')
@@ -149,6 +149,12 @@ export function registerCredentialsCommand(program: Command): void {
         if (id === undefined) throw new Error('give --access-key or --token-id');
         if (!(await directory.remove(kind, id))) throw new Error(`no stored credential ${id}`);
         process.stdout.write(`removed ${id}\n`);
+        if (!(await directory.credentialsExist())) {
+          process.stderr.write(
+            'opendlf: no credentials left in the store: unless the config file declares some, a running server ' +
+              'now answers 401 to every call, and a restart without credentials needs --auth none\n',
+          );
+        }
       });
     });
 

@@ -30,6 +30,7 @@ interface ServeOptions {
   maxConcurrentRuns?: number;
   stopGraceMs?: number;
   allowUnauthenticatedRemote?: boolean;
+  auth?: ConfigOverrides['auth'];
   local?: boolean;
   store?: string;
   storeSchema?: string;
@@ -92,6 +93,13 @@ export function buildCli(): Command {
       '--allow-unauthenticated-remote',
       'allow binding a non-loopback address although no authentication is configured',
     )
+    .addOption(
+      new Option(
+        '--auth <mode>',
+        'auto: enforce authentication when credentials exist; none: start unauthenticated on a store ' +
+          'that once enforced it (refused while credentials exist)',
+      ).choices(['auto', 'none']),
+    )
     .addHelpText(
       'after',
       '\nDefaults: host 127.0.0.1, port 8080, data dir ./data. Precedence: flags > env > config file > defaults.',
@@ -111,6 +119,7 @@ export function buildCli(): Command {
         pollMs: options.pollMs,
         drainTimeoutSeconds: options.drainTimeoutSeconds,
         ...(options.allowUnauthenticatedRemote ? { allowUnauthenticatedRemote: true } : {}),
+        auth: options.auth,
         ...(options.local === false ? { localEngine: { enabled: false } } : {}),
       };
       const config = loadConfig({

@@ -208,9 +208,12 @@ export function buildApp(deps: HttpDependencies) {
   registerConnectionRoutes(app, { connections: deps.connections, workspaces: deps.workspaces });
 
   app.get('/healthz', (_request, reply) => json(reply, 200, { status: 'ok' }));
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/readyz', async (request, reply) => {
     const readiness = await deps.observability.readiness();
-    return json(reply, readiness.ready ? 200 : 503, readiness);
+    // The per-check details can name hosts and paths: in multi-user mode only for a known principal
+    // (the authentication hook sets one for every caller in single-user mode).
+    const body = request.principal ? readiness : { ready: readiness.ready };
+    return json(reply, readiness.ready ? 200 : 503, body);
   });
   app.get('/metrics', async (_request, reply) => {
     const { contentType, body } = await deps.observability.metrics();

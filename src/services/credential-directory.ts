@@ -4,6 +4,10 @@
  * with `opendlf credentials …`) and from the config file. With none at all the server runs without
  * authentication (and binds to loopback only). Secret keys are sealed at rest (HMAC verification
  * needs them in clear, so they cannot be hashed); tokens are stored as SHA-256 hashes.
+ *
+ * The mode only ever moves from `none` to `enforced`, never back: removing the last credential of a
+ * running server leaves it enforcing (every call gets 401), and the store remembers that it once
+ * enforced, so a later start without credentials must ask for `auth: none` explicitly.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ANY, isRole, type Grant, type Principal, type Role } from '../domain/access.js';
@@ -31,6 +35,61 @@ export interface CredentialSummary {
 
 export type AuthMode = 'none' | 'enforced';
 
+/**
+ * Remembers, in the store shared by every node, that authentication was once enforced on it. Owned
+ * here, implemented by the composition root over the store's settings.
+ */
+export interface AuthLatch {
+  /** Idempotent: the first record wins. */
+  recordEnforced(): Promise<void>;
+}
+
+/** What the operator asked for: `auto` follows the credentials, `none` starts unauthenticated on purpose. */
+export type RequestedAuth = 'auto' | 'none';
+
+/**
+ * The start-up decision, pure so every branch is tested: the mode to run in, or why the server must
+ * not start. Unauthenticated serving needs (a) no credentials, (b) a loopback bind or
+ * `allowUnauthenticatedRemote`, and (c) on a store that once enforced authentication, `auth: none`.
+ */
+export function startupAuthDecision(input: {
+  credentialsExist: boolean;
+  wasEnforced: boolean;
+  requested: RequestedAuth;
+  loopbackOnly: boolean;
+  allowUnauthenticatedRemote: boolean;
+  host: string;
+}): { ok: true; mode: AuthMode } | { ok: false; reason: string } {
+  if (input.credentialsExist) {
+    if (input.requested === 'none') {
+      return {
+        ok: false,
+        reason:
+          'auth is "none" but credentials are configured: remove them (opendlf credentials remove …, the ' +
+          'config file) or start with auth "auto"',
+      };
+    }
+    return { ok: true, mode: 'enforced' };
+  }
+  if (input.wasEnforced && input.requested !== 'none') {
+    return {
+      ok: false,
+      reason:
+        'this store once enforced authentication and has no credentials left: add one (opendlf ' +
+        'credentials add …) or start without authentication on purpose with --auth none',
+    };
+  }
+  if (!input.loopbackOnly && !input.allowUnauthenticatedRemote) {
+    return {
+      ok: false,
+      reason:
+        `refusing to bind ${input.host}: opendlf has no credentials configured, so it binds to loopback ` +
+        'only. Add credentials (opendlf credentials add …) or pass --allow-unauthenticated-remote.',
+    };
+  }
+  return { ok: true, mode: 'none' };
+}
+
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 
 /** Tokens are found by a prefix of their hash, so the store never holds (or indexes) the token. */
@@ -48,11 +107,16 @@ function grantsOf(raw: { workspace: string; role: string }[]): Grant[] {
 export class CredentialDirectory {
   private readonly configured: CredentialRecord[];
   private readonly configuredSecrets = new Map<string, string>();
+  /** Set the first time credentials are seen; never cleared (see the header). */
+  private enforced = false;
+  private latchRecorded = false;
 
   constructor(
     private readonly store: CredentialStore,
     private readonly cipher: SecretCipher,
     configured: readonly ConfiguredCredential[] = [],
+    /** Absent for the CLI, which manages credentials but serves nothing. */
+    private readonly latch?: AuthLatch,
   ) {
     this.configured = configured.map((c) => {
       const expiresAt = c.expiresAt ? new Date(c.expiresAt) : null;
@@ -68,8 +132,25 @@ export class CredentialDirectory {
     });
   }
 
+  /** Whether any credential (configured or stored) exists right now. */
+  async credentialsExist(): Promise<boolean> {
+    return this.configured.length > 0 || (await this.store.count()) > 0;
+  }
+
+  /**
+   * `enforced` from the first moment credentials exist, for the life of this object: a credential
+   * added while the server runs turns authentication on from the next request, removing the last
+   * one never turns it off. The switch is recorded in the store (once) before it is reported.
+   */
   async mode(): Promise<AuthMode> {
-    return this.configured.length > 0 || (await this.store.count()) > 0 ? 'enforced' : 'none';
+    if (!this.enforced && (await this.credentialsExist())) this.enforced = true;
+    if (!this.enforced) return 'none';
+    if (!this.latchRecorded) {
+      // Enforcing already (in memory); a store failure here fails the request, never opens it.
+      await this.latch?.recordEnforced();
+      this.latchRecorded = true;
+    }
+    return 'enforced';
   }
 
   private async record(
@@ -172,9 +253,15 @@ export class CredentialDirectory {
   }
 }
 
-/** `--workspace ws --role developer` pairs → grants; no workspace means every workspace (`*`). */
+/**
+ * `--workspace ws --role developer` pairs → grants; no workspace means every workspace (`*`); no role
+ * at all means admin in every workspace (as the README documents for `credentials add`).
+ */
 export function grantsFrom(workspaces: readonly string[], roles: readonly string[]): Grant[] {
-  if (roles.length === 0) throw new Error('at least one --role is required');
+  if (roles.length === 0) {
+    if (workspaces.length > 0) throw new Error('give one --role per --workspace');
+    return [{ workspace: ANY, role: 'admin' }];
+  }
   if (workspaces.length > 0 && workspaces.length !== roles.length) {
     throw new Error('give one --role per --workspace (or one --role and no --workspace for all workspaces)');
   }

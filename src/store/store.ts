@@ -235,6 +235,8 @@ export interface Store {
    * first node to start decides, every later one compares (e.g. the secret key fingerprint).
    */
   adoptSetting(name: string, value: string): Promise<string>;
+  /** The stored value of a setting, undefined when none was ever adopted (reading never stores). */
+  readSetting(name: string): Promise<string | undefined>;
   /** Resolves when the store answers a trivial query (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -71,7 +71,16 @@ describe('authentication and authorization', () => {
       '--role',
       'developer',
     );
-    const config = loadConfig({ overrides: { port: 0, dataDir, stopGraceMs: 300 } });
+    // Many deliberate failures below: the failure throttle is tested in auth-mode.test.ts.
+    const config = loadConfig({
+      overrides: {
+        port: 0,
+        dataDir,
+        stopGraceMs: 300,
+        authFailuresPerAddress: 10_000,
+        authFailuresPerAccessKey: 10_000,
+      },
+    });
     const logger = pino({ level: 'info' }, { write: (line: string) => logLines.push(line) });
     server = await startServer(config, logger);
   });

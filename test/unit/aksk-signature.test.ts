@@ -12,9 +12,12 @@ import {
   goQueryString,
   pythonQueryString,
   sdkDate,
+  huaweiGoV3QueryString,
   signGo,
+  signHuaweiGoV3,
   signPython,
   type GoSignArgs,
+  type HuaweiGoV3SignArgs,
   type SignArgs,
 } from '../helpers/signers.js';
 
@@ -39,6 +42,15 @@ function verify(request: SignedRequest, now: Date = NOW): VerifyResult {
   return verifySignature(request, (ak) => SECRETS.get(ak), { now, maxSkewMs: SKEW });
 }
 
+/** As verify, on a route that takes raw uploads (the zip import): UNSIGNED-PAYLOAD may be honoured. */
+function verifyRawBodyRoute(request: SignedRequest, now: Date = NOW): VerifyResult {
+  return verifySignature(request, (ak) => SECRETS.get(ak), {
+    now,
+    maxSkewMs: SKEW,
+    allowUnsignedPayload: true,
+  });
+}
+
 function assertOk(result: VerifyResult, accessKey: string, style: 'python' | 'go'): void {
   assert.deepEqual(result, { ok: true, accessKey, style });
 }
@@ -60,6 +72,20 @@ function py(call: Call): SignedRequest & { sent: Record<string, string> } {
 function go(call: Call): SignedRequest & { sent: Record<string, string> } {
   const sent = signGo({ ak: GO_AK, sk: GO_SK, date: SIGNED_AT, ...call });
   return { ...asReceived({ method: call.method, url: call.url, headers: sent, body: call.body }), sent };
+}
+
+/** Signs as huaweicloud-sdk-go-v3 does (Access= style, no host) and returns the request as received. */
+function goV3(
+  call: Omit<HuaweiGoV3SignArgs, 'ak' | 'sk' | 'date'> & { host?: string },
+): SignedRequest & { sent: Record<string, string> } {
+  const sent = signHuaweiGoV3({ ak: PY_AK, sk: PY_SK, date: SIGNED_AT, ...call });
+  const received = asReceived({
+    method: call.method,
+    url: call.url,
+    headers: { ...sent, Host: call.host ?? new URL(call.url).host },
+    body: call.body,
+  });
+  return { ...received, sent };
 }
 
 const authorizationOf = (request: SignedRequest): string => String(request.headers['authorization']);
@@ -411,7 +437,7 @@ describe('round trips: requests signed by the helper signers verify', () => {
     assertOk(verify(request), GO_AK, 'go');
   });
 
-  it('a signed X-Sdk-Content-Sha256 equal to the body hash, or UNSIGNED-PAYLOAD, is honoured', () => {
+  it('a signed X-Sdk-Content-Sha256 equal to the body hash, or UNSIGNED-PAYLOAD on a raw-body route, is honoured', () => {
     const url = `${BASE}/scripts`;
     const hashed = py({
       method: 'POST',
@@ -426,7 +452,7 @@ describe('round trips: requests signed by the helper signers verify', () => {
       body: 'a=1',
       headers: { 'Content-Type': 'text/plain', 'X-Sdk-Content-Sha256': 'UNSIGNED-PAYLOAD' },
     });
-    assertOk(verify(unsigned), PY_AK, 'python');
+    assertOk(verifyRawBodyRoute(unsigned), PY_AK, 'python');
   });
 
   it('dates within the skew on either side verify', () => {
@@ -452,6 +478,92 @@ const STYLES = [
   ['python', py],
   ['go', go],
 ] as const;
+
+describe('huaweicloud-sdk-go-v3 (Access= style, host not signed)', () => {
+  it('known answer: GET with the dgc v1 header set', () => {
+    // Vector:
+    //   GET http://127.0.0.1:8080/v1/<PROJECT>/scripts?limit=10&offset=0  (Go sends keys sorted)
+    //   headers set before signing: workspace: ws-1, User-Agent: huaweicloud-usdk-go/3.0,
+    //     Content-Type: application/json (never signed), X-Project-Id: <PROJECT>, X-Sdk-Date
+    //   Host is added by the HTTP client after signing.
+    const canonical = [
+      'GET',
+      `/v1/${PROJECT}/scripts/`,
+      'limit=10&offset=0',
+      'user-agent:huaweicloud-usdk-go/3.0',
+      'workspace:ws-1',
+      `x-project-id:${PROJECT}`,
+      'x-sdk-date:20240102T030405Z',
+      '',
+      'user-agent;workspace;x-project-id;x-sdk-date',
+      sha256(''),
+    ].join('\n');
+    const signature = hmac(
+      PY_SK,
+      `SDK-HMAC-SHA256\n20240102T030405Z\n${sha256(Buffer.from(canonical, 'utf8'))}`,
+    ).toString('hex');
+    const request = goV3({
+      method: 'GET',
+      url: `${BASE}/scripts?${huaweiGoV3QueryString([
+        ['offset', '0'],
+        ['limit', '10'],
+      ])}`,
+      headers: { workspace: 'ws-1' },
+      contentType: 'application/json',
+      projectId: PROJECT,
+    });
+    assert.equal(
+      authorizationOf(request),
+      `SDK-HMAC-SHA256 Access=${PY_AK}, SignedHeaders=user-agent;workspace;x-project-id;x-sdk-date, Signature=${signature}`,
+    );
+    assertOk(verify(request), PY_AK, 'python');
+  });
+
+  it('create, get, execute and stop as the dgc v1 client sends them verify', () => {
+    const calls: Parameters<typeof goV3>[0][] = [
+      { method: 'POST', url: `${BASE}/scripts`, body: JSON_BODY },
+      { method: 'GET', url: `${BASE}/scripts/daily%20report`, contentType: 'application/json' },
+      { method: 'POST', url: `${BASE}/scripts/daily%20report/execute`, body: JSON_BODY },
+      {
+        method: 'POST',
+        url: `${BASE}/scripts/s1/instances/0123456789abcdef/stop`,
+        headers: { workspace: 'ws-1' },
+      },
+      {
+        method: 'GET',
+        url: `${BASE}/scripts?${huaweiGoV3QueryString([
+          ['scriptName', 'a b'],
+          ['tag', 'z'],
+          ['tag', 'y'],
+          ['empty', ''],
+        ])}`,
+        contentType: 'application/json',
+      },
+    ];
+    for (const call of calls) {
+      const request = goV3({ ...call, projectId: PROJECT });
+      assert.doesNotMatch(authorizationOf(request), /host/i);
+      assertOk(verify(request), PY_AK, 'python');
+    }
+  });
+
+  it('still binds method, path, query, body and date', () => {
+    const request = goV3({ method: 'POST', url: `${BASE}/scripts/s1/execute?x=1`, body: JSON_BODY });
+    assertRejected(verify({ ...request, method: 'PUT' }), 'signature mismatch');
+    assertRejected(verify({ ...request, rawUrl: request.rawUrl.replace('s1', 's2') }), 'signature mismatch');
+    assertRejected(
+      verify({ ...request, rawUrl: request.rawUrl.replace('x=1', 'x=2') }),
+      'signature mismatch',
+    );
+    assertRejected(verify({ ...request, body: Buffer.from('{"params":{}}') }), 'signature mismatch');
+    assertRejected(
+      verify(withHeaders(request, { 'x-sdk-date': sdkDate(new Date(SIGNED_AT.getTime() + 1000)) })),
+      'signature mismatch',
+    );
+    // The host is not covered: the same request addressed to another name still verifies.
+    assertOk(verify(withHeaders(request, { host: 'elsewhere.example:443' })), PY_AK, 'python');
+  });
+});
 
 describe('rejections', () => {
   for (const [style, sign] of STYLES) {
@@ -637,23 +749,55 @@ describe('rejections', () => {
     }
   });
 
-  it('X-Sdk-Date and Host must be among the signed headers', () => {
-    // Signed with a date header the helper does not see as X-Sdk-Date: build by hand.
-    const request = py({ method: 'GET', url: `${BASE}/scripts` });
-    for (const drop of ['x-sdk-date', 'host']) {
-      const auth = authorizationOf(request).replace(
-        /SignedHeaders=([^,]+)/,
-        (_, list: string) =>
-          `SignedHeaders=${list
-            .split(';')
-            .filter((n) => n !== drop)
-            .join(';')}`,
-      );
-      assertRejected(
-        verify(withHeaders(request, { authorization: auth })),
-        'X-Sdk-Date and Host must be signed',
-      );
-    }
+  it('X-Sdk-Date must be signed in both styles, Host in the Credential= style', () => {
+    const dropSigned = (request: SignedRequest, drop: string) =>
+      withHeaders(request, {
+        authorization: authorizationOf(request).replace(
+          /SignedHeaders=([^,]+)/,
+          (_, list: string) =>
+            `SignedHeaders=${list
+              .split(';')
+              .filter((n) => n !== drop)
+              .join(';')}`,
+        ),
+      });
+    const python = py({ method: 'GET', url: `${BASE}/scripts` });
+    const telekom = go({ method: 'GET', url: `${BASE}/scripts` });
+    assertRejected(verify(dropSigned(python, 'x-sdk-date')), 'X-Sdk-Date must be signed');
+    assertRejected(verify(dropSigned(telekom, 'x-sdk-date')), 'X-Sdk-Date must be signed');
+    assertRejected(verify(dropSigned(telekom, 'host')), 'Host must be signed');
+    // Access= style (Python SDK, huaweicloud-sdk-go-v3) may leave host out; this signature covered
+    // it, so the shortened list no longer matches the signature.
+    assertRejected(verify(dropSigned(python, 'host')), 'signature mismatch');
+  });
+
+  it('UNSIGNED-PAYLOAD is refused on JSON requests, without a content type, and off raw-body routes', () => {
+    const zip = Buffer.from('PK\u0003\u0004 not really a zip');
+    const upload = goV3({
+      method: 'POST',
+      url: `${BASE}/connections/import`,
+      body: zip,
+      contentType: 'application/zip',
+    });
+    assert.equal(upload.sent['X-Sdk-Content-Sha256'], 'UNSIGNED-PAYLOAD');
+    assertOk(verifyRawBodyRoute(upload), PY_AK, 'python');
+    const refused = 'UNSIGNED-PAYLOAD is accepted only for non-JSON uploads';
+    // The Go SDK does not sign Content-Type: an attacker can relabel the body as JSON and swap it.
+    const swapped = {
+      ...withHeaders(upload, { 'content-type': 'application/json' }),
+      body: Buffer.from('{}'),
+    };
+    assertRejected(verifyRawBodyRoute(swapped), refused);
+    assertRejected(verifyRawBodyRoute(withHeaders(upload, { 'content-type': undefined })), refused);
+    assertRejected(verify(upload), refused);
+    // A client that leaves a JSON body unsigned is refused even on a raw-body route.
+    const jsonUnsigned = py({
+      method: 'POST',
+      url: `${BASE}/scripts`,
+      body: JSON_BODY,
+      headers: { 'X-Sdk-Content-Sha256': 'UNSIGNED-PAYLOAD' },
+    });
+    assertRejected(verifyRawBodyRoute(jsonUnsigned), refused);
   });
 
   it('missing, malformed and unsupported Authorization headers', () => {

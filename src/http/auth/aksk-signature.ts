@@ -12,6 +12,17 @@
  *   and empty for a POST without body (whose payload hash then covers the form-encoded query);
  *   header values with whitespace runs collapsed; a scope line in the string to sign.
  *
+ * The Python SDK and the official Go SDK (huaweicloud-sdk-go-v3) share the `Access=` style: same key,
+ * same canonical query (every pair, sorted), same header trimming. The Go SDK signs `x-sdk-date` and
+ * the headers it set itself but never `host` (nor `content-type`), so `host` is required to be signed
+ * only in the `Credential=` style; an `Access=` signature still binds method, path, query, body and
+ * date, and a replay is bounded by the date skew (a request replayed to another server holding the
+ * same access key is the price of supporting that SDK).
+ *
+ * `X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD` leaves the body unsigned. It is accepted only when the
+ * caller says the route takes raw bodies (the zip import) and the content type is present and not
+ * JSON — on a JSON request the body could be swapped for another script or another command.
+ *
  * Everything is rebuilt from the bytes as received. Node decodes the request line and header values
  * as Latin-1, so every such string is first turned back into the bytes that were on the wire; those
  * bytes are what both clients hashed (the Python SDK signs the Unicode value and transmits its UTF-8
@@ -295,11 +306,18 @@ function canonicalHeaderValue(value: string, style: 'python' | 'go'): Buffer {
 type Failure = { ok: false; reason: string };
 const fail = (reason: string): Failure => ({ ok: false, reason });
 
+/** A declared content type that is not JSON (nor BSON, which the Go SDK also signs). */
+function isNonJsonContentType(request: SignedRequest): boolean {
+  const contentType = headerValue(request.headers['content-type'])?.trim().toLowerCase() ?? '';
+  return contentType !== '' && !/json|bson/.test(contentType);
+}
+
 function payloadHash(
   request: SignedRequest,
   auth: ParsedAuthorization,
   goPostWithoutBody: boolean,
   pairs: QueryPair[],
+  allowUnsignedPayload: boolean,
 ): string | Failure {
   const bodyHash = sha256Hex(request.body);
   // A client that sets X-Sdk-Content-Sha256 signs it (both sign every header present at signing
@@ -308,7 +326,11 @@ function payloadHash(
     const declared = headerValue(request.headers['x-sdk-content-sha256']);
     if (declared !== undefined) {
       const literal = declared.trim();
-      if (literal === 'UNSIGNED-PAYLOAD') return literal;
+      if (literal === 'UNSIGNED-PAYLOAD') {
+        return allowUnsignedPayload && isNonJsonContentType(request)
+          ? literal
+          : fail('UNSIGNED-PAYLOAD is accepted only for non-JSON uploads');
+      }
       const expected = goPostWithoutBody ? sha256Hex(goEncodedQuery(pairs)) : bodyHash;
       if (literal.toLowerCase() !== expected) return fail('X-Sdk-Content-Sha256 does not match the body');
       return literal;
@@ -318,7 +340,11 @@ function payloadHash(
   return bodyHash;
 }
 
-function canonicalRequest(request: SignedRequest, auth: ParsedAuthorization): Buffer | Failure {
+function canonicalRequest(
+  request: SignedRequest,
+  auth: ParsedAuthorization,
+  allowUnsignedPayload: boolean,
+): Buffer | Failure {
   const method = request.method.toUpperCase();
   const { path, query } = splitTarget(request.rawUrl);
   const pairs = parseQuery(query);
@@ -336,7 +362,7 @@ function canonicalRequest(request: SignedRequest, auth: ParsedAuthorization): Bu
       Buffer.from('\n'),
     );
   }
-  const hash = payloadHash(request, auth, goPostWithoutBody, pairs);
+  const hash = payloadHash(request, auth, goPostWithoutBody, pairs, allowUnsignedPayload);
   if (typeof hash !== 'string') return hash;
 
   return Buffer.concat([
@@ -378,6 +404,13 @@ function parseSdkDate(text: string): number | undefined {
 // ---------------------------------------------------------------------------------------------------
 // Verification
 
+export interface VerifyOptions {
+  now: Date;
+  maxSkewMs?: number;
+  /** The route takes raw (non-JSON) bodies, so `UNSIGNED-PAYLOAD` may be honoured there. Default false. */
+  allowUnsignedPayload?: boolean;
+}
+
 /**
  * Verifies an AK/SK-signed request (DIGEST §7.4 steps 2–5). `lookupSecretKey` gives the SK of an
  * access key, undefined when unknown. The reasons returned are safe to show to the client.
@@ -385,7 +418,7 @@ function parseSdkDate(text: string): number | undefined {
 export function verifySignature(
   request: SignedRequest,
   lookupSecretKey: (accessKey: string) => string | undefined,
-  options: { now: Date; maxSkewMs?: number },
+  options: VerifyOptions,
 ): VerifyResult {
   try {
     return verify(request, lookupSecretKey, options);
@@ -398,7 +431,7 @@ export function verifySignature(
 function verify(
   request: SignedRequest,
   lookupSecretKey: (accessKey: string) => string | undefined,
-  options: { now: Date; maxSkewMs?: number },
+  options: VerifyOptions,
 ): VerifyResult {
   const authorization = headerValue(request.headers['authorization']);
   if (authorization === undefined || authorization.trim() === '') return fail('missing Authorization header');
@@ -412,9 +445,8 @@ function verify(
   const sdkDate = dateHeader.trim();
   const signedAt = parseSdkDate(sdkDate);
   if (signedAt === undefined) return fail('malformed X-Sdk-Date (expected YYYYMMDDTHHMMSSZ)');
-  if (!auth.signedHeaders.includes('x-sdk-date') || !auth.signedHeaders.includes('host')) {
-    return fail('X-Sdk-Date and Host must be signed');
-  }
+  if (!auth.signedHeaders.includes('x-sdk-date')) return fail('X-Sdk-Date must be signed');
+  if (auth.style === 'go' && !auth.signedHeaders.includes('host')) return fail('Host must be signed');
   if (auth.style === 'go' && auth.scopeDate !== sdkDate.slice(0, 8)) {
     return fail('credential scope date does not match X-Sdk-Date');
   }
@@ -430,7 +462,7 @@ function verify(
   const secretKey = lookupSecretKey(auth.accessKey);
   if (secretKey === undefined) return fail('unknown access key');
 
-  const canonical = canonicalRequest(request, auth);
+  const canonical = canonicalRequest(request, auth, options.allowUnsignedPayload === true);
   if (!Buffer.isBuffer(canonical)) return canonical;
   const canonicalHash = sha256Hex(canonical);
 

@@ -4,16 +4,23 @@
  * the request, and each route asks `authorizedNamespace(request, action)` for the namespace it may
  * work in. 401 (APIGW.0301) when the credentials are missing or wrong, 403 (DLF.6888) when a valid
  * principal lacks the project or the role. With no credentials configured every request is the
- * anonymous admin (the server then binds to loopback only).
+ * anonymous admin (the server then binds to loopback only); once credentials existed, never again
+ * for the life of the process (CredentialDirectory.mode).
+ *
+ * Every failure answers the same message whatever went wrong — unknown access key, wrong signature,
+ * bad token — so the answers reveal nothing about which access keys exist; the reason is logged.
+ * Failures are counted per client address and per access key (AuthFailureThrottle): past the limit
+ * the caller gets 429 with Retry-After before its credentials are checked.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { authorize, ANONYMOUS, type Action, type Principal } from '../../domain/access.js';
 import { DlfError } from '../../domain/dlf-error.js';
 import type { Namespace } from '../../domain/script.js';
-import type { CredentialDirectory } from '../../services/credential-directory.js';
+import { tokenId, type CredentialDirectory } from '../../services/credential-directory.js';
 import type { WorkspaceResolver } from '../../services/workspace-resolver.js';
 import { namespaceOf } from '../request-helpers.js';
 import { parseAuthorization, verifySignature } from './aksk-signature.js';
+import { AuthFailureThrottle } from './auth-failure-throttle.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -34,6 +41,33 @@ export interface AuthOptions {
   readonly validateToken?: TokenValidator;
   /** Allowed difference between X-Sdk-Date and the server clock. Default 15 min. */
   readonly maxSkewMs: number;
+  /** Failed authentications per minute from one client address before 429. Default 30. */
+  readonly failuresPerAddress?: number;
+  /** Failed authentications per minute naming one access key or token before 429. Default 10. */
+  readonly failuresPerAccessKey?: number;
+  /** In multi-user mode, `/metrics` needs valid credentials (any principal). Default false. */
+  readonly metricsRequireAuth?: boolean;
+}
+
+/** The one answer to every authentication failure (no oracle for which access keys exist). */
+export const AUTHENTICATION_FAILED =
+  'Authentication failed: the credentials are missing, invalid or expired.';
+
+/**
+ * Routes whose body is a raw upload rather than JSON: only there may a signature leave the payload
+ * unsigned (`X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD`, as the Go SDK does for non-JSON bodies).
+ */
+const RAW_BODY_ROUTES: ReadonlySet<string> = new Set(['/v1/:projectId/connections/import']);
+
+/** A failure whose reason is logged but never answered. */
+class AuthenticationFailure extends Error {
+  constructor(
+    readonly reason: string,
+    /** The access key or token id the request named, for the per-key failure count. */
+    readonly keyId: string | undefined,
+  ) {
+    super(reason);
+  }
 }
 
 function header(request: FastifyRequest, name: string): string | undefined {
@@ -42,37 +76,36 @@ function header(request: FastifyRequest, name: string): string | undefined {
   return value;
 }
 
-async function authenticate(request: FastifyRequest, options: AuthOptions): Promise<Principal> {
-  if ((await options.credentials.mode()) === 'none') return ANONYMOUS;
+/** The access key (or token id) a request names, before anything is verified. */
+function claimedKeyOf(request: FastifyRequest): string | undefined {
+  const token = request.headers['x-auth-token'];
+  if (typeof token === 'string') return tokenId(token);
+  const authorization = request.headers['authorization'];
+  if (typeof authorization !== 'string') return undefined;
+  return parseAuthorization(authorization)?.accessKey;
+}
+
+/** The principal of a multi-user request; throws AuthenticationFailure. */
+async function verifyCredentials(request: FastifyRequest, options: AuthOptions): Promise<Principal> {
   const token = header(request, 'x-auth-token');
   if (token !== undefined) {
     const validate = options.validateToken ?? ((t: string) => options.credentials.principalForToken(t));
     const principal = await validate(token);
-    if (!principal) throw new DlfError('APIGW.0301', 'The token is invalid or expired.');
+    if (!principal) throw new AuthenticationFailure('invalid or expired token', tokenId(token));
     return principal;
   }
   // Temporary (STS) credentials need a session store this server does not have: refuse, never ignore.
   if (header(request, 'x-security-token') !== undefined) {
-    throw new DlfError(
-      'APIGW.0301',
-      'Temporary credentials (X-Security-Token) are not supported by this server.',
-    );
+    throw new AuthenticationFailure('temporary credentials (X-Security-Token) are not supported', undefined);
   }
   const authorization = header(request, 'authorization');
-  if (authorization === undefined) {
-    throw new DlfError(
-      'APIGW.0301',
-      'Authentication is required: sign the request with an AK/SK or send X-Auth-Token.',
-    );
-  }
+  if (authorization === undefined) throw new AuthenticationFailure('no credentials', undefined);
   const parsed = parseAuthorization(authorization);
-  if (!parsed)
-    throw new DlfError(
-      'APIGW.0301',
-      'The Authorization header is malformed or uses an unsupported algorithm.',
-    );
+  if (!parsed) throw new AuthenticationFailure('malformed Authorization header', undefined);
   const found = await options.credentials.secretKey(parsed.accessKey);
-  if (!found) throw new DlfError('APIGW.0301', 'The access key is unknown or expired.');
+  // An unknown key is verified against nothing but answered exactly like a wrong signature.
+  if (!found) throw new AuthenticationFailure('unknown or expired access key', parsed.accessKey);
+  const contentType = request.headers['content-type'];
   const result = verifySignature(
     {
       method: request.method,
@@ -81,18 +114,69 @@ async function authenticate(request: FastifyRequest, options: AuthOptions): Prom
       body: Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0),
     },
     (accessKey) => (accessKey === parsed.accessKey ? found.secretKey : undefined),
-    { now: new Date(), maxSkewMs: options.maxSkewMs },
+    {
+      now: new Date(),
+      maxSkewMs: options.maxSkewMs,
+      allowUnsignedPayload:
+        RAW_BODY_ROUTES.has(request.routeOptions.url ?? '') && typeof contentType === 'string',
+    },
   );
-  if (!result.ok) throw new DlfError('APIGW.0301', `The request signature is invalid: ${result.reason}.`);
+  if (!result.ok) throw new AuthenticationFailure(`signature: ${result.reason}`, parsed.accessKey);
   return found.principal;
 }
 
+/** Authenticates a request in multi-user mode, throttling and counting failures. */
+async function authenticateEnforced(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  options: AuthOptions,
+  throttle: AuthFailureThrottle,
+): Promise<Principal> {
+  const claimedKey = claimedKeyOf(request);
+  const retryAfter = throttle.retryAfterSeconds(request.ip, claimedKey);
+  if (retryAfter !== undefined) {
+    void reply.header('retry-after', String(retryAfter));
+    throw new DlfError(
+      'APIGW.0308',
+      'The throttling threshold has been reached: too many failed authentications, retry later.',
+    );
+  }
+  try {
+    return await verifyCredentials(request, options);
+  } catch (error) {
+    if (!(error instanceof AuthenticationFailure)) throw error;
+    throttle.recordFailure(request.ip, error.keyId ?? claimedKey);
+    request.log.info({ reason: error.reason, accessKey: error.keyId }, 'authentication failed');
+    throw new DlfError('APIGW.0301', AUTHENTICATION_FAILED);
+  }
+}
+
 export function registerAuthentication(app: FastifyInstance, options: AuthOptions): void {
+  const throttle = new AuthFailureThrottle({
+    perAddress: options.failuresPerAddress ?? 30,
+    perAccessKey: options.failuresPerAccessKey ?? 10,
+  });
   app.decorateRequest('principal', null);
-  app.addHook('preHandler', async (request) => {
+  app.addHook('preHandler', async (request, reply) => {
     // The matched route template, not the raw URL: `//v1/…` and absolute-form targets route here too.
-    if (!(request.routeOptions.url ?? '').startsWith('/v1/')) return;
-    request.principal = await authenticate(request, options);
+    const route = request.routeOptions.url ?? '';
+    const enforced = (await options.credentials.mode()) === 'enforced';
+    if (route === '/metrics' || route === '/readyz') {
+      if (!enforced) {
+        request.principal = ANONYMOUS;
+        return;
+      }
+      // /readyz answers everyone, with details only for an authenticated caller (see app.ts).
+      const presentsCredentials =
+        request.headers['authorization'] !== undefined || request.headers['x-auth-token'] !== undefined;
+      const required = route === '/metrics' ? options.metricsRequireAuth === true : presentsCredentials;
+      if (required) {
+        request.principal = await authenticateEnforced(request, reply, options, throttle);
+      }
+      return;
+    }
+    if (!route.startsWith('/v1/')) return;
+    request.principal = enforced ? await authenticateEnforced(request, reply, options, throttle) : ANONYMOUS;
     // The Python SDK signs X-Project-Id, the Go client sends it unsigned: either way it must match the path.
     const projectHeader = header(request, 'x-project-id');
     const pathProject = (request.params as { projectId?: string }).projectId;

@@ -507,6 +507,10 @@ export async function openKyselyStore(
         .executeTakeFirstOrThrow();
       return row.value;
     },
+    readSetting: async (name) => {
+      const row = await db.selectFrom('settings').select('value').where('name', '=', name).executeTakeFirst();
+      return row?.value;
+    },
     ping: async () => {
       await sql`SELECT 1`.execute(db);
     },
