@@ -16,7 +16,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { authorize, ANONYMOUS, type Action, type Principal } from '../../domain/access.js';
 import { DlfError } from '../../domain/dlf-error.js';
 import type { Namespace } from '../../domain/script.js';
-import { tokenId, type CredentialDirectory } from '../../services/credential-directory.js';
+import {
+  ACCESS_KEY_PATTERN,
+  tokenId,
+  type CredentialDirectory,
+} from '../../services/credential-directory.js';
 import type { WorkspaceResolver } from '../../services/workspace-resolver.js';
 import { namespaceOf } from '../request-helpers.js';
 import { parseAuthorization, verifySignature } from './aksk-signature.js';
@@ -61,11 +65,7 @@ const RAW_BODY_ROUTES: ReadonlySet<string> = new Set(['/v1/:projectId/connection
 
 /** A failure whose reason is logged but never answered. */
 class AuthenticationFailure extends Error {
-  constructor(
-    readonly reason: string,
-    /** The access key or token id the request named, for the per-key failure count. */
-    readonly keyId: string | undefined,
-  ) {
+  constructor(readonly reason: string) {
     super(reason);
   }
 }
@@ -76,13 +76,17 @@ function header(request: FastifyRequest, name: string): string | undefined {
   return value;
 }
 
-/** The access key (or token id) a request names, before anything is verified. */
+/**
+ * The access key (or token id) a request names, before anything is verified. Only well-formed access
+ * keys count (bounded length): an attacker-chosen 16 KB "key" must not become a throttle entry.
+ */
 function claimedKeyOf(request: FastifyRequest): string | undefined {
   const token = request.headers['x-auth-token'];
   if (typeof token === 'string') return tokenId(token);
   const authorization = request.headers['authorization'];
   if (typeof authorization !== 'string') return undefined;
-  return parseAuthorization(authorization)?.accessKey;
+  const accessKey = parseAuthorization(authorization)?.accessKey;
+  return accessKey !== undefined && ACCESS_KEY_PATTERN.test(accessKey) ? accessKey : undefined;
 }
 
 /** The principal of a multi-user request; throws AuthenticationFailure. */
@@ -91,20 +95,20 @@ async function verifyCredentials(request: FastifyRequest, options: AuthOptions):
   if (token !== undefined) {
     const validate = options.validateToken ?? ((t: string) => options.credentials.principalForToken(t));
     const principal = await validate(token);
-    if (!principal) throw new AuthenticationFailure('invalid or expired token', tokenId(token));
+    if (!principal) throw new AuthenticationFailure('invalid or expired token');
     return principal;
   }
   // Temporary (STS) credentials need a session store this server does not have: refuse, never ignore.
   if (header(request, 'x-security-token') !== undefined) {
-    throw new AuthenticationFailure('temporary credentials (X-Security-Token) are not supported', undefined);
+    throw new AuthenticationFailure('temporary credentials (X-Security-Token) are not supported');
   }
   const authorization = header(request, 'authorization');
-  if (authorization === undefined) throw new AuthenticationFailure('no credentials', undefined);
+  if (authorization === undefined) throw new AuthenticationFailure('no credentials');
   const parsed = parseAuthorization(authorization);
-  if (!parsed) throw new AuthenticationFailure('malformed Authorization header', undefined);
+  if (!parsed) throw new AuthenticationFailure('malformed Authorization header');
   const found = await options.credentials.secretKey(parsed.accessKey);
   // An unknown key is verified against nothing but answered exactly like a wrong signature.
-  if (!found) throw new AuthenticationFailure('unknown or expired access key', parsed.accessKey);
+  if (!found) throw new AuthenticationFailure('unknown or expired access key');
   const contentType = request.headers['content-type'];
   const result = verifySignature(
     {
@@ -121,7 +125,7 @@ async function verifyCredentials(request: FastifyRequest, options: AuthOptions):
         RAW_BODY_ROUTES.has(request.routeOptions.url ?? '') && typeof contentType === 'string',
     },
   );
-  if (!result.ok) throw new AuthenticationFailure(`signature: ${result.reason}`, parsed.accessKey);
+  if (!result.ok) throw new AuthenticationFailure(`signature: ${result.reason}`);
   return found.principal;
 }
 
@@ -145,8 +149,8 @@ async function authenticateEnforced(
     return await verifyCredentials(request, options);
   } catch (error) {
     if (!(error instanceof AuthenticationFailure)) throw error;
-    throttle.recordFailure(request.ip, error.keyId ?? claimedKey);
-    request.log.info({ reason: error.reason, accessKey: error.keyId }, 'authentication failed');
+    throttle.recordFailure(request.ip, claimedKey);
+    request.log.info({ reason: error.reason, accessKey: claimedKey }, 'authentication failed');
     throw new DlfError('APIGW.0301', AUTHENTICATION_FAILED);
   }
 }
@@ -160,8 +164,10 @@ export function registerAuthentication(app: FastifyInstance, options: AuthOption
   app.addHook('preHandler', async (request, reply) => {
     // The matched route template, not the raw URL: `//v1/…` and absolute-form targets route here too.
     const route = request.routeOptions.url ?? '';
+    const operational = route === '/metrics' || route === '/readyz';
+    if (!operational && !route.startsWith('/v1/')) return;
     const enforced = (await options.credentials.mode()) === 'enforced';
-    if (route === '/metrics' || route === '/readyz') {
+    if (operational) {
       if (!enforced) {
         request.principal = ANONYMOUS;
         return;
@@ -175,7 +181,6 @@ export function registerAuthentication(app: FastifyInstance, options: AuthOption
       }
       return;
     }
-    if (!route.startsWith('/v1/')) return;
     request.principal = enforced ? await authenticateEnforced(request, reply, options, throttle) : ANONYMOUS;
     // The Python SDK signs X-Project-Id, the Go client sends it unsigned: either way it must match the path.
     const projectHeader = header(request, 'x-project-id');
