@@ -3,12 +3,12 @@
  * progress. Extension: `?includeExtensionTypes=true` on list also shows types v1 clients cannot parse.
  */
 import type { FastifyInstance } from 'fastify';
-import { invalidParameter } from '../domain/dlf-error.js';
+import { DlfError, invalidParameter } from '../domain/dlf-error.js';
 import { toWireString } from '../domain/wire-values.js';
 import type { ConnectionService, ImportRequest } from '../services/connection-service.js';
 import type { WorkspaceResolver } from '../services/workspace-resolver.js';
-import type { Action } from '../domain/access.js';
-import { authorizedNamespace } from './auth/authenticate.js';
+import { roleIn, type Action } from '../domain/access.js';
+import { authorizedNamespace, principalOf } from './auth/authenticate.js';
 import { booleanQuery, jsonBody, sendJson, singleQuery, type Query } from './request-helpers.js';
 
 type Params = { projectId: string; connectionName: string; taskId: string };
@@ -112,12 +112,25 @@ export function registerConnectionRoutes(
 
   app.put<{ Params: Params; Querystring: Query }>(`${base}/:connectionName`, async (request, reply) => {
     const check = booleanQuery(request.query, 'ischeck');
-    await deps.connections.update(
-      ns(request, 'write'),
-      request.params.connectionName,
-      jsonBody(request),
-      check,
-    );
+    const namespace = ns(request, 'write');
+    try {
+      await deps.connections.update(namespace, request.params.connectionName, jsonBody(request), check);
+    } catch (error) {
+      // Why a test failed (refused, closed, timed out, wrong password) would make connection tests a
+      // port and account scanner: only workspace admins see it; the server log keeps it for others.
+      if (
+        error instanceof DlfError &&
+        error.code === 'OPENDLF.0602' &&
+        roleIn(principalOf(request), namespace.workspaceId) !== 'admin'
+      ) {
+        request.log.warn({ detail: error.message }, 'connection test failed');
+        throw new DlfError(
+          'OPENDLF.0602',
+          `The connection test failed: could not connect (details in the server log, request ${request.id}).`,
+        );
+      }
+      throw error;
+    }
     return reply.status(204).send();
   });
 

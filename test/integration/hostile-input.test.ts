@@ -658,8 +658,9 @@ describe('path traversal', () => {
     }
   });
 
-  it('keeps SSH key locations inside the key directory and does not reveal which outside files exist', async () => {
-    const keyDir = join(dataDir, 'ssh-keys');
+  it('keeps SSH key locations inside the project key directory and does not reveal which outside files exist', async () => {
+    // Keys are per project: ssh-keys/<projectId>/ (connection-secrets.test.ts covers other projects).
+    const keyDir = join(dataDir, 'ssh-keys', P);
     mkdirSync(keyDir, { recursive: true });
     symlinkSync('/etc/passwd', join(keyDir, 'escape'));
     try {
@@ -676,16 +677,23 @@ describe('path traversal', () => {
         '/etc/no-such-file-here',
         '../secret.key',
         '../../outside',
-        'escape',
+        '../other-project/id_rsa',
       ]) {
         const res = await send('PUT', `/v1/${P}/connections/keyed?ischeck=true`, {
           body: JSON.stringify(connection(keyLocation)),
         });
-        assertError(res, 400, 'OPENDLF.0602');
-        assert.match(res.json.error_msg, /inside the server's SSH key directory/);
+        assertError(res, 400, 'DLF.3051');
+        assert.match(res.json.error_msg, /inside this project's SSH key directory \(ssh-keys\//);
+        assert.ok(!res.json.error_msg.includes(dataDir), res.json.error_msg);
         messages.push(res.json.error_msg);
       }
       assert.equal(new Set(messages).size, 1, `the messages differ:\n${messages.join('\n')}`);
+      // A symbolic link inside the directory is refused, not followed.
+      const res = await send('PUT', `/v1/${P}/connections/keyed?ischeck=true`, {
+        body: JSON.stringify(connection('escape')),
+      });
+      assertError(res, 400, 'DLF.3051');
+      assert.match(res.json.error_msg, /symbolic link/);
     } finally {
       rmSync(join(keyDir, 'escape'), { force: true });
     }

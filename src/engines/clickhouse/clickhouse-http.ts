@@ -54,8 +54,21 @@ export class ClickHouseConnectError extends Error {
   }
 }
 
-/** Bound on the error body kept (exception texts are a few hundred characters). */
-const MAX_ERROR_BODY_CHARS = 16_384;
+/** Bound on the exception text kept (exception texts are a few hundred characters). */
+const MAX_ERROR_BODY_CHARS = 4_096;
+
+/**
+ * Whether a response comes from ClickHouse: it names itself in `X-ClickHouse-*` headers (display
+ * name, query id, exception code, summary — which ones depends on the version), and an error body
+ * of any version starts with `Code: <n>`. Anything else — a web server, a cloud metadata service, a
+ * proxy's error page — is a foreign body that is never shown to the script's author: connections
+ * must not become a way to read other HTTP services.
+ */
+function isClickHouseResponse(res: IncomingMessage): boolean {
+  return Object.keys(res.headers).some((name) => name.startsWith('x-clickhouse-'));
+}
+
+const CLICKHOUSE_EXCEPTION = /^Code: \d+[.,]/;
 
 /**
  * Header values are written as latin1 by Node: the UTF-8 bytes of a non-ASCII user name or
@@ -142,6 +155,12 @@ export class ClickHouseHttp {
           if (!res.complete)
             settle(new Error('the connection to ClickHouse closed before the response ended'));
         });
+        const fromClickHouse = isClickHouseResponse(res);
+        const unexpected = () =>
+          new ClickHouseServerError(
+            status,
+            `unexpected response from ${host.includes(':') ? `[${host}]` : host}:${port} (HTTP ${status}): not a ClickHouse server`,
+          );
         if (status < 200 || status >= 300) {
           let text = '';
           res.on('data', (chunk: string) => {
@@ -149,6 +168,10 @@ export class ClickHouseHttp {
           });
           res.on('end', () => {
             const message = text.trim().slice(0, MAX_ERROR_BODY_CHARS);
+            if (!fromClickHouse && !CLICKHOUSE_EXCEPTION.test(message)) {
+              settle(unexpected());
+              return;
+            }
             settle(
               new ClickHouseServerError(
                 status,
@@ -160,6 +183,12 @@ export class ClickHouseHttp {
         }
         res.on('data', (chunk: string) => {
           if (settled) return;
+          if (!fromClickHouse && chunk.length > 0) {
+            // A success status with a body, from something that is not ClickHouse: never parsed into rows.
+            settle(unexpected());
+            req.destroy();
+            return;
+          }
           if (request.onText && !request.onText(chunk)) {
             settle(undefined, false);
             req.destroy();

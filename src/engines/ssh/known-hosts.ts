@@ -16,7 +16,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 
 export interface HostKeyPolicy {
   /** opendlf's own fingerprint file (see the header comment for its format). */
@@ -107,6 +107,10 @@ export function verifyHostKey(
   const fingerprint = hostKeyFingerprint(key);
   const keyType = keyTypeOf(key);
   const file = policy.knownHostsFile;
+  // Messages reach API callers: they name the file as the data directory documents it, never the
+  // server's absolute path, and file-system errors only by their code.
+  const shownFile = `the data directory's ${basename(file)}`;
+  const reason = (error: unknown) => (error as NodeJS.ErrnoException).code ?? 'unreadable';
   return serialised(file, async (): Promise<HostKeyVerdict> => {
     let document: KnownHostsDocument;
     try {
@@ -114,7 +118,7 @@ export function verifyHostKey(
     } catch (error) {
       return {
         ok: false,
-        message: `the known hosts file ${file} could not be read (${(error as Error).message}); refusing to connect without verifying the host key`,
+        message: `the known hosts file (${shownFile}) could not be read (${reason(error)}); refusing to connect without verifying the host key`,
       };
     }
     const recorded = Array.isArray(document.hosts[entry]) ? (document.hosts[entry] ?? []) : [];
@@ -125,14 +129,14 @@ export function verifyHostKey(
       return {
         ok: false,
         message:
-          `host key changed for ${entry}: the server offered ${keyType} ${fingerprint} but ${file} records ${known}` +
+          `host key changed for ${entry}: the server offered ${keyType} ${fingerprint} but ${shownFile} records ${known}` +
           ' — possible man-in-the-middle attack. If the server was legitimately re-keyed, remove its entry from that file.',
       };
     }
     if (policy.onUnknown === 'reject') {
       return {
         ok: false,
-        message: `unknown host key for ${entry} (${keyType} ${fingerprint}); add it to ${file} or allow recording on first use`,
+        message: `unknown host key for ${entry} (${keyType} ${fingerprint}); add it to ${shownFile} or allow recording on first use`,
       };
     }
     document.hosts[entry] = [{ keyType, fingerprint, recordedAt: new Date().toISOString() }];
@@ -141,7 +145,7 @@ export function verifyHostKey(
     } catch (error) {
       return {
         ok: false,
-        message: `the host key of ${entry} could not be recorded in ${file} (${(error as Error).message})`,
+        message: `the host key of ${entry} could not be recorded in ${shownFile} (${reason(error)})`,
       };
     }
     return { ok: true, fingerprint, recorded: true };
