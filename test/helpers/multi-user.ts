@@ -70,6 +70,9 @@ export async function startMultiUserServer(overrides: ConfigOverrides = {}): Pro
     grants: [{ workspace: p.workspace, role: p.role }],
   }));
   const server = await startTestServer({
+    // Tests make many deliberate failures from one address; the throttle has its own (auth-mode.test.ts).
+    authFailuresPerAddress: 100_000,
+    authFailuresPerAccessKey: 100_000,
     ...overrides,
     credentials: [...credentials, ...(overrides.credentials ?? [])],
   });
