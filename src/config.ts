@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { ConnectionTargetPolicy } from './domain/connection-target-policy.js';
 
 const ConfigSchema = Type.Object(
   {
@@ -84,7 +85,7 @@ const ConfigSchema = Type.Object(
           grants: Type.Array(
             Type.Object({
               workspace: Type.String({ minLength: 1 }),
-              role: Type.Union(['admin', 'developer', 'operator', 'viewer'].map((r) => Type.Literal(r))),
+              role: Type.Union(['admin', 'developer', 'deployer', 'operator', 'viewer'].map((r) => Type.Literal(r))),
             }),
             { minItems: 1 },
           ),
@@ -215,6 +216,15 @@ export function loadConfig(options: {
   if (!Value.Check(ConfigSchema, merged)) {
     const problems = [...Value.Errors(ConfigSchema, merged)].map((e) => `${e.path || '/'}: ${e.message}`);
     throw new ConfigError(`invalid configuration: ${problems.slice(0, 5).join('; ')}`);
+  }
+  try {
+    // Parsed here so a malformed rule stops the server at start-up with a message naming it.
+    new ConnectionTargetPolicy(
+      { allow: merged.connectionTargets.allow ?? [], deny: merged.connectionTargets.deny ?? [] },
+      false,
+    );
+  } catch (error) {
+    throw new ConfigError(`invalid configuration: ${(error as Error).message}`);
   }
   return merged;
 }
