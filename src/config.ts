@@ -85,7 +85,9 @@ const ConfigSchema = Type.Object(
           grants: Type.Array(
             Type.Object({
               workspace: Type.String({ minLength: 1 }),
-              role: Type.Union(['admin', 'developer', 'deployer', 'operator', 'viewer'].map((r) => Type.Literal(r))),
+              role: Type.Union(
+                ['admin', 'developer', 'deployer', 'operator', 'viewer'].map((r) => Type.Literal(r)),
+              ),
             }),
             { minItems: 1 },
           ),

@@ -278,7 +278,7 @@ export async function startServer(
   metrics.observeQueue(supervisor);
   await supervisor.recover();
 
-  const scripts = new ScriptService(store, supervisor, config.reviewWorkspaces);
+  const scripts = new ScriptService(store, supervisor, config.reviewWorkspaces, credentials);
   const executions = new ExecutionService(store, scripts, resolver, supervisor, nodeId);
   const connections = new ConnectionService(store, cipher, resolver, importDir);
   const workspaces = new WorkspaceResolver({

@@ -2,20 +2,33 @@
  * Who may do what. A principal (an access key or a token) is granted projects and, per workspace,
  * a role; each API operation needs one action. No I/O here.
  *
- *   admin      everything
- *   developer  read, write (create/modify/delete scripts and connections), execute, stop
- *   operator   read, execute, stop
- *   viewer     read
+ *   role       read  write  execute  stop  approve
+ *   admin       ✓     ✓      ✓       ✓      ✓
+ *   developer   ✓     ✓      ✓       ✓
+ *   deployer    ✓            ✓       ✓      ✓
+ *   operator    ✓            ✓       ✓
+ *   viewer      ✓
+ *
+ * write    create/modify/delete scripts and connections (what runs, and where)
+ * execute  run a script with parameters; without write, parameter values are data only
+ *          (script-params.ts refuses values that could add code)
+ * approve  approve or reject a script submitted for review (DataArts: workspace admins and
+ *          deployers), never one the principal submitted itself (script-service.ts)
+ *
+ * `deployer` follows DataArts' role of that name: it releases what developers wrote, so it may
+ * approve and run but not change scripts — developers write, deployers approve, neither alone
+ * puts code into production in a review workspace.
  */
-export const ROLES = ['admin', 'developer', 'operator', 'viewer'] as const;
+export const ROLES = ['admin', 'developer', 'deployer', 'operator', 'viewer'] as const;
 export type Role = (typeof ROLES)[number];
 
-export const ACTIONS = ['read', 'write', 'execute', 'stop'] as const;
+export const ACTIONS = ['read', 'write', 'execute', 'stop', 'approve'] as const;
 export type Action = (typeof ACTIONS)[number];
 
 const ROLE_ACTIONS: Readonly<Record<Role, readonly Action[]>> = {
   admin: ACTIONS,
   developer: ['read', 'write', 'execute', 'stop'],
+  deployer: ['read', 'execute', 'stop', 'approve'],
   operator: ['read', 'execute', 'stop'],
   viewer: ['read'],
 };

@@ -31,7 +31,7 @@ import {
   registerAuthentication,
   type AuthOptions,
 } from './auth/authenticate.js';
-import { registerAuditLog } from './auth/audit-log.js';
+import { auditedParams, registerAuditLog } from './auth/audit-log.js';
 import {
   instanceResultRepresentation,
   instanceSummaryRepresentation,
@@ -144,7 +144,15 @@ export function buildApp(deps: HttpDependencies) {
 
   app.post<{ Params: Params }>(`${base}/:scriptName/execute`, async (request, reply) => {
     const namespace = ns(request, 'execute');
-    const instanceId = await deps.executions.execute(namespace, request.params.scriptName, jsonBody(request));
+    const body = jsonBody(request);
+    // Before execute, so a refused execute (an injection attempt) is audited with its parameters too.
+    request.auditedParams = auditedParams(body);
+    const instanceId = await deps.executions.execute(
+      namespace,
+      request.params.scriptName,
+      body,
+      principalOf(request),
+    );
     request.createdInstanceId = instanceId;
     return json(reply, 200, { instanceId });
   });
@@ -175,14 +183,15 @@ export function buildApp(deps: HttpDependencies) {
     return reply.status(204).send();
   });
 
-  // Extension: review decisions by a listed approver, in workspaces with review enabled.
+  // Extension: review decisions by a listed approver (admin or deployer, never the submitter), in
+  // workspaces with review enabled.
   for (const [path, decision] of [
     ['approve', 'APPROVED'],
     ['reject', 'REJECTED'],
   ] as const) {
     app.post<{ Params: Params }>(`${base}/:scriptName/${path}`, async (request, reply) => {
       await deps.scripts.review(
-        ns(request, 'read'),
+        ns(request, 'approve'),
         request.params.scriptName,
         decision,
         principalOf(request),

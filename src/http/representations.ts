@@ -22,9 +22,18 @@ export function scriptRepresentation(script: Script) {
     version: script.version,
     createUser: script.createUser,
     autoAcquireLock: true,
-    // Extension, only in workspaces with review enabled.
+    // Extension, only in workspaces with review enabled. The store's `approvedBy` is whoever set the
+    // review state: the decider for APPROVED/REJECTED, the submitter for PENDING/SAVED.
     ...(script.approvalState !== 'NONE'
-      ? { approvalStatus: script.approvalState, approvedBy: script.approvedBy }
+      ? {
+          approvalStatus: script.approvalState,
+          approvedBy:
+            script.approvalState === 'APPROVED' || script.approvalState === 'REJECTED'
+              ? script.approvedBy
+              : null,
+          submittedBy:
+            script.approvalState === 'PENDING' || script.approvalState === 'SAVED' ? script.approvedBy : null,
+        }
       : {}),
   };
 }

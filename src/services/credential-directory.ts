@@ -99,7 +99,8 @@ export const ACCESS_KEY_PATTERN = /^[A-Za-z0-9_-]{8,128}$/;
 
 function grantsOf(raw: { workspace: string; role: string }[]): Grant[] {
   return raw.map((g) => {
-    if (!isRole(g.role)) throw new Error(`unknown role '${g.role}' (admin, developer, operator, viewer)`);
+    if (!isRole(g.role))
+      throw new Error(`unknown role '${g.role}' (admin, developer, deployer, operator, viewer)`);
     return { workspace: g.workspace, role: g.role satisfies Role };
   });
 }
@@ -166,6 +167,15 @@ export class CredentialDirectory {
 
   private static principal(record: CredentialRecord): Principal {
     return { id: record.id, kind: record.kind, projects: record.projects, grants: record.grants };
+  }
+
+  /**
+   * The live (unexpired) principal with this id — a token id (`tok-…`) or an access key id — so a
+   * rule that names principals (a script's approvers) can be checked against who they are.
+   */
+  async principalById(id: string, now = new Date()): Promise<Principal | undefined> {
+    const record = (await this.record('token', id, now)) ?? (await this.record('aksk', id, now));
+    return record ? CredentialDirectory.principal(record) : undefined;
   }
 
   /** The secret key of a live access key, for signature verification. */

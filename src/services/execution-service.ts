@@ -1,13 +1,22 @@
 /**
  * Execute, read results, stop (DIGEST §2.3, §6). Execute validates and queues, returning at once;
  * the runner does the work. Stop works in every phase and is idempotent.
+ *
+ * Parameters: a caller who may write the script gets DataArts' verbatim `${name}` substitution; a
+ * caller who may only execute it (operator, deployer) passes data, never code (script-params.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { DlfError } from '../domain/dlf-error.js';
 import type { Instance } from '../domain/instance.js';
 import { isTerminal } from '../domain/instance-state.js';
-import { parseExecuteParams, substituteParams } from '../domain/script-params.js';
-import type { Namespace } from '../domain/script.js';
+import { authorize, type Principal } from '../domain/access.js';
+import {
+  assertParamsAreData,
+  parseExecuteParams,
+  substituteParams,
+  type ParamContentKind,
+} from '../domain/script-params.js';
+import { isSqlScriptType, type Namespace, type ScriptType } from '../domain/script.js';
 import type { Store } from '../store/store.js';
 import type { ConnectionResolver } from './connection-resolver.js';
 import type { RunQueue } from './run-queue.js';
@@ -22,10 +31,14 @@ export class ExecutionService {
     private readonly nodeId: string,
   ) {}
 
-  async execute(ns: Namespace, scriptName: string, body: unknown): Promise<string> {
+  /** @param principal who asks: without `write` here, its parameter values must be data only. */
+  async execute(ns: Namespace, scriptName: string, body: unknown, principal: Principal): Promise<string> {
     const script = await this.scripts.get(ns, scriptName);
     this.scripts.assertExecutable(ns, script);
     const params = parseExecuteParams(body);
+    if (!authorize(principal, ns.projectId, ns.workspaceId, 'write').allowed) {
+      assertParamsAreData(contentKind(script.type), script.content, params);
+    }
     const { connectionName, engine } = await this.connections.resolve(ns, script.connectionName, script.type);
     if (!this.runs.accepting) throw new DlfError('OPENDLF.0503');
     const instance = await this.store.instances.create(
@@ -88,4 +101,10 @@ export class ExecutionService {
     const script = await this.scripts.get(ns, scriptName);
     return this.store.instances.listForScript(script.id, limit);
   }
+}
+
+/** SQL types are SQL; every other type gets the strictest rule (one word), Python's as Shell's. */
+function contentKind(type: ScriptType): ParamContentKind {
+  if (isSqlScriptType(type)) return 'sql';
+  return type === 'Shell' ? 'shell' : 'python';
 }

@@ -8,14 +8,25 @@
  * (PENDING), PRODUCTION is allowed to workspace admins only and is approved at once, SAVED is not
  * submitted; delete needs `approvers`; only APPROVED scripts may be executed. Modifying a script
  * submits it again.
+ *
+ * Separation of duties (DataArts: the reviewer is a workspace admin or deployer, never the
+ * submitter), when the server has credentials:
+ *  - every approver a script names must be a known, unexpired principal holding `approve` in this
+ *    project's workspace; create/modify naming anyone else is refused, naming the approver;
+ *  - the approve/reject route needs `approve` (app.ts), the caller must be a listed approver, and
+ *    never the submitter: the principal whose create/modify put the script in PENDING, recorded as
+ *    the `by` of the PENDING state (the store's "who set this review state").
+ * In single-user mode (no credentials: one anonymous admin) there is nobody to separate duties
+ * between, so approvers are free-form names as before and the anonymous admin may approve.
  */
 import { integerParam } from '../domain/integer-param.js';
 import { DlfError, invalidParameter } from '../domain/dlf-error.js';
-import { roleIn, type Principal } from '../domain/access.js';
+import { authorize, roleIn, type Principal } from '../domain/access.js';
 import {
   MAX_SCRIPTS_PER_WORKSPACE,
   parseDeleteBody,
   parseScriptInput,
+  type JobApprover,
   type Namespace,
   type Script,
   type ScriptInput,
@@ -35,29 +46,43 @@ export const DEFAULT_LIST_LIMIT = 10;
 export const MAX_LIST_LIMIT = 1000;
 const MAX_OFFSET = 1_000_000_000;
 
+/** Who a principal id is (the credential directory), to check the approvers a script names. */
+export interface PrincipalDirectory {
+  /** The live principal with this id, or undefined when unknown or expired. */
+  principalById(id: string): Promise<Principal | undefined>;
+}
+
+/** Nobody is known: with it, every approver named in an authenticated request is refused. */
+const NO_PRINCIPALS: PrincipalDirectory = { principalById: () => Promise.resolve(undefined) };
+
 export class ScriptService {
   constructor(
     private readonly store: Store,
     private readonly runs: RunQueue,
     /** Workspace ids with review (approval) enabled. */
     private readonly reviewWorkspaces: readonly string[] = [],
+    private readonly principals: PrincipalDirectory = NO_PRINCIPALS,
   ) {}
 
   reviewEnabled(ns: Namespace): boolean {
     return this.reviewWorkspaces.includes(ns.workspaceId);
   }
 
-  /** The review state a create/modify leads to; enforces the review-mode rules. */
-  private approvalFor(ns: Namespace, input: ScriptInput, principal: Principal): Approval {
+  /**
+   * The review state a create/modify leads to; enforces the review-mode rules. `by` records who set
+   * it: for PENDING that is the submitter, who may not approve it.
+   */
+  private async approvalFor(ns: Namespace, input: ScriptInput, principal: Principal): Promise<Approval> {
     if (!this.reviewEnabled(ns)) return { state: 'NONE', by: null };
     if (!input.approvers || input.approvers.length === 0) {
       throw invalidParameter('approvers are required: review is enabled in this workspace');
     }
+    await this.assertApproversMayApprove(ns, input.approvers, principal);
     switch (input.targetStatus) {
       case 'SAVED':
-        return { state: 'SAVED', by: null };
+        return { state: 'SAVED', by: principal.id };
       case 'SUBMITTED':
-        return { state: 'PENDING', by: null };
+        return { state: 'PENDING', by: principal.id };
       case 'PRODUCTION':
         if (roleIn(principal, ns.workspaceId) !== 'admin') {
           throw new DlfError(
@@ -73,15 +98,38 @@ export class ScriptService {
     }
   }
 
+  /**
+   * Every named approver must be able to approve here. One message for "unknown" and "not allowed",
+   * so a caller cannot probe which principal ids exist. Skipped for the anonymous single-user admin.
+   */
+  private async assertApproversMayApprove(
+    ns: Namespace,
+    approvers: readonly JobApprover[],
+    principal: Principal,
+  ): Promise<void> {
+    if (principal.kind === 'anonymous') return;
+    for (const { approverName } of approvers) {
+      const approver = await this.principals.principalById(approverName);
+      if (!approver || !authorize(approver, ns.projectId, ns.workspaceId, 'approve').allowed) {
+        throw invalidParameter(
+          `approver '${approverName.slice(0, 128)}' cannot approve in workspace '${ns.workspaceId}': an approver must be a known principal (token or access key id) holding the approve permission there (role admin or deployer)`,
+        );
+      }
+    }
+  }
+
   /** @param principal who creates it: the script's owner and createUser. */
   async create(ns: Namespace, body: unknown, principal: Principal): Promise<void> {
     const input = parseScriptInput(body);
-    const approval = this.approvalFor(ns, input, principal);
+    const approval = await this.approvalFor(ns, input, principal);
     if ((await this.store.scripts.count(ns)) >= MAX_SCRIPTS_PER_WORKSPACE) throw new DlfError('DLF.6253');
     if (!(await this.store.scripts.create(ns, input, principal.id, approval))) throw new DlfError('DLF.0202');
   }
 
-  /** Extension: a listed approver approves or rejects a PENDING script. */
+  /**
+   * Extension: a listed approver approves or rejects a PENDING script; the route has checked the
+   * `approve` permission. Never the submitter (unless single-user: see the header).
+   */
   async review(
     ns: Namespace,
     name: string,
@@ -92,6 +140,18 @@ export class ScriptService {
     const script = await this.get(ns, name);
     if (!script.approvers?.some((a) => a.approverName === principal.id)) {
       throw new DlfError('DLF.6888', 'Invalid account permissions: you are not an approver of this script.');
+    }
+    if (principal.kind !== 'anonymous' && script.approvalState === 'PENDING') {
+      // A PENDING script submitted before submitters were recorded has `by` null: nobody is known
+      // not to be its submitter, so it must be submitted again (modified) first.
+      if (script.approvedBy === null || script.approvedBy === principal.id) {
+        throw new DlfError(
+          'DLF.6888',
+          script.approvedBy === null
+            ? 'Invalid account permissions: the submitter of this script is not recorded; modify it to submit it again.'
+            : 'Invalid account permissions: the submitter of a script cannot approve or reject it; another listed approver must.',
+        );
+      }
     }
     if (
       !(await this.store.scripts.setApproval(ns, name, ['PENDING'], { state: decision, by: principal.id }))
@@ -121,7 +181,7 @@ export class ScriptService {
         `the script type cannot be modified (stored ${existing.type}, body ${input.type})`,
       );
     }
-    const approval = this.approvalFor(ns, input, principal);
+    const approval = await this.approvalFor(ns, input, principal);
     if (!(await this.store.scripts.update(ns, input, approval))) throw new DlfError('DLF.6201');
   }
 
