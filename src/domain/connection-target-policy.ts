@@ -95,6 +95,11 @@ export class ConnectionTargetPolicy {
     this.defaultDeny = multiUser ? MULTI_USER_DEFAULT_DENY.map(parseRule) : [];
   }
 
+  /** No rule at all (single-user mode, nothing configured): every target is allowed as is. */
+  get unrestricted(): boolean {
+    return this.allow.length === 0 && this.deny.length === 0 && this.defaultDeny.length === 0;
+  }
+
   /** The decision for one resolved IP address (not a host name) and port. */
   check(address: string, port: number): TargetDecision {
     const ip = normaliseAddress(address);

@@ -10,8 +10,8 @@
  * verification makes that attack need a certificate for the name.
  */
 import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
-import type { ConnectionTargetPolicy} from '../domain/connection-target-policy.js';
+import { isIP, isIPv4 } from 'node:net';
+import type { ConnectionTargetPolicy } from '../domain/connection-target-policy.js';
 import { normaliseAddress } from '../domain/connection-target-policy.js';
 import { DlfError } from '../domain/dlf-error.js';
 import type { RunHandle } from '../domain/instance.js';
@@ -53,6 +53,8 @@ export class TargetGuard {
         'OPENDLF.0611',
         `The connection target ${shown} is not allowed on this server (rule: ${rule}).`,
       );
+    // Nothing to enforce: the driver connects exactly as configured (single-user convenience).
+    if (this.policy.unrestricted) return target.host;
     // Drivers read an empty host as localhost (pg: a local socket), so it is checked as such.
     const host = target.host === '' ? 'localhost' : target.host;
     let addresses: string[];
@@ -71,7 +73,9 @@ export class TargetGuard {
       const decision = this.policy.check(address, target.port);
       if (!decision.allowed) throw refuse(decision.rule);
     }
-    return addresses[0]!;
+    // Every address passed; dial an IPv4 one when there is one (servers commonly listen on IPv4
+    // only, and a name like localhost lists ::1 first), as the driver would have tried it too.
+    return addresses.find((address) => isIPv4(normaliseAddress(address))) ?? addresses[0]!;
   }
 }
 

@@ -23,6 +23,9 @@ describe('ConnectionTargetPolicy', () => {
       assert.equal(multi.check(address, 5432).allowed, false, address);
       assert.equal(single.check(address, 5432).allowed, true, address);
     }
+    assert.equal(single.unrestricted, true);
+    assert.equal(multi.unrestricted, false);
+    assert.equal(new ConnectionTargetPolicy({ deny: ['10.0.0.0/8'], allow: [] }, false).unrestricted, false);
     assert.deepEqual(multi.check('10.1.2.3', 5432), { allowed: true });
     assert.deepEqual(multi.check('2001:db8::1', 22), { allowed: true });
   });
