@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config.js';
 import {
   ConnectionTargetPolicy,
   ConnectionTargetRuleError,
@@ -60,5 +61,18 @@ describe('ConnectionTargetPolicy', () => {
         rule,
       );
     }
+  });
+
+  it('stops the configuration load at a malformed rule, naming it', () => {
+    assert.throws(
+      () => loadConfig({ overrides: { connectionTargets: { deny: ['10.0.0.0/8', 'intranet'] } } }),
+      (error: unknown) => error instanceof ConfigError && error.message.includes("'intranet'"),
+    );
+    assert.deepEqual(
+      loadConfig({ overrides: { connectionTargets: { allow: ['127.0.0.1/32'] } } }).connectionTargets,
+      {
+        allow: ['127.0.0.1/32'],
+      },
+    );
   });
 });
