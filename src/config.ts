@@ -49,6 +49,8 @@ const ConfigSchema = Type.Object(
     maxResultRows: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
     maxOutputBytes: Type.Integer({ minimum: 1 }),
     maxResultOutputBytes: Type.Integer({ minimum: 1 }),
+    /** SQL: bytes of result values one instance keeps across its statements; past it rows are dropped (`truncated`). */
+    maxResultBytes: Type.Integer({ minimum: 1 }),
     retentionDays: Type.Number({ minimum: 0 }),
     bodyLimitBytes: Type.Integer({ minimum: 1024 }),
     localEngine: Type.Object({
@@ -57,6 +59,18 @@ const ConfigSchema = Type.Object(
       shell: Type.String({ minLength: 1 }),
       python: Type.String({ minLength: 1 }),
     }),
+    /** The built-in `duckdb` connection's sandbox (what a workspace's database may read and write). */
+    duckdb: Type.Object(
+      {
+        /** '' = none; else each workspace gets `<filesDirectory>/<project>/<workspace>/` (0700), its own only. */
+        filesDirectory: Type.String(),
+        /** Directories every workspace's DuckDB may read and write. */
+        allowedDirectories: Type.Array(Type.String({ minLength: 1 })),
+        /** `true` = no sandbox (any file, extension installs): refused in multi-user mode. */
+        externalAccess: Type.Boolean(),
+      },
+      { additionalProperties: false },
+    ),
     /** SSH host keys: `record` trusts a host's key on first use (then refuses a changed one); `reject` only pre-recorded hosts. */
     sshHostKeyPolicy: Type.Union([Type.Literal('record'), Type.Literal('reject')]),
     /** Bound on connecting to a database or SSH host. */
@@ -142,9 +156,11 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxResultRows: 1_000,
   maxOutputBytes: 30 * 1024 * 1024,
   maxResultOutputBytes: 1024 * 1024,
+  maxResultBytes: 30 * 1024 * 1024,
   retentionDays: 7,
   bodyLimitBytes: 12 * 1024 * 1024,
   localEngine: { enabled: true, shell: 'bash', python: 'python3' },
+  duckdb: { filesDirectory: '', allowedDirectories: [], externalAccess: false },
   sshHostKeyPolicy: 'record',
   connectTimeoutMs: 10_000,
   connectionTargets: { allow: [], deny: [] },
@@ -157,8 +173,9 @@ export const DEFAULT_CONFIG: ServerConfig = {
   metricsRequireAuth: false,
 };
 
-export type ConfigOverrides = Partial<Omit<ServerConfig, 'localEngine'>> & {
+export type ConfigOverrides = Partial<Omit<ServerConfig, 'localEngine' | 'duckdb'>> & {
   localEngine?: Partial<ServerConfig['localEngine']>;
+  duckdb?: Partial<ServerConfig['duckdb']>;
 };
 
 /** Environment variables that map onto top-level settings. */
@@ -208,11 +225,12 @@ export function loadConfig(options: {
   const layers = [fileConfig, fromEnvironment(options.env ?? {}), options.overrides ?? {}];
   let merged: Record<string, unknown> = { ...DEFAULT_CONFIG };
   for (const layer of layers) {
-    const { localEngine, ...rest } = layer;
+    const { localEngine, duckdb, ...rest } = layer;
     merged = {
       ...merged,
       ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
       localEngine: { ...(merged.localEngine as object), ...(localEngine ?? {}) },
+      duckdb: { ...(merged.duckdb as object), ...(duckdb ?? {}) },
     };
   }
   if (!Value.Check(ConfigSchema, merged)) {

@@ -197,8 +197,16 @@ export async function startServer(
     throw new Error(startup.reason);
   }
   const authMode = await credentials.mode();
+  if (config.duckdb.externalAccess && authMode !== 'none') {
+    await store.close();
+    throw new Error(
+      'duckdb.externalAccess=true lets every script read and write any file the server can (its ' +
+        'keys and store included): it is for single-user mode only; remove it, or open folders with ' +
+        'duckdb.filesDirectory / duckdb.allowedDirectories',
+    );
+  }
 
-  const duckdb = new DuckDbEngine(join(dataDir, 'duckdb'));
+  const duckdb = new DuckDbEngine(join(dataDir, 'duckdb'), config.duckdb);
   const engines: Engine[] = [duckdb];
   const builtIns: BuiltInConnection[] = [{ name: 'duckdb', type: 'DUCKDB', engines: [duckdb] }];
   if (config.localEngine.enabled) {
@@ -270,6 +278,7 @@ export async function startServer(
         maxResultRows: config.maxResultRows,
         maxOutputBytes: config.maxOutputBytes,
         maxResultOutputBytes: config.maxResultOutputBytes,
+        maxResultBytes: config.maxResultBytes,
       },
     },
     logger,

@@ -10,6 +10,11 @@ import type { Namespace, ScriptType } from '../domain/script.js';
 export interface EngineLimits {
   /** SQL: rows kept per statement result; further rows are dropped and `truncated` is set. Default 1,000. */
   readonly maxResultRows: number;
+  /**
+   * SQL: bytes of result values kept per instance, across all its statements; rows past it are
+   * dropped and `truncated` is set. Absent: 30 MiB (`DEFAULT_MAX_RESULT_BYTES`).
+   */
+  readonly maxResultBytes?: number;
   /** Shell/Python: total output bytes before the run fails (DataArts: 30 MB). */
   readonly maxOutputBytes: number;
   /** Shell/Python: bytes of output kept in `rawResult`/`rows` of the result. Default 1 MiB. */

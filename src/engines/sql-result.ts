@@ -2,7 +2,9 @@
  * Shapes one SQL statement's result the way the API promises it (DIGEST §6.2), for engines that
  * receive rows one at a time from a network driver: schema as ordered single-key `{"column":"type"}`
  * maps, rows as arrays with JSON numbers for numeric columns and `null` for NULL, at most
- * `maxRows` rows kept (`truncated` set when more arrived).
+ * `maxRows` rows kept (`truncated` set when more arrived), and at most the run's `ResultByteBudget`
+ * of value bytes kept across all its statements. Every SQL engine counts through these two classes,
+ * so the bound on what an instance holds in memory and writes to the store lives in one place.
  */
 import type { StatementResult } from '../domain/instance.js';
 
@@ -29,14 +31,75 @@ export function toJsonNumber(value: unknown): unknown {
   return value;
 }
 
-/** Collects the rows of one statement as they arrive, keeping the first `maxRows`. */
+/** `maxResultBytes` when the limits do not say: the Shell output limit (DataArts: 30 MB). */
+export const DEFAULT_MAX_RESULT_BYTES = 30 * 1024 * 1024;
+
+/**
+ * The bytes of result values one instance may keep, shared by all its statements: the instance's
+ * result JSON (held in memory, then written to the store) stays near this size however many
+ * statements or rows the script produces. Sizes are the values' JSON length, estimated cheaply.
+ */
+export class ResultByteBudget {
+  private used = 0;
+
+  constructor(readonly maxBytes: number) {}
+
+  /** Takes `bytes` from the budget if they fit; a refused request takes nothing. */
+  tryTake(bytes: number): boolean {
+    if (this.used + bytes > this.maxBytes) {
+      // Once one row did not fit, no later (smaller) row is kept either: a result is a prefix.
+      this.used = this.maxBytes;
+      return false;
+    }
+    this.used += bytes;
+    return true;
+  }
+}
+
+/**
+ * Roughly the length of a value in the result JSON (strings count their UTF-16 length: escapes can
+ * make the JSON longer, multi-byte characters make the UTF-8 bytes longer, neither by an unbounded
+ * factor that matters for a memory bound).
+ */
+export function estimatedJsonBytes(value: unknown): number {
+  switch (typeof value) {
+    case 'string':
+      return value.length + 2;
+    case 'number':
+    case 'bigint':
+    case 'boolean':
+      return String(value).length;
+    case 'undefined':
+      return 4;
+    case 'object': {
+      if (value === null) return 4;
+      try {
+        return (JSON.stringify(value) ?? '').length;
+      } catch {
+        // Unserialisable (a cycle): the store could not write it either; count it as large.
+        return Number.MAX_SAFE_INTEGER;
+      }
+    }
+    default:
+      // Functions and symbols do not appear in driver rows; JSON drops them.
+      return 4;
+  }
+}
+
+/**
+ * Collects the rows of one statement as they arrive, keeping the first `maxRows` and no more than
+ * the run's byte budget allows.
+ */
 export class StatementResultBuilder {
   private readonly started = performance.now();
   private columns: readonly ResultColumn[] = [];
   private readonly rows: unknown[][] = [];
   private truncated = false;
 
-  constructor(private readonly maxRows: number) {}
+  constructor(
+    private readonly maxRows: number,
+    private readonly budget: ResultByteBudget,
+  ) {}
 
   get hasColumns(): boolean {
     return this.columns.length > 0;
@@ -46,17 +109,29 @@ export class StatementResultBuilder {
     this.columns = columns;
   }
 
-  /** Rows past the cap are counted as dropped, not kept: memory stays bounded by `maxRows`. */
-  addRow(values: readonly unknown[]): void {
+  /**
+   * Keeps the row if it fits under both caps; otherwise drops it and marks the result truncated.
+   * Returns whether further rows could still be kept: `false` tells a streaming engine to stop
+   * reading (and end the query where the driver allows), since every later row is dropped anyway.
+   */
+  addRow(values: readonly unknown[]): boolean {
+    if (this.truncated) return false;
     if (this.rows.length >= this.maxRows) {
       this.truncated = true;
-      return;
+      return false;
     }
-    this.rows.push(
-      values.map((value, i) =>
-        value === null || value === undefined ? null : this.columns[i]?.numeric ? toJsonNumber(value) : value,
-      ),
+    const row = values.map((value, i) =>
+      value === null || value === undefined ? null : this.columns[i]?.numeric ? toJsonNumber(value) : value,
     );
+    // Brackets and commas of the row array, then each value.
+    let bytes = 2 + row.length;
+    for (const value of row) bytes += estimatedJsonBytes(value);
+    if (!this.budget.tryTake(bytes)) {
+      this.truncated = true;
+      return false;
+    }
+    this.rows.push(row);
+    return true;
   }
 
   build(message = ''): StatementResult {

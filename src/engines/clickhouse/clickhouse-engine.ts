@@ -21,14 +21,21 @@
  * query ran on after curl disconnected), so dropping the request alone would never be enough.
  *
  * Results: the whole result is never read into memory. The body is parsed as it streams
- * (JsonCompactReader); once `maxResultRows` + 1 rows have arrived the request is dropped and that
- * statement's query is killed (SYNC, bounded), so the next statement never overlaps it.
+ * (JsonCompactReader); once a row arrives that no longer fits (`maxResultRows` reached, or the run's
+ * `maxResultBytes` budget spent) the request is dropped and that statement's query is killed (SYNC,
+ * bounded), so the next statement never overlaps it.
  */
 import { randomBytes } from 'node:crypto';
 import type { RunHandle, StatementResult } from '../../domain/instance.js';
 import type { ScriptType } from '../../domain/script.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
-import { errorResult, StatementResultBuilder, type ResultColumn } from '../sql-result.js';
+import {
+  DEFAULT_MAX_RESULT_BYTES,
+  errorResult,
+  ResultByteBudget,
+  StatementResultBuilder,
+  type ResultColumn,
+} from '../sql-result.js';
 import { splitStatementsForRun } from '../sql-statements.js';
 import { StopLadder } from '../stop-ladder.js';
 import { ClickHouseConnectError, ClickHouseHttp, ClickHouseServerError } from './clickhouse-http.js';
@@ -160,6 +167,7 @@ export class ClickHouseEngine implements Engine {
           return { kind: 'failed', results: [errorResult(message, started)], message };
         }
       }
+      const budget = new ResultByteBudget(request.limits.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES);
       for (const [index, sql] of statements.entries()) {
         // Stopped between statements: the next one never starts.
         if (signal.aborted) return aborted();
@@ -167,7 +175,7 @@ export class ClickHouseEngine implements Engine {
         const started = performance.now();
         const params = { ...session, query_id: `${prefix}-${index + 1}` };
         try {
-          results.push(await this.execute(sql, params, request.limits.maxResultRows, current.signal));
+          results.push(await this.execute(sql, params, request.limits.maxResultRows, budget, current.signal));
         } catch (error) {
           if (signal.aborted) return aborted();
           const message =
@@ -204,23 +212,23 @@ export class ClickHouseEngine implements Engine {
     this.http.close();
   }
 
-  /** Runs one statement, keeping the first `maxRows` rows (see the header on truncation). */
+  /**
+   * Runs one statement, keeping the first `maxRows` rows within the run's byte budget (see the
+   * header on truncation).
+   */
   private async execute(
     sql: string,
     params: Readonly<Record<string, string>>,
     maxRows: number,
+    budget: ResultByteBudget,
     signal: AbortSignal,
   ): Promise<StatementResult> {
-    const builder = new StatementResultBuilder(maxRows);
-    let received = 0;
+    const builder = new StatementResultBuilder(maxRows, budget);
     const reader = new JsonCompactReader({
       columns: (columns) => builder.setColumns(columns.map(toResultColumn)),
-      row: (values) => {
-        received += 1;
-        builder.addRow(values);
-        // One row past the cap tells us the result was truncated; then stop reading.
-        return received <= maxRows;
-      },
+      // The first row refused (past the row cap or the byte budget) marks the result truncated;
+      // then stop reading and end the query.
+      row: (values) => builder.addRow(values),
     });
     const { complete } = await this.http.post({ sql, params, signal, onText: (text) => reader.push(text) });
     if (!complete) {

@@ -4,14 +4,52 @@
  * Stop = `connection.interrupt()` (the running statement returns "Interrupted" within milliseconds),
  * repeated each grace period until the run returns; no further statement starts once the signal
  * has aborted.
+ *
+ * Sandbox (unless `externalAccess`): each workspace's database is opened with external access off
+ * and may touch only its own file (and DuckDB's WAL/temp files next to it), its files folder
+ * `<filesDirectory>/<project>/<workspace>/` when configured, and the configured shared
+ * directories. Then the configuration is locked, so no script can `SET` it back, change
+ * memory/threads/temp settings, or `INSTALL`/`LOAD` an extension that is not compiled in (auto
+ * install and auto load are off; the bundled json/parquet/icu work without them). Measured on
+ * DuckDB 1.5.6: `read_text`/`read_blob`/`read_csv`/`glob`/`COPY … TO`/`EXPORT DATABASE`/`ATTACH`
+ * outside those paths fail with "Permission Error"; `../` out of an allowed directory is refused;
+ * `SET`, `SET GLOBAL`, `RESET` fail "the configuration has been locked"; `ATTACH ':memory:'` and
+ * attaching a file inside the files folder work and are detached when the run ends; `DETACH` of the
+ * workspace database is refused while it is the default, and `USE` lasts only for the run's
+ * connection; `CHECKPOINT` and `PRAGMA` (connection-local, e.g. profiling) are harmless.
  */
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { DuckDBInstance, DuckDBTypeId, type DuckDBConnection, type DuckDBResult } from '@duckdb/node-api';
+import { join, resolve, sep } from 'node:path';
+import {
+  DuckDBInstance,
+  DuckDBTypeId,
+  JsonDuckDBValueConverter,
+  type DuckDBConnection,
+  type DuckDBResult,
+} from '@duckdb/node-api';
 import type { StatementResult } from '../../domain/instance.js';
 import { isSqlScriptType, type Namespace, type ScriptType } from '../../domain/script.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
+import {
+  DEFAULT_MAX_RESULT_BYTES,
+  errorResult,
+  ResultByteBudget,
+  StatementResultBuilder,
+  type ResultColumn,
+} from '../sql-result.js';
 import { splitStatementsForRun } from '../sql-statements.js';
+
+/** What a workspace's DuckDB may reach besides its own database file. */
+export interface DuckDbSandbox {
+  /** '' = none; else each workspace gets `<filesDirectory>/<project>/<workspace>/` (created 0700). */
+  readonly filesDirectory: string;
+  /** Directories every workspace may read and write. */
+  readonly allowedDirectories: readonly string[];
+  /** `true` = no sandbox at all (DuckDB's defaults: any file, extension auto-install): single-user only. */
+  readonly externalAccess: boolean;
+}
+
+export const DEFAULT_DUCKDB_SANDBOX: DuckDbSandbox = { filesDirectory: '', allowedDirectories: [], externalAccess: false };
 
 const NUMERIC_TYPES = new Set<DuckDBTypeId>([
   DuckDBTypeId.TINYINT,
@@ -39,7 +77,16 @@ export class DuckDbEngine implements Engine {
   private readonly openConnections = new Set<DuckDBConnection>();
 
   /** @param directory where `<project>/<workspace>.duckdb` files live; `:memory:` for tests. */
-  constructor(private readonly directory: string) {}
+  constructor(
+    private readonly directory: string,
+    private readonly sandbox: DuckDbSandbox = DEFAULT_DUCKDB_SANDBOX,
+  ) {}
+
+  /** The workspace's files folder, or undefined when `filesDirectory` is not configured. */
+  filesFolder(ns: Namespace): string | undefined {
+    if (this.sandbox.filesDirectory === '') return undefined;
+    return join(resolve(this.sandbox.filesDirectory), safeSegment(ns.projectId), safeSegment(ns.workspaceId));
+  }
 
   supports(type: ScriptType): boolean {
     return isSqlScriptType(type);
@@ -55,11 +102,53 @@ export class DuckDbEngine implements Engine {
         mkdirSync(dir, { recursive: true });
         path = join(dir, `${safeSegment(ns.workspaceId)}.duckdb`);
       }
-      db = DuckDBInstance.create(path);
+      db = this.sandbox.externalAccess ? DuckDBInstance.create(path) : this.openSandboxed(path, ns);
       db.catch(() => this.databases.delete(key));
       this.databases.set(key, db);
     }
     return db;
+  }
+
+  /**
+   * Opens the database with external access limited to its own paths, then locks the
+   * configuration. The allow-lists are set through SQL on a setup connection: DuckDB 1.5.6 refuses
+   * list-valued options in the instance config ("Failed to set config"), and they must be set
+   * before `enable_external_access=false` (which forbids widening them afterwards).
+   */
+  private async openSandboxed(path: string, ns: Namespace): Promise<DuckDBInstance> {
+    const directories = this.sandbox.allowedDirectories.map((dir) => asDirectory(resolve(dir)));
+    const paths: string[] = [];
+    const files = this.filesFolder(ns);
+    if (files) {
+      mkdirSync(files, { recursive: true, mode: 0o700 });
+      directories.push(asDirectory(files));
+    }
+    if (path !== ':memory:') {
+      const absolute = resolve(path);
+      paths.push(absolute, `${absolute}.wal`);
+      // DuckDB's default spill directory for a file database; spilling must keep working.
+      directories.push(asDirectory(`${absolute}.tmp`));
+    }
+    const instance = await DuckDBInstance.create(path, {
+      autoinstall_known_extensions: 'false',
+      autoload_known_extensions: 'false',
+    });
+    try {
+      const setup = await instance.connect();
+      try {
+        // SET takes no bind parameters; every value is a quoted literal (sqlString).
+        await setup.run(`SET allowed_directories = [${directories.map(sqlString).join(', ')}]`);
+        await setup.run(`SET allowed_paths = [${paths.map(sqlString).join(', ')}]`);
+        await setup.run('SET enable_external_access = false');
+        await setup.run('SET lock_configuration = true');
+      } finally {
+        setup.closeSync();
+      }
+    } catch (error) {
+      instance.closeSync();
+      throw error;
+    }
+    return instance;
   }
 
   async run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome> {
@@ -82,17 +171,20 @@ export class DuckDbEngine implements Engine {
       // An interrupt that lands between two native calls is lost; repeat until the run returns.
       interruptTimer = setInterval(() => connection.interrupt(), Math.max(10, context.stopGraceMs));
     };
+    let attachedBefore: AttachedDatabases | undefined;
     try {
+      attachedBefore = await attachedDatabases(connection);
       await context.reportHandle({ engine: this.name });
       if (signal.aborted) return { kind: 'aborted', results };
       signal.addEventListener('abort', interrupt, { once: true });
+      const budget = new ResultByteBudget(request.limits.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES);
       for (const [index, sql] of statements.entries()) {
         // Stopped between statements: the next one never starts.
         if (signal.aborted) return { kind: 'aborted', results };
         const started = performance.now();
         try {
           const result = await connection.stream(sql);
-          results.push(await readResult(result, request.limits.maxResultRows, started));
+          results.push(await readResult(result, new StatementResultBuilder(request.limits.maxResultRows, budget)));
         } catch (error) {
           if (signal.aborted) return { kind: 'aborted', results };
           const message = `Statement ${index + 1} failed: ${(error as Error).message}`;
@@ -103,6 +195,7 @@ export class DuckDbEngine implements Engine {
     } finally {
       signal.removeEventListener('abort', interrupt);
       if (interruptTimer) clearInterval(interruptTimer);
+      if (attachedBefore) await detachAttachedSince(connection, attachedBefore);
       this.openConnections.delete(connection);
       connection.closeSync();
     }
@@ -133,38 +226,77 @@ export class DuckDbEngine implements Engine {
   }
 }
 
-function errorResult(message: string, started: number): StatementResult {
-  return { schema: [], rows: [], rowCount: 0, duration: (performance.now() - started) / 1000, message };
+/** A directory entry of `allowed_directories`: DuckDB matches directories by prefix with a trailing separator. */
+function asDirectory(path: string): string {
+  return path.endsWith(sep) ? path : path + sep;
 }
 
-async function readResult(result: DuckDBResult, maxRows: number, started: number): Promise<StatementResult> {
-  const columnCount = result.columnCount;
-  const schema: Record<string, string>[] = [];
-  const numeric: boolean[] = [];
-  for (let i = 0; i < columnCount; i++) {
-    schema.push({ [result.columnName(i)]: result.columnType(i).toString() });
-    numeric.push(NUMERIC_TYPES.has(result.columnTypeId(i)));
+function sqlString(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+function sqlIdentifier(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+interface AttachedDatabases {
+  /** The connection's default database: the workspace's own. */
+  readonly main: string;
+  readonly names: ReadonlySet<string>;
+}
+
+/** The databases attached to the instance (the workspace's own, and any a run attached). */
+async function attachedDatabases(connection: DuckDBConnection): Promise<AttachedDatabases> {
+  const reader = await connection.runAndReadAll(
+    'SELECT database_name, current_database() FROM duckdb_databases() WHERE NOT internal',
+  );
+  const rows = reader.getRowsJson();
+  const text = (value: unknown) => (typeof value === 'string' ? value : '');
+  return { main: text(rows[0]?.[1]), names: new Set(rows.map((row) => text(row[0]))) };
+}
+
+/**
+ * Attachments belong to the DuckDB instance, not the connection: without this, an `ATTACH` would
+ * outlive the run and be visible to every later run of the workspace. Best effort: a failure here
+ * must not turn a finished run into a failed one.
+ */
+async function detachAttachedSince(connection: DuckDBConnection, before: AttachedDatabases): Promise<void> {
+  try {
+    const now = await attachedDatabases(connection);
+    const added = [...now.names].filter((name) => !before.names.has(name));
+    if (added.length === 0) return;
+    // A run may have switched to one of its attachments with USE; the default cannot be detached.
+    await connection.run(`USE ${sqlIdentifier(before.main)}`);
+    for (const name of added) await connection.run(`DETACH DATABASE IF EXISTS ${sqlIdentifier(name)}`);
+  } catch {
+    // The connection is closed next; a leftover attachment is harmless to the sandbox (it passed it).
   }
-  const rows: unknown[][] = [];
-  let truncated = false;
-  for await (const chunk of result.yieldRowsJson()) {
-    for (const row of chunk) {
-      if (rows.length >= maxRows) {
-        truncated = true;
-        break;
-      }
+}
+
+/**
+ * Reads the result one chunk at a time and converts one row at a time: converting a whole chunk
+ * (up to 2,048 rows) to JSON at once can build gigabytes of strings before any cap is checked.
+ * Stops fetching once the builder refuses a row (row cap or byte budget reached).
+ */
+async function readResult(result: DuckDBResult, builder: StatementResultBuilder): Promise<StatementResult> {
+  const columns: ResultColumn[] = [];
+  for (let i = 0; i < result.columnCount; i++) {
+    columns.push({
+      name: result.columnName(i),
+      type: result.columnType(i).toString(),
       // DuckDB's JSON form renders BIGINT/DECIMAL/HUGEINT as strings; the API promises JSON numbers.
-      rows.push(row.map((value, i) => (numeric[i] && typeof value === 'string' ? Number(value) : value)));
-    }
-    if (truncated) break;
+      numeric: NUMERIC_TYPES.has(result.columnTypeId(i)),
+    });
   }
-  const out: StatementResult = {
-    schema,
-    rows,
-    rowCount: rows.length,
-    duration: (performance.now() - started) / 1000,
-    message: '',
-  };
-  if (truncated) out.truncated = true;
-  return out;
+  builder.setColumns(columns);
+  for (;;) {
+    const chunk = await result.fetchChunk();
+    if (!chunk || chunk.rowCount === 0) break;
+    let accepting = true;
+    for (let row = 0; row < chunk.rowCount && accepting; row++) {
+      accepting = builder.addRow(chunk.convertRowValues(row, JsonDuckDBValueConverter));
+    }
+    if (!accepting) break;
+  }
+  return builder.build();
 }

@@ -21,7 +21,13 @@ import type { ScriptType } from '../../domain/script.js';
 import { describeDriverError } from '../driver-error.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
 import { SessionSlots } from '../session-slots.js';
-import { errorResult, StatementResultBuilder, type ResultColumn } from '../sql-result.js';
+import {
+  DEFAULT_MAX_RESULT_BYTES,
+  errorResult,
+  ResultByteBudget,
+  StatementResultBuilder,
+  type ResultColumn,
+} from '../sql-result.js';
 import { splitStatementsForRun } from '../sql-statements.js';
 import { ABORTED, raceAbort, StopLadder } from '../stop-ladder.js';
 
@@ -164,12 +170,13 @@ export class MysqlEngine implements Engine {
       });
       ladder.arm();
 
+      const budget = new ResultByteBudget(request.limits.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES);
       for (const [index, sql] of statements.entries()) {
         // Stopped between statements: the next one never starts.
         if (signal.aborted) return aborted();
         const started = performance.now();
         try {
-          const statement = execute(connection, sql, request.limits.maxResultRows);
+          const statement = execute(connection, sql, request.limits.maxResultRows, budget);
           results.push(await Promise.race([statement, abandoned]));
         } catch (error) {
           if (signal.aborted) return aborted();
@@ -320,12 +327,18 @@ function simpleQuery(connection: mysql.Connection, sql: string): Promise<unknown
 
 /**
  * Runs one statement, keeping the first `maxRows` rows of its first result set (a CALL can return
- * several; the rest are read and dropped). Rows are streamed ('result' events, not accumulated) and
- * dropped past the cap: memory stays bounded, but a huge SELECT takes as long as reading all of it.
+ * several; the rest are read and dropped) within the run's byte budget. Rows are streamed ('result'
+ * events, not accumulated) and dropped past either cap: memory stays bounded, but a huge SELECT
+ * takes as long as reading all of it.
  */
-function execute(connection: mysql.Connection, sql: string, maxRows: number): Promise<StatementResult> {
+function execute(
+  connection: mysql.Connection,
+  sql: string,
+  maxRows: number,
+  budget: ResultByteBudget,
+): Promise<StatementResult> {
   return new Promise((resolve, reject) => {
-    const builder = new StatementResultBuilder(maxRows);
+    const builder = new StatementResultBuilder(maxRows, budget);
     let resultIndex = -1;
     let shownIndex: number | undefined;
     let bits: boolean[] = [];

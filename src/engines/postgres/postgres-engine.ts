@@ -19,7 +19,13 @@ import type { ScriptType } from '../../domain/script.js';
 import { describeDriverError } from '../driver-error.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
 import { SessionSlots } from '../session-slots.js';
-import { errorResult, StatementResultBuilder, type ResultColumn } from '../sql-result.js';
+import {
+  DEFAULT_MAX_RESULT_BYTES,
+  errorResult,
+  ResultByteBudget,
+  StatementResultBuilder,
+  type ResultColumn,
+} from '../sql-result.js';
 import { splitStatementsForRun } from '../sql-statements.js';
 import { ABORTED, raceAbort, StopLadder } from '../stop-ladder.js';
 
@@ -181,12 +187,13 @@ export class PostgresEngine implements Engine {
       });
       ladder.arm();
 
+      const budget = new ResultByteBudget(request.limits.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES);
       for (const [index, sql] of statements.entries()) {
         // Stopped between statements: the next one never starts.
         if (signal.aborted) return aborted();
         const started = performance.now();
         try {
-          results.push(await this.execute(client, sql, request.limits.maxResultRows, sessions.typeNames));
+          results.push(await this.execute(client, sql, request.limits.maxResultRows, budget, sessions.typeNames));
         } catch (error) {
           if (signal.aborted) return aborted();
           const message = `Statement ${index + 1} failed: ${describePgError(error)}`;
@@ -283,8 +290,9 @@ export class PostgresEngine implements Engine {
   }
 
   /**
-   * Runs one statement, keeping the first `maxRows` rows. Rows are taken one at a time from the
-   * wire ('row' events, so pg does not accumulate them) and dropped past the cap: memory stays
+   * Runs one statement, keeping the first `maxRows` rows within the run's byte budget. Rows are
+   * taken one at a time from the wire ('row' events, so pg does not accumulate them) and dropped
+   * past either cap: memory stays
    * bounded, but the server still sends — and the statement still produces — every row, so a huge
    * SELECT takes as long as reading all of it. (pg-cursor would let us stop early; it is not a
    * dependency, and stopping early would leave the statement unfinished inside the user's
@@ -294,9 +302,10 @@ export class PostgresEngine implements Engine {
     client: pg.PoolClient,
     sql: string,
     maxRows: number,
+    budget: ResultByteBudget,
     typeNames: Map<number, string>,
   ): Promise<StatementResult> {
-    const builder = new StatementResultBuilder(maxRows);
+    const builder = new StatementResultBuilder(maxRows, budget);
     const ended = await new Promise<pg.QueryResult | pg.QueryResult[]>((resolve, reject) => {
       const query = new pg.Query({ text: sql, rowMode: 'array' } as pg.QueryArrayConfig);
       query.on('row', (row: unknown[], result) => {
