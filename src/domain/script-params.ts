@@ -58,8 +58,8 @@ export function substituteParams(content: string, params: ScriptParams): string 
  * where the script uses it:
  *  - SQL: inside a single-quoted string literal any such value is allowed (it cannot end the
  *    literal); anywhere else it could be an identifier or keyword (`id`, `1 or 1=1`), so only an
- *    unsigned number is allowed there. A literal holding a backslash counts as "anywhere else"
- *    (MySQL reads `\'` as an escaped quote, PostgreSQL does not).
+ *    unsigned number is allowed there. From a literal holding a backslash on, everything counts as
+ *    "anywhere else" (MySQL reads `\'` as an escaped quote, PostgreSQL does not).
  *  - Shell and Python: no spaces either, so a value is one word/token (no extra arguments).
  */
 export const DATA_VALUE_CHARACTERS = 'letters, digits, space, and _ . , : / + @ = -';
@@ -100,8 +100,8 @@ export function assertParamsAreData(kind: ParamContentKind, content: string, par
 /**
  * Names of `${name}` placeholders that occur in SQL anywhere but inside a plain single-quoted string
  * literal or a comment: in code, in "identifiers", `backticks` or $tag$ bodies $tag$ (function
- * bodies are code), or in a literal that holds a backslash. Conservative: an unterminated literal or
- * comment counts as code.
+ * bodies are code), or from a literal that holds a backslash on. Conservative: an unterminated
+ * literal or comment counts as code.
  */
 export function sqlPlaceholdersOutsideStrings(content: string): Set<string> {
   const inCode = new Set<string>();
@@ -128,7 +128,11 @@ export function sqlPlaceholdersOutsideStrings(content: string): Set<string> {
         end = q + 1;
         break;
       }
-      safe = end !== -1 && !content.slice(i, end).includes('\\');
+      // With a backslash inside, where the literal ends depends on the dialect (MySQL: `\'` is an
+      // escaped quote): nothing after its start can be trusted to be inside a literal.
+      const ambiguous = end !== -1 && content.slice(i, end).includes('\\');
+      if (ambiguous) end = content.length;
+      safe = end !== -1 && !ambiguous;
     } else if (c === '"' || c === '`') {
       // Quoted identifiers are code; skipped whole so a quote inside one starts no literal.
       const close = content.indexOf(c, i + 1);
