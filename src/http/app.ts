@@ -138,7 +138,12 @@ export function buildApp(deps: HttpDependencies) {
   });
 
   app.delete<{ Params: Params }>(`${base}/:scriptName`, async (request, reply) => {
-    await deps.scripts.delete(ns(request, 'write'), request.params.scriptName, jsonBody(request));
+    await deps.scripts.delete(
+      ns(request, 'write'),
+      request.params.scriptName,
+      jsonBody(request),
+      principalOf(request),
+    );
     return reply.status(204).send();
   });
 

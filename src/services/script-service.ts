@@ -11,8 +11,9 @@
  *
  * Separation of duties (DataArts: the reviewer is a workspace admin or deployer, never the
  * submitter), when the server has credentials:
- *  - every approver a script names must be a known, unexpired principal holding `approve` in this
- *    project's workspace; create/modify naming anyone else is refused, naming the approver;
+ *  - every approver a script (or a delete) names must be a known, unexpired principal holding
+ *    `approve` in this project's workspace; create/modify/delete naming anyone else is refused,
+ *    naming the approver;
  *  - the approve/reject route needs `approve` (app.ts), the caller must be a listed approver, and
  *    never the submitter: the principal whose create/modify put the script in PENDING, recorded as
  *    the `by` of the PENDING state (the store's "who set this review state").
@@ -197,11 +198,14 @@ export class ScriptService {
     return this.store.scripts.list(ns, { offset, limit, nameContains: params.scriptName ?? '' });
   }
 
-  async delete(ns: Namespace, name: string, body: unknown): Promise<void> {
+  async delete(ns: Namespace, name: string, body: unknown, principal: Principal): Promise<void> {
     const approvers = parseDeleteBody(body);
     const script = await this.get(ns, name);
-    if (this.reviewEnabled(ns) && (!approvers || approvers.length === 0)) {
-      throw invalidParameter('approvers are required: review is enabled in this workspace');
+    if (this.reviewEnabled(ns)) {
+      if (!approvers || approvers.length === 0) {
+        throw invalidParameter('approvers are required: review is enabled in this workspace');
+      }
+      await this.assertApproversMayApprove(ns, approvers, principal);
     }
     // Newest first; a script's instance history is bounded by retention, so this is a bounded read.
     const instances = await this.store.instances.listForScript(script.id, 100_000);

@@ -168,6 +168,10 @@ describe('review (approval) mode', () => {
 
   it('delete needs approvers in a review workspace', async () => {
     assertError(await call('adminA', 'DELETE', '/prod'), 400, 'DLF.3051');
+    assertNamesApprover(
+      await call('adminA', 'DELETE', '/prod', { approvers: [{ approverName: id.viewerA }] }),
+      id.viewerA,
+    );
     assertNoContent(await call('adminA', 'DELETE', '/prod', { approvers: [{ approverName: id.deployerA }] }));
   });
 
