@@ -15,7 +15,7 @@ import {
   tokenId,
   type MultiUserServer,
 } from '../helpers/multi-user.js';
-import type { ApiResponse } from '../helpers/server.js';
+import { startTestServer, type ApiResponse } from '../helpers/server.js';
 
 /** Principals beyond the helper's: a deployer and a second admin of project A. */
 const DEPLOYER_TOKEN = 'token-deployer-A-0000000000000007';
@@ -182,5 +182,26 @@ describe('review (approval) mode', () => {
     assert.equal(got.json.approvalStatus, undefined);
     assert.equal(got.json.targetStatus, undefined);
     assert.equal((await call('developerA', 'POST', '/free/execute', undefined, 'open')).status, 200);
+  });
+});
+
+describe('review (approval) mode without credentials', () => {
+  it('keeps single-user review convenient: free-form approvers, and the anonymous admin approves', async () => {
+    const server = await startTestServer({ reviewWorkspaces: ['reviewed'] });
+    try {
+      const c = server.client(undefined, 'reviewed');
+      await c.createScript({
+        name: 'solo',
+        type: 'DWSSQL',
+        content: 'SELECT 1',
+        connectionName: 'duckdb',
+        targetStatus: 'SUBMITTED',
+        approvers: [{ approverName: 'anonymous' }, { approverName: 'a colleague' }],
+      });
+      assertNoContent(await c.request('POST', c.path('/solo/approve')));
+      assert.equal((await c.request('POST', c.path('/solo/execute'))).status, 200);
+    } finally {
+      await server.close();
+    }
   });
 });
