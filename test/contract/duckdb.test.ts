@@ -96,3 +96,32 @@ describe('duckdb probe sanity', () => {
     );
   });
 });
+
+describe('duckdb result byte cap', () => {
+  it('keeps rows up to maxResultBytes across statements, then marks the results truncated', async () => {
+    const own = new DuckDbEngine(':memory:');
+    try {
+      const outcome = await own.run(
+        {
+          instanceId: 'byte-cap',
+          namespace: NS,
+          scriptType: 'DWSSQL',
+          content: "SELECT repeat('x', 1000) FROM range(50); SELECT repeat('y', 1000) FROM range(50)",
+          database: '',
+          runDir: '/nonexistent',
+          limits: { maxResultRows: 1000, maxOutputBytes: 1, maxResultOutputBytes: 1, maxResultBytes: 60_000 },
+        },
+        { signal: new AbortController().signal, stopGraceMs: 100, reportHandle: () => Promise.resolve() },
+      );
+      assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome).slice(0, 300));
+      const [first, second] = outcome.results;
+      assert.equal(first?.rows.length, 50);
+      assert.equal(first?.truncated, undefined);
+      assert.ok(second && second.rows.length > 0 && second.rows.length < 50, `kept ${second?.rows.length}`);
+      assert.equal(second.truncated, true);
+      assert.ok(JSON.stringify(outcome.results).length < 60_000 + 1_000);
+    } finally {
+      await own.close();
+    }
+  });
+});

@@ -68,7 +68,10 @@ describe('DuckDB sandbox (multi-user)', () => {
 
   it('cannot write a file outside its folders with COPY … TO', async () => {
     const target = join(outside, 'x.sh');
-    const res = await runSql(server.as('developerA'), `copy (select 'echo pwned') to '${target}' (header false)`);
+    const res = await runSql(
+      server.as('developerA'),
+      `copy (select 'echo pwned') to '${target}' (header false)`,
+    );
     assertFailedWithoutLeak(res);
     assert.equal(existsSync(target), false);
   });
@@ -82,7 +85,10 @@ describe('DuckDB sandbox (multi-user)', () => {
 
   it("cannot ATTACH another project's database; that database stays unchanged", async () => {
     const b = server.as('developerB');
-    assert.equal((await runSql(b, 'create table kept(v int); insert into kept values (7)')).json.status, 'FINISHED');
+    assert.equal(
+      (await runSql(b, 'create table kept(v int); insert into kept values (7)')).json.status,
+      'FINISHED',
+    );
     const bFile = join(server.dataDir, 'duckdb', PROJECT_B, 'default.duckdb');
     assert.ok(existsSync(bFile));
     const res = await runSql(
@@ -101,7 +107,9 @@ describe('DuckDB sandbox (multi-user)', () => {
     assert.equal((await runSql(other, 'create table t(v int)')).json.status, 'FINISHED');
     const file = join(server.dataDir, 'duckdb', PROJECT_A, 'wsOther.duckdb');
     assert.ok(existsSync(file));
-    assertFailedWithoutLeak(await runSql(server.as('developerA'), `attach '${file}' as o; select * from o.t`));
+    assertFailedWithoutLeak(
+      await runSql(server.as('developerA'), `attach '${file}' as o; select * from o.t`),
+    );
   });
 
   it('a SET, SET GLOBAL or RESET is refused and the next run sees the original settings', async () => {
@@ -140,7 +148,10 @@ describe('DuckDB sandbox (multi-user)', () => {
     const dev = server.as('developerA');
     const first = await runSql(dev, "attach ':memory:' as scratch; create table scratch.t as select 1 as v");
     assert.equal(first.json.status, 'FINISHED', first.text.slice(0, 500));
-    const second = await runSql(dev, "select count(*) from duckdb_databases() where database_name = 'scratch'");
+    const second = await runSql(
+      dev,
+      "select count(*) from duckdb_databases() where database_name = 'scratch'",
+    );
     assert.equal(second.json.status, 'FINISHED');
     assert.deepEqual(second.json.results[0].rows, [[0]]);
   });
@@ -163,7 +174,9 @@ describe('DuckDB sandbox (multi-user)', () => {
     const neighbour = server.as('developerA', { workspace: 'otherFilesWs' });
     assertFailedWithoutLeak(await runSql(neighbour, `select * from read_csv('${folder}/out.csv')`), ['two']);
     const otherProject = server.as('developerB');
-    assertFailedWithoutLeak(await runSql(otherProject, `select * from read_csv('${folder}/out.csv')`), ['two']);
+    assertFailedWithoutLeak(await runSql(otherProject, `select * from read_csv('${folder}/out.csv')`), [
+      'two',
+    ]);
   });
 
   it('duckdb.externalAccess is refused at start-up in multi-user mode', async () => {
@@ -184,7 +197,10 @@ describe('DuckDB sandbox (single-user)', () => {
     const server = await startTestServer({ duckdb: { allowedDirectories: [shared] } });
     try {
       const client = server.client();
-      const read = await runSql(client, `select id, name from read_csv('${shared}/sub/data.csv') order by id`);
+      const read = await runSql(
+        client,
+        `select id, name from read_csv('${shared}/sub/data.csv') order by id`,
+      );
       assert.equal(read.json.status, 'FINISHED', read.text.slice(0, 500));
       assert.deepEqual(read.json.results[0].rows, [
         [1, 'alpha'],

@@ -49,7 +49,11 @@ export interface DuckDbSandbox {
   readonly externalAccess: boolean;
 }
 
-export const DEFAULT_DUCKDB_SANDBOX: DuckDbSandbox = { filesDirectory: '', allowedDirectories: [], externalAccess: false };
+export const DEFAULT_DUCKDB_SANDBOX: DuckDbSandbox = {
+  filesDirectory: '',
+  allowedDirectories: [],
+  externalAccess: false,
+};
 
 const NUMERIC_TYPES = new Set<DuckDBTypeId>([
   DuckDBTypeId.TINYINT,
@@ -184,7 +188,9 @@ export class DuckDbEngine implements Engine {
         const started = performance.now();
         try {
           const result = await connection.stream(sql);
-          results.push(await readResult(result, new StatementResultBuilder(request.limits.maxResultRows, budget)));
+          results.push(
+            await readResult(result, new StatementResultBuilder(request.limits.maxResultRows, budget)),
+          );
         } catch (error) {
           if (signal.aborted) return { kind: 'aborted', results };
           const message = `Statement ${index + 1} failed: ${(error as Error).message}`;

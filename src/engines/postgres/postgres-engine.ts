@@ -193,7 +193,9 @@ export class PostgresEngine implements Engine {
         if (signal.aborted) return aborted();
         const started = performance.now();
         try {
-          results.push(await this.execute(client, sql, request.limits.maxResultRows, budget, sessions.typeNames));
+          results.push(
+            await this.execute(client, sql, request.limits.maxResultRows, budget, sessions.typeNames),
+          );
         } catch (error) {
           if (signal.aborted) return aborted();
           const message = `Statement ${index + 1} failed: ${describePgError(error)}`;
