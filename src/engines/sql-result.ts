@@ -44,6 +44,16 @@ export class ResultByteBudget {
 
   constructor(readonly maxBytes: number) {}
 
+  /** Refuses everything from now on (a row was refused before it was even complete). */
+  exhaust(): void {
+    this.used = this.maxBytes;
+  }
+
+  /** Bytes still free: a single value longer than this cannot be kept. */
+  get remaining(): number {
+    return this.maxBytes - this.used;
+  }
+
   /** Takes `bytes` from the budget if they fit; a refused request takes nothing. */
   tryTake(bytes: number): boolean {
     if (this.used + bytes > this.maxBytes) {
@@ -132,6 +142,15 @@ export class StatementResultBuilder {
     }
     this.rows.push(row);
     return true;
+  }
+
+  /**
+   * For engines that refuse a row before it is complete (one value longer than the budget left):
+   * the row is dropped, the result marked truncated, and later rows are refused.
+   */
+  markTruncated(): void {
+    this.truncated = true;
+    this.budget.exhaust();
   }
 
   build(message = ''): StatementResult {

@@ -121,4 +121,35 @@ describe('JsonCompactReader', () => {
     assert.deepEqual(failed.rows, [['0\ta']]);
     assert.match(failed.failure ?? '', /^Code: 395/);
   });
+
+  it('stops buffering a row whose text grows past maxRowChars, before the row is complete', () => {
+    const rows: unknown[][] = [];
+    let tooLarge = 0;
+    const reader = new JsonCompactReader(
+      {
+        columns: () => undefined,
+        row: (values) => rows.push([...values]) > 0,
+        rowTooLarge: () => (tooLarge += 1),
+      },
+      1_000,
+    );
+    assert.equal(reader.push('{"meta":[{"name":"s","type":"String"}],"data":[["small"],["'), true);
+    // A value arriving in pieces that never ends: the reader must give up once it passes the bound.
+    let accepted = true;
+    for (let i = 0; i < 10 && accepted; i++) accepted = reader.push('x'.repeat(300));
+    assert.equal(accepted, false);
+    assert.equal(tooLarge, 1);
+    assert.deepEqual(rows, [['small']]);
+    assert.equal(reader.end(), undefined);
+  });
+
+  it('stops on a line past maxRowChars in another format', () => {
+    let tooLarge = 0;
+    const reader = new JsonCompactReader(
+      { columns: () => undefined, row: () => true, rowTooLarge: () => (tooLarge += 1) },
+      100,
+    );
+    assert.equal(reader.push('short\n' + 'y'.repeat(150)), false);
+    assert.equal(tooLarge, 1);
+  });
 });

@@ -224,12 +224,17 @@ export class ClickHouseEngine implements Engine {
     signal: AbortSignal,
   ): Promise<StatementResult> {
     const builder = new StatementResultBuilder(maxRows, budget);
-    const reader = new JsonCompactReader({
-      columns: (columns) => builder.setColumns(columns.map(toResultColumn)),
-      // The first row refused (past the row cap or the byte budget) marks the result truncated;
-      // then stop reading and end the query.
-      row: (values) => builder.addRow(values),
-    });
+    const reader = new JsonCompactReader(
+      {
+        columns: (columns) => builder.setColumns(columns.map(toResultColumn)),
+        // The first row refused (past the row cap or the byte budget) marks the result truncated;
+        // then stop reading and end the query.
+        row: (values) => builder.addRow(values),
+        rowTooLarge: () => builder.markTruncated(),
+      },
+      // A row whose JSON text is longer than the budget left could never be kept: stop buffering it.
+      budget.remaining + 1024,
+    );
     const { complete } = await this.http.post({ sql, params, signal, onText: (text) => reader.push(text) });
     if (!complete) {
       // We dropped the connection, which this server does not notice until it next writes.

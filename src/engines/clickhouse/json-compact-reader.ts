@@ -23,6 +23,8 @@ export interface JsonCompactSink {
   columns(columns: readonly ResultMeta[]): void;
   /** One row; returns false when no more rows are wanted (the caller then stops reading). */
   row(values: readonly unknown[]): boolean;
+  /** A row's text grew past `maxRowChars` before it ended: the reader has stopped (nothing more is read). */
+  rowTooLarge?(): void;
 }
 
 /** Bound on the text kept of a failure appended to the body (an exception message is far shorter). */
@@ -38,6 +40,8 @@ const isValueEnd = (c: number) => c === 0x2c || c === 0x5d || c === 0x7d || isSp
 /** Finds the end of one JSON value across chunks and keeps its text. */
 class ValueCapture {
   private readonly parts: string[] = [];
+  /** Characters kept so far, so a single huge value can be refused before it is complete. */
+  length = 0;
   private depth = 0;
   private inString = false;
   private escaped = false;
@@ -85,7 +89,9 @@ class ValueCapture {
         }
       }
     }
-    this.parts.push(text.slice(from, end < 0 ? text.length : end));
+    const part = text.slice(from, end < 0 ? text.length : end);
+    this.parts.push(part);
+    this.length += part.length;
     return end;
   }
 
@@ -121,7 +127,14 @@ export class JsonCompactReader {
   private line = '';
   private stopped = false;
 
-  constructor(private readonly sink: JsonCompactSink) {}
+  /**
+   * @param maxRowChars bound on one row's text: a row still incomplete past it is not kept in
+   *   memory any longer; the reader stops and tells the sink (`rowTooLarge`).
+   */
+  constructor(
+    private readonly sink: JsonCompactSink,
+    private readonly maxRowChars = Number.POSITIVE_INFINITY,
+  ) {}
 
   /** Feeds the next chunk; returns false once the sink wants no more rows (ignore further chunks). */
   push(text: string): boolean {
@@ -174,7 +187,10 @@ export class JsonCompactReader {
         case 'value':
         case 'row': {
           const end = this.capture.feed(text, i);
-          if (end < 0) return true;
+          if (end < 0) {
+            if (this.state === 'row' && this.capture.length > this.maxRowChars) this.stopForLargeRow();
+            return !this.stopped;
+          }
           i = end;
           this.completeCapture();
           break;
@@ -259,6 +275,13 @@ export class JsonCompactReader {
     }
   }
 
+  private stopForLargeRow(): void {
+    this.stopped = true;
+    this.capture = new ValueCapture();
+    this.line = '';
+    this.sink.rowTooLarge?.();
+  }
+
   /** Text where the document cannot continue: from here on, the body is the failure. */
   private fail(): void {
     this.state = 'failure';
@@ -274,8 +297,10 @@ export class JsonCompactReader {
     this.line = lines.pop() ?? '';
     for (const line of lines) {
       if (this.stopped) return;
+      if (line.length > this.maxRowChars) return this.stopForLargeRow();
       this.emitLine(line);
     }
+    if (!this.stopped && this.line.length > this.maxRowChars) this.stopForLargeRow();
   }
 
   /** A line of another format, or the exception the server appended to it. */
