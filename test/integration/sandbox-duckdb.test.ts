@@ -144,6 +144,29 @@ describe('DuckDB sandbox (multi-user)', () => {
     assert.deepEqual(json.json.results[0].rows, [[5]]);
   });
 
+  it('cannot turn on instance-wide logging (a storage_path outside aborted the server process)', async () => {
+    const dev = server.as('developerA');
+    for (const content of [
+      `call enable_logging(storage_path='${join(outside, 'logs')}')`,
+      "call enable_logging(storage = 'stdout')",
+      "select * from query('select * from enable_' || 'logging()')",
+      "select * from query_table('t')",
+    ]) {
+      const res = await runSql(dev, content);
+      assertFailedWithoutLeak(res);
+      assert.match(res.json.message, /not allowed on the duckdb connection/, content);
+    }
+    const health = await fetch(`${server.url}/healthz`);
+    assert.equal(health.status, 200);
+    // The setting's name spelled in two pieces: the plain name is refused wherever it appears.
+    const settings = await runSql(
+      dev,
+      "select value from duckdb_settings() where name = 'enable' || '_logging'",
+    );
+    assert.equal(settings.json.status, 'FINISHED', settings.text.slice(0, 500));
+    assert.deepEqual(settings.json.results[0].rows, [['0']]);
+  });
+
   it("an ATTACH ':memory:' lasts only for its run", async () => {
     const dev = server.as('developerA');
     const first = await runSql(dev, "attach ':memory:' as scratch; create table scratch.t as select 1 as v");

@@ -161,6 +161,8 @@ export class DuckDbEngine implements Engine {
     const split = splitStatementsForRun(request.content, 'postgres');
     if (!split.ok) return { kind: 'failed', results, message: split.message };
     const { statements } = split;
+    const refused = this.sandbox.externalAccess ? undefined : refusedBySandbox(request.content);
+    if (refused) return { kind: 'failed', results, message: refused };
     if (signal.aborted) return { kind: 'aborted', results };
     let connection: DuckDBConnection;
     try {
@@ -230,6 +232,36 @@ export class DuckDbEngine implements Engine {
       }
     }
   }
+}
+
+/**
+ * Functions that change the whole DuckDB instance without going through its settings, so
+ * `lock_configuration` does not stop them (measured on 1.5.6): `enable_logging` turns on logging for
+ * every later run, and with a `storage_path` the sandbox's refusal to create that directory is
+ * thrown where nothing catches it — the server process aborts. Any mention refuses the script.
+ */
+const INSTANCE_FUNCTIONS = /\b(?:enable_logging|disable_logging|truncate_duckdb_logs)\b/i;
+/**
+ * Table functions that run SQL built from a string at bind time (`query('select * from enable_' ||
+ * 'logging()')`), which would hide the names above from any check of the script's text. Matched
+ * when called: the name (optionally quoted), then whitespace or comments, then `(`.
+ */
+const DYNAMIC_SQL_CALL =
+  /\b(?:query|query_table|json_execute_serialized_sql)"?(?:\s|\/\*[\s\S]*?\*\/|--[^\n]*(?:\n|$))*\(/i;
+
+/**
+ * Why the sandbox refuses a script before running any of it, or undefined. A deny-list of names,
+ * checked on the whole text (string literals and comments included: a false positive is a clear
+ * refusal, a miss could stop the server).
+ */
+export function refusedBySandbox(content: string): string | undefined {
+  const instanceFunction = INSTANCE_FUNCTIONS.exec(content);
+  if (instanceFunction)
+    return `${instanceFunction[0]} is not allowed on the duckdb connection: it changes the database for every run`;
+  const dynamic = DYNAMIC_SQL_CALL.exec(content);
+  if (dynamic)
+    return `${dynamic[0].replace(/[\s"(]|\/\*[\s\S]*?\*\/|--[^\n]*/g, '')}() is not allowed on the duckdb connection: SQL built from strings cannot be checked by the sandbox`;
+  return undefined;
 }
 
 /** A directory entry of `allowed_directories`: DuckDB matches directories by prefix with a trailing separator. */
