@@ -189,10 +189,9 @@ export class DuckDbEngine implements Engine {
         if (signal.aborted) return { kind: 'aborted', results };
         const started = performance.now();
         try {
-          const result = await connection.stream(sql);
-          results.push(
-            await readResult(result, new StatementResultBuilder(request.limits.maxResultRows, budget)),
-          );
+          // Built first: its clock gives the statement's duration, including the time to start streaming.
+          const builder = new StatementResultBuilder(request.limits.maxResultRows, budget);
+          results.push(await readResult(await connection.stream(sql), builder));
         } catch (error) {
           if (signal.aborted) return { kind: 'aborted', results };
           const message = `Statement ${index + 1} failed: ${(error as Error).message}`;
