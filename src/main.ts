@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { isLoopback, type ServerConfig } from './config.js';
 import type { Engine } from './engines/engine.js';
-import { DuckDbEngine } from './engines/duckdb/duckdb-engine.js';
+import { directoryExposingServerFiles, DuckDbEngine } from './engines/duckdb/duckdb-engine.js';
 import { LocalProcessEngine } from './engines/local-process/local-process-engine.js';
 import { buildApp } from './http/app.js';
 import { PrometheusMetrics } from './observability/prometheus-metrics.js';
@@ -203,6 +203,14 @@ export async function startServer(
       'duckdb.externalAccess=true lets every script read and write any file the server can (its ' +
         'keys and store included): it is for single-user mode only; remove it, or open folders with ' +
         'duckdb.filesDirectory / duckdb.allowedDirectories',
+    );
+  }
+  const exposing = directoryExposingServerFiles(config.duckdb, dataDir, join(dataDir, 'duckdb'));
+  if (exposing !== undefined && authMode !== 'none') {
+    await store.close();
+    throw new Error(
+      `duckdb directory ${exposing} would let scripts reach the data directory's keys, store or other ` +
+        "workspaces' databases: in multi-user mode name a directory outside it",
     );
   }
 

@@ -202,6 +202,25 @@ describe('DuckDB sandbox (multi-user)', () => {
     ]);
   });
 
+  it('a duckdb directory that holds the data directory, or the databases in it, is refused in multi-user mode', async () => {
+    const parent = tempDir('opendlf-duckdb-parent-');
+    const dataDir = join(parent, 'data');
+    try {
+      for (const duckdb of [
+        { allowedDirectories: [parent] },
+        { allowedDirectories: [join(dataDir, 'duckdb', PROJECT_B)] },
+        { filesDirectory: dataDir },
+      ]) {
+        await assert.rejects(
+          startMultiUserServer({ dataDir, duckdb }),
+          /would let scripts reach the data directory/,
+        );
+      }
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
   it('duckdb.externalAccess is refused at start-up in multi-user mode', async () => {
     await assert.rejects(
       startMultiUserServer({ duckdb: { externalAccess: true } }),

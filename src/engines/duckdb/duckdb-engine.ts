@@ -263,6 +263,25 @@ export function refusedBySandbox(content: string): string | undefined {
   return undefined;
 }
 
+/**
+ * A configured directory that would open the server's own files to scripts: one that contains the
+ * data directory (keys, store, every workspace's database) or lies inside the DuckDB databases'
+ * directory. Returns the first such directory, or undefined.
+ */
+export function directoryExposingServerFiles(
+  sandbox: DuckDbSandbox,
+  dataDirectory: string,
+  databasesDirectory: string,
+): string | undefined {
+  const data = asDirectory(resolve(dataDirectory));
+  const databases = asDirectory(resolve(databasesDirectory));
+  const configured = [sandbox.filesDirectory, ...sandbox.allowedDirectories].filter((dir) => dir !== '');
+  return configured.find((dir) => {
+    const path = asDirectory(resolve(dir));
+    return data.startsWith(path) || path.startsWith(databases);
+  });
+}
+
 /** A directory entry of `allowed_directories`: DuckDB matches directories by prefix with a trailing separator. */
 function asDirectory(path: string): string {
   return path.endsWith(sep) ? path : path + sep;
