@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { Namespace } from '../../src/domain/script.js';
 import { DuckDbEngine } from '../../src/engines/duckdb/duckdb-engine.js';
@@ -122,6 +125,36 @@ describe('duckdb result byte cap', () => {
       assert.ok(JSON.stringify(outcome.results).length < 60_000 + 1_000);
     } finally {
       await own.close();
+    }
+  });
+});
+
+describe('duckdb sandbox on a database file', () => {
+  it("keeps DuckDB's own spill directory writable while everything else outside is refused", async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'opendlf-duckdb-contract-'));
+    const own = new DuckDbEngine(directory);
+    try {
+      const outcome = await own.run(
+        {
+          instanceId: 'temp-dir',
+          namespace: NS,
+          scriptType: 'DWSSQL',
+          content:
+            "SELECT current_setting('temp_directory') AS temp, " +
+            "(SELECT value FROM duckdb_settings() WHERE name = 'allowed_directories') AS allowed",
+          database: '',
+          runDir: '/nonexistent',
+          limits: { maxResultRows: 10, maxOutputBytes: 1, maxResultOutputBytes: 1 },
+        },
+        { signal: new AbortController().signal, stopGraceMs: 100, reportHandle: () => Promise.resolve() },
+      );
+      assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome));
+      const [temp, allowed] = (outcome.results[0]?.rows[0] ?? []) as [string, string];
+      assert.ok(temp.startsWith(join(directory, NS.projectId)), temp);
+      assert.ok(allowed.includes(`${temp}/`), `${allowed} does not open ${temp}`);
+    } finally {
+      await own.close();
+      rmSync(directory, { recursive: true, force: true });
     }
   });
 });
