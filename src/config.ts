@@ -58,6 +58,18 @@ const ConfigSchema = Type.Object(
       enabled: Type.Boolean(),
       shell: Type.String({ minLength: 1 }),
       python: Type.String({ minLength: 1 }),
+      /**
+       * '' = scripts run as the server's own OS user (single-user mode only: with credentials
+       * configured `local` is then not offered). Else an unprivileged OS user the server (running
+       * as root) switches to for every run; root itself is refused.
+       */
+      runAs: Type.String(),
+      /**
+       * Where each run's working directory `<workDirectory>/<instanceId>` (0700, owned by the run's
+       * user) lives. '' = the run directory in the data directory without runAs (as before), else
+       * `<os tmpdir>/opendlf-work-<hash of the data directory>`: runAs cannot enter the 0700 data directory.
+       */
+      workDirectory: Type.String(),
     }),
     /** The built-in `duckdb` connection's sandbox (what a workspace's database may read and write). */
     duckdb: Type.Object(
@@ -159,7 +171,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxResultBytes: 30 * 1024 * 1024,
   retentionDays: 7,
   bodyLimitBytes: 12 * 1024 * 1024,
-  localEngine: { enabled: true, shell: 'bash', python: 'python3' },
+  localEngine: { enabled: true, shell: 'bash', python: 'python3', runAs: '', workDirectory: '' },
   duckdb: { filesDirectory: '', allowedDirectories: [], externalAccess: false },
   sshHostKeyPolicy: 'record',
   connectTimeoutMs: 10_000,

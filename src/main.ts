@@ -2,14 +2,16 @@
  * The composition root: the only module that picks concrete adapters (SQLite or PostgreSQL store,
  * DuckDB and local-process engines, the RunSupervisor) and wires them into services and the HTTP app.
  */
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, sep } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { isLoopback, type ServerConfig } from './config.js';
 import type { Engine } from './engines/engine.js';
 import { directoryExposingServerFiles, DuckDbEngine } from './engines/duckdb/duckdb-engine.js';
 import { LocalProcessEngine } from './engines/local-process/local-process-engine.js';
+import { resolveRunAsUser } from './engines/local-process/os-user.js';
 import { buildApp } from './http/app.js';
 import { PrometheusMetrics } from './observability/prometheus-metrics.js';
 import { LeaseReaper } from './runner/lease-reaper.js';
@@ -48,6 +50,22 @@ function nodeIdFor(dataDir: string): string {
   const id = randomUUID();
   writeFileSync(file, `${id}\n`, { mode: 0o600 });
   return id;
+}
+
+/**
+ * Makes everything in the data directory the server's alone (directories 0700, files 0600): data
+ * directories from older versions were created 0755/0644, so the keys, the store and every
+ * workspace's DuckDB file were readable by any local user, scripts included. Symlinks are left alone.
+ */
+function restrictDataDirectory(path: string): void {
+  const stat = lstatSync(path, { throwIfNoEntry: false });
+  if (!stat || stat.isSymbolicLink()) return;
+  if (stat.isDirectory()) {
+    if ((stat.mode & 0o077) !== 0) chmodSync(path, 0o700);
+    for (const entry of readdirSync(path)) restrictDataDirectory(join(path, entry));
+  } else if (stat.isFile() && (stat.mode & 0o077) !== 0) {
+    chmodSync(path, stat.mode & 0o700);
+  }
 }
 
 /**
@@ -175,7 +193,10 @@ export async function startServer(
   config: ServerConfig,
   logger = createLogger(config),
 ): Promise<RunningServer> {
+  // Whatever the server creates from here on (store, DuckDB files, run logs) is its own alone.
+  process.umask(0o077);
   mkdirSync(resolve(config.dataDir), { recursive: true, mode: 0o700 });
+  restrictDataDirectory(resolve(config.dataDir));
   const nodeId = config.nodeId === '' ? nodeIdFor(resolve(config.dataDir)) : config.nodeId;
   const { dataDir, store, cipher } = await openDataDirectory(config.dataDir, config, logger, nodeId);
   const credentials = new CredentialDirectory(store.credentials, cipher, config.credentials, {
@@ -217,13 +238,50 @@ export async function startServer(
   const duckdb = new DuckDbEngine(join(dataDir, 'duckdb'), config.duckdb);
   const engines: Engine[] = [duckdb];
   const builtIns: BuiltInConnection[] = [{ name: 'duckdb', type: 'DUCKDB', engines: [duckdb] }];
-  if (config.localEngine.enabled) {
+  // With credentials, `local` would run every user's scripts as the server's own user (its keys, its
+  // store, its environment): it is offered only with an unprivileged runAs user.
+  const localOffered = config.localEngine.enabled && (authMode === 'none' || config.localEngine.runAs !== '');
+  if (config.localEngine.enabled && !localOffered) {
+    logger.warn(
+      'the built-in `local` connection is off: with credentials configured scripts must not run as the ' +
+        "server's own user; set localEngine.runAs to an unprivileged OS user (the server must run as root) to offer it",
+    );
+  }
+  let localRunAs: ReturnType<typeof resolveRunAsUser> | undefined;
+  let localWorkDirectory: string | undefined;
+  if (localOffered) {
+    try {
+      localRunAs = config.localEngine.runAs === '' ? undefined : resolveRunAsUser(config.localEngine.runAs);
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    localWorkDirectory =
+      config.localEngine.workDirectory !== ''
+        ? resolve(config.localEngine.workDirectory)
+        : localRunAs
+          ? join(tmpdir(), `opendlf-work-${createHash('sha256').update(dataDir).digest('hex').slice(0, 16)}`)
+          : undefined;
+    if (localRunAs && localWorkDirectory && (localWorkDirectory + sep).startsWith(dataDir + sep)) {
+      await store.close();
+      throw new Error(
+        `localEngine.workDirectory ${localWorkDirectory} lies inside the data directory, which the runAs user cannot enter: name a directory outside it`,
+      );
+    }
+  }
+  const localEngineOptions = {
+    ...(localRunAs ? { runAs: localRunAs } : {}),
+    ...(localWorkDirectory ? { workDirectory: localWorkDirectory } : {}),
+  };
+  const localEngines: LocalProcessEngine[] = [];
+  if (localOffered) {
     const shell = new LocalProcessEngine({
       name: 'local-shell',
       scriptTypes: ['Shell'],
       interpreter: config.localEngine.shell,
       interpreterArgs: [],
       scriptFileName: 'script.sh',
+      ...localEngineOptions,
     });
     const python = new LocalProcessEngine({
       name: 'local-python',
@@ -232,8 +290,10 @@ export async function startServer(
       interpreterArgs: ['-u'],
       scriptFileName: 'script.py',
       env: { PYTHONUNBUFFERED: '1' },
+      ...localEngineOptions,
     });
     engines.push(shell, python);
+    localEngines.push(shell, python);
     builtIns.push({ name: 'local', type: 'LOCAL', engines: [shell, python] });
   }
 
@@ -294,6 +354,8 @@ export async function startServer(
   );
   metrics.observeQueue(supervisor);
   await supervisor.recover();
+  // Recovery ended the runs this node left behind; their working directories go with them.
+  await Promise.all(localEngines.map((engine) => engine.discardStaleWorkDirectories()));
 
   const scripts = new ScriptService(store, supervisor, config.reviewWorkspaces, credentials);
   const executions = new ExecutionService(store, scripts, resolver, supervisor, nodeId);

@@ -1,6 +1,32 @@
 /** Helpers to observe processes from outside the engine under test (via /proc). */
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { runMembers } from '../../src/engines/local-process/process-tree.js';
+
+/** The unprivileged OS user multi-user tests run local scripts as (`localEngine.runAs`); .ci/run creates it. */
+export const RUNNER_USER = 'opendlf-runner';
+
+/**
+ * Creates RUNNER_USER when missing (so the tests also work before .ci/run did). Returns a reason to
+ * skip when that is impossible: switching users needs the tests (the server) to run as root.
+ */
+export function ensureRunnerUser(): string | undefined {
+  if (process.getuid?.() !== 0) return 'local scripts can switch to another OS user only when the server runs as root';
+  try {
+    execFileSync('id', [RUNNER_USER], { stdio: 'ignore' });
+  } catch {
+    execFileSync('useradd', [
+      '--system',
+      '--create-home',
+      '--home-dir',
+      `/var/lib/${RUNNER_USER}`,
+      '--shell',
+      '/usr/sbin/nologin',
+      RUNNER_USER,
+    ]);
+  }
+  return undefined;
+}
 
 /** Resolves once the run has at least `count` live members (bounded; throws after 10 s). */
 export async function waitForRunMembers(runId: number, count: number): Promise<void> {

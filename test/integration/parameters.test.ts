@@ -14,6 +14,7 @@ import { loadConfig } from '../../src/config.js';
 import { startServer, type RunningServer } from '../../src/main.js';
 import { assertError } from '../helpers/assertions.js';
 import { PRINCIPALS, PROJECT_A, TokenClient, tokenId } from '../helpers/multi-user.js';
+import { ensureRunnerUser, RUNNER_USER } from '../helpers/processes.js';
 import { tempDir, type ApiResponse } from '../helpers/server.js';
 
 const WORKSPACE = 'params';
@@ -26,13 +27,16 @@ describe('execute parameters from callers without write permission', () => {
   let operator: TokenClient;
 
   before(async () => {
+    const cannotSwitchUsers = ensureRunnerUser();
+    if (cannotSwitchUsers) throw new Error(cannotSwitchUsers);
     const config = loadConfig({
       overrides: {
         port: 0,
         dataDir,
         logLevel: 'info',
         stopGraceMs: 500,
-        localEngine: { enabled: true },
+        // Multi-user mode offers `local` only with an unprivileged user to run scripts as.
+        localEngine: { enabled: true, runAs: RUNNER_USER },
         credentials: Object.values(PRINCIPALS).map((p) => ({
           token: p.token,
           projects: [...p.projects],

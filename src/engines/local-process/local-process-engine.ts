@@ -5,15 +5,22 @@
  * instance owns that group: when the leader exits, anything it left running in the background is
  * ended too, and a stop ends the whole tree (see process-tree.ts for how members are found).
  * Output (stdout and stderr interleaved as they arrive) goes to `<runDir>/output.log`.
+ *
+ * With `runAs` (multi-user mode) the child runs as that unprivileged OS user — libuv's setuid path
+ * also calls setgroups(0), so no supplementary group of the server's stays — with a minimal
+ * environment, in its own working directory `<workDirectory>/<instanceId>` (0700, owned by it)
+ * outside the server's 0700 data directory. The server keeps writing output.log from the pipes, so
+ * the script needs nothing of the data directory; the working directory is removed after the run.
  */
 import { execFile, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, chown, lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import type { RunHandle } from '../../domain/instance.js';
 import type { ScriptType } from '../../domain/script.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
 import { formatBytes, OutputCapture, outputResult } from '../output-result.js';
+import type { OsUser } from './os-user.js';
 import { processStartTicks, runMembers, terminateRun } from './process-tree.js';
 
 export interface LocalProcessEngineOptions {
@@ -26,22 +33,103 @@ export interface LocalProcessEngineOptions {
   readonly scriptFileName: string;
   /** Extra environment for the child; the server's own OPENDLF_* variables are never passed on. */
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * The OS user every run switches to (the server must run as root). The child then gets only
+   * PATH, HOME, USER, LOGNAME, LANG and the run's own variables, not the server's environment.
+   */
+  readonly runAs?: OsUser;
+  /**
+   * Parent of the per-run working directories; unset = the run directory itself (single-user,
+   * the server's own user). Must not lie inside the data directory when `runAs` is set.
+   */
+  readonly workDirectory?: string;
 }
 
-function childEnvironment(extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv {
+function childEnvironment(
+  extra: Readonly<Record<string, string>>,
+  runAs: OsUser | undefined,
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith('OPENDLF_')) env[key] = value;
+  if (runAs) {
+    // Nothing of the server's environment beyond what programs need to start: it may hold secrets.
+    env.PATH = process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin';
+    env.HOME = runAs.home;
+    env.USER = runAs.name;
+    env.LOGNAME = runAs.name;
+    env.LANG = process.env.LANG ?? 'C.UTF-8';
+  } else {
+    for (const [key, value] of Object.entries(process.env)) {
+      if (!key.startsWith('OPENDLF_')) env[key] = value;
+    }
   }
   return { ...env, ...extra };
 }
+
+/**
+ * Closes every descriptor above stderr, then execs the interpreter (same pid, so the run's process
+ * group and $PPID stay as without it). Node opens its own descriptors close-on-exec, but whatever
+ * the server inherited from its parent (a service manager, a shell) would otherwise pass on to
+ * every script; libuv has no option to close them. Bash because POSIX sh cannot name fds above 9.
+ */
+const CLOSE_INHERITED_DESCRIPTORS =
+  'for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec "$@"';
 
 export class LocalProcessEngine implements Engine {
   readonly name: string;
   readonly capabilities = { recoversOrphans: true, recoversFromAnyNode: false } as const;
 
+  private workDirectoryReady: Promise<void> | undefined;
+
   constructor(private readonly options: LocalProcessEngineOptions) {
     this.name = options.name;
+  }
+
+  /**
+   * Creates the parent of the working directories: owned by the server, 0711 so the run's user can
+   * enter its own subdirectory but not list the others. It usually sits in the world-writable tmp
+   * directory, so a directory someone else planted there (or a symlink) is refused, not used.
+   */
+  private prepareWorkDirectory(parent: string): Promise<void> {
+    this.workDirectoryReady ??= (async () => {
+      await mkdir(parent, { recursive: true });
+      const stat = await lstat(parent);
+      if (!stat.isDirectory() || stat.uid !== process.getuid?.()) {
+        throw new Error(`work directory ${parent} is not a directory owned by the server's user`);
+      }
+      // Explicit: the server's umask (077) would otherwise take the execute bits away.
+      await chmod(parent, this.options.runAs ? 0o711 : 0o700);
+    })();
+    this.workDirectoryReady.catch(() => {
+      this.workDirectoryReady = undefined;
+    });
+    return this.workDirectoryReady;
+  }
+
+  /** The run's working directory, fresh, 0700 and owned by the run's user. */
+  private async createWorkDirectory(request: EngineRunRequest): Promise<string> {
+    const parent = this.options.workDirectory;
+    if (parent === undefined) {
+      await mkdir(request.runDir, { recursive: true });
+      return request.runDir;
+    }
+    await this.prepareWorkDirectory(parent);
+    // The run directory's name is the server-generated instance id: it cannot escape `parent`.
+    const workDir = join(parent, basename(request.runDir));
+    await rm(workDir, { recursive: true, force: true });
+    await mkdir(workDir, { mode: 0o700 });
+    if (this.options.runAs) await chown(workDir, this.options.runAs.uid, this.options.runAs.gid);
+    return workDir;
+  }
+
+  /**
+   * Removes working directories left by runs that ended with the server (a crash): call after the
+   * supervisor's recovery ended those runs and before new ones start.
+   */
+  async discardStaleWorkDirectories(): Promise<void> {
+    const parent = this.options.workDirectory;
+    if (parent === undefined) return;
+    const entries = await readdir(parent).catch(() => [] as string[]);
+    await Promise.all(entries.map((entry) => rm(join(parent, entry), { recursive: true, force: true })));
   }
 
   supports(type: ScriptType): boolean {
@@ -52,24 +140,49 @@ export class LocalProcessEngine implements Engine {
     const { signal } = context;
     if (signal.aborted) return { kind: 'aborted', results: [] };
     await mkdir(request.runDir, { recursive: true });
-    const scriptFile = join(request.runDir, this.options.scriptFileName);
+    const workDir = await this.createWorkDirectory(request);
+    try {
+      return await this.runIn(workDir, request, context);
+    } finally {
+      if (workDir !== request.runDir) await rm(workDir, { recursive: true, force: true });
+    }
+  }
+
+  private async runIn(
+    workDir: string,
+    request: EngineRunRequest,
+    context: EngineRunContext,
+  ): Promise<EngineOutcome> {
+    const { signal } = context;
+    const { runAs } = this.options;
+    const scriptFile = join(workDir, this.options.scriptFileName);
     await writeFile(scriptFile, request.content, { mode: 0o600 });
+    if (runAs) await chown(scriptFile, runAs.uid, runAs.gid);
     const log = createWriteStream(join(request.runDir, 'output.log'), { flags: 'w', mode: 0o600 });
     const capture = new OutputCapture(
       Math.min(request.limits.maxResultOutputBytes, request.limits.maxOutputBytes),
     );
     const started = performance.now();
 
-    const child = spawn(this.options.interpreter, [...this.options.interpreterArgs, scriptFile], {
-      cwd: request.runDir,
+    const command = [this.options.interpreter, ...this.options.interpreterArgs, scriptFile];
+    // Only when sandboxed (runAs): single-user runs stay exactly as before and need no bash.
+    const [file, ...args] = runAs
+      ? ['bash', '-c', CLOSE_INHERITED_DESCRIPTORS, 'opendlf-run', ...command]
+      : command;
+    const child = spawn(file!, args, {
+      cwd: workDir,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: childEnvironment({
-        ...this.options.env,
-        OPENDLF_INSTANCE_ID: request.instanceId,
-        OPENDLF_PROJECT_ID: request.namespace.projectId,
-        OPENDLF_WORKSPACE: request.namespace.workspaceId,
-      }),
+      ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
+      env: childEnvironment(
+        {
+          ...this.options.env,
+          OPENDLF_INSTANCE_ID: request.instanceId,
+          OPENDLF_PROJECT_ID: request.namespace.projectId,
+          OPENDLF_WORKSPACE: request.namespace.workspaceId,
+        },
+        runAs,
+      ),
     });
 
     let endReason: 'exit' | 'aborted' | 'output-limit' | undefined;

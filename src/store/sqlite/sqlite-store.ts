@@ -2,7 +2,7 @@
  * The embedded store: SQLite (better-sqlite3 12, WAL) through Kysely. The queries live in
  * store/kysely and are shared with the PostgreSQL adapter; this file only opens the database.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
@@ -19,6 +19,11 @@ export async function openSqliteStore(file: string): Promise<Store> {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
+  if (file !== ':memory:') {
+    // The store holds sealed secrets and every script: the server's alone, whatever the umask of
+    // whoever opened it first (SQLite gives new -wal/-shm files the main file's mode).
+    for (const path of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(path)) chmodSync(path, 0o600);
+  }
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   return openKyselyStore(db, 'sqlite', { signals: new LocalSignals(), shared: false });
 }
