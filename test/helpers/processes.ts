@@ -11,7 +11,8 @@ export const RUNNER_USER = 'opendlf-runner';
  * skip when that is impossible: switching users needs the tests (the server) to run as root.
  */
 export function ensureRunnerUser(): string | undefined {
-  if (process.getuid?.() !== 0) return 'local scripts can switch to another OS user only when the server runs as root';
+  if (process.getuid?.() !== 0)
+    return 'local scripts can switch to another OS user only when the server runs as root';
   try {
     execFileSync('id', [RUNNER_USER], { stdio: 'ignore' });
   } catch {

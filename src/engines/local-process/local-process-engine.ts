@@ -74,6 +74,10 @@ function childEnvironment(
 const CLOSE_INHERITED_DESCRIPTORS =
   'for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec "$@"';
 
+/** Names of per-run working directories: instance ids (UUIDs) and connection-test runs. */
+const RUN_DIRECTORY_NAME =
+  /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|connection-test-.+)$/i;
+
 export class LocalProcessEngine implements Engine {
   readonly name: string;
   readonly capabilities = { recoversOrphans: true, recoversFromAnyNode: false } as const;
@@ -91,13 +95,22 @@ export class LocalProcessEngine implements Engine {
    */
   private prepareWorkDirectory(parent: string): Promise<void> {
     this.workDirectoryReady ??= (async () => {
-      await mkdir(parent, { recursive: true });
-      const stat = await lstat(parent);
-      if (!stat.isDirectory() || stat.uid !== process.getuid?.()) {
-        throw new Error(`work directory ${parent} is not a directory owned by the server's user`);
+      const existing = await lstat(parent).catch(() => undefined);
+      if (!existing) {
+        await mkdir(parent, { recursive: true });
+        // Explicit: the server's umask (077) would otherwise take the execute bit others need.
+        await chmod(parent, this.options.runAs ? 0o711 : 0o700);
       }
-      // Explicit: the server's umask (077) would otherwise take the execute bits away.
-      await chmod(parent, this.options.runAs ? 0o711 : 0o700);
+      // An existing directory is never chmod'ed (it could be /tmp itself): it must already fit.
+      const stat = await lstat(parent);
+      if (!stat.isDirectory() || stat.uid !== process.getuid?.() || (stat.mode & 0o022) !== 0) {
+        throw new Error(
+          `localEngine.workDirectory ${parent} must be a directory owned by the server's user that no one else can write to`,
+        );
+      }
+      if (this.options.runAs && (stat.mode & 0o001) === 0) {
+        throw new Error(`localEngine.workDirectory ${parent} must let the runAs user enter it (mode 0711)`);
+      }
     })();
     this.workDirectoryReady.catch(() => {
       this.workDirectoryReady = undefined;
@@ -129,7 +142,11 @@ export class LocalProcessEngine implements Engine {
     const parent = this.options.workDirectory;
     if (parent === undefined) return;
     const entries = await readdir(parent).catch(() => [] as string[]);
-    await Promise.all(entries.map((entry) => rm(join(parent, entry), { recursive: true, force: true })));
+    // Only what runs create (named after instance ids), in case the directory is shared with anything else.
+    const runDirectories = entries.filter((entry) => RUN_DIRECTORY_NAME.test(entry));
+    await Promise.all(
+      runDirectories.map((entry) => rm(join(parent, entry), { recursive: true, force: true })),
+    );
   }
 
   supports(type: ScriptType): boolean {
