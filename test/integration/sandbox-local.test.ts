@@ -99,6 +99,27 @@ describe('multi-user mode without localEngine.runAs', () => {
   });
 });
 
+describe('localEngine.runAs that would not isolate anything', { skip: cannotSwitchUsers }, () => {
+  it('refuses to start with root or a missing user as runAs', async () => {
+    await assert.rejects(startMultiUserServer({ localEngine: { runAs: 'root' } }), /is root/);
+    await assert.rejects(
+      startMultiUserServer({ localEngine: { runAs: 'opendlf-no-such-user' } }),
+      /does not exist/,
+    );
+  });
+
+  it('refuses a work directory inside the data directory, which the user cannot enter', async () => {
+    const dataDir = tempDir();
+    await assert.rejects(
+      startMultiUserServer({
+        dataDir,
+        localEngine: { runAs: RUNNER_USER, workDirectory: join(dataDir, 'work') },
+      }),
+      /inside the data directory/,
+    );
+  });
+});
+
 describe('multi-user mode with localEngine.runAs', { skip: cannotSwitchUsers }, () => {
   const marker = `sandbox-marker-${randomBytes(8).toString('hex')}`;
   const secretKey = randomBytes(32).toString('base64');
