@@ -272,6 +272,16 @@ export async function startServer(
   const localEngineOptions = {
     ...(localRunAs ? { runAs: localRunAs } : {}),
     ...(localWorkDirectory ? { workDirectory: localWorkDirectory } : {}),
+    // Credentials added while the server runs (opendlf credentials add) enforce authentication from
+    // then on; runs as the server's own user stop with it, until a restart with runAs.
+    ...(localRunAs
+      ? {}
+      : {
+          refusal: async () =>
+            (await credentials.mode()) === 'none'
+              ? undefined
+              : "the built-in `local` connection runs scripts as the server's own user, which multi-user mode does not allow: restart the server with localEngine.runAs set to an unprivileged OS user",
+        }),
   };
   const localEngines: LocalProcessEngine[] = [];
   if (localOffered) {

@@ -9,6 +9,7 @@
  * scripts then run as that user in their own working directory, and the data directory is 0700/0600.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
@@ -21,14 +22,15 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startMultiUserServer, type MultiUserServer } from '../helpers/multi-user.js';
+import { promisify } from 'node:util';
+import { startMultiUserServer, TokenClient, type MultiUserServer } from '../helpers/multi-user.js';
 import {
   ensureRunnerUser,
   processesOfInstance,
   RUNNER_USER,
   waitForInstanceProcesses,
 } from '../helpers/processes.js';
-import { startTestServer, tempDir, type ApiClient, type TestServer } from '../helpers/server.js';
+import { PROJECT, startTestServer, tempDir, type ApiClient, type TestServer } from '../helpers/server.js';
 
 const cannotSwitchUsers = ensureRunnerUser();
 
@@ -295,5 +297,21 @@ describe('single-user mode (no credentials)', () => {
     const id = await server.client().execute('db');
     await server.client().waitFor('db', id);
     assertPrivate(dataDir);
+  });
+
+  it('stops running scripts as the server user once credentials are added while it runs', async () => {
+    const token = 'sandbox-late-admin-token-000001';
+    const added = await promisify(execFile)(
+      process.execPath,
+      ['bin/opendlf.js', 'credentials', 'add', '--data-dir', dataDir, '--token', token, '--project', PROJECT],
+      { timeout: 60_000 },
+    );
+    assert.equal(added.stderr.includes('rror'), false, added.stderr);
+    const admin = new TokenClient(server.url, PROJECT, token);
+    const run = await runShell(admin, 'late', 'id -u');
+    assert.equal(run.status, 'FAILED');
+    assert.deepEqual(run.lines, []);
+    const detail = await admin.result('late', run.instanceId);
+    assert.match(detail.text, /localEngine\.runAs/);
   });
 });

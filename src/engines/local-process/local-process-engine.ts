@@ -43,6 +43,11 @@ export interface LocalProcessEngineOptions {
    * the server's own user). Must not lie inside the data directory when `runAs` is set.
    */
   readonly workDirectory?: string;
+  /**
+   * Asked before every run; a reason fails the run without starting anything. Lets the composition
+   * root withdraw runs as the server's own user once credentials appear while the server runs.
+   */
+  readonly refusal?: () => Promise<string | undefined>;
 }
 
 function childEnvironment(
@@ -156,6 +161,8 @@ export class LocalProcessEngine implements Engine {
   async run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome> {
     const { signal } = context;
     if (signal.aborted) return { kind: 'aborted', results: [] };
+    const refused = await this.options.refusal?.();
+    if (refused !== undefined) return { kind: 'failed', results: [], message: refused };
     await mkdir(request.runDir, { recursive: true });
     const workDir = await this.createWorkDirectory(request);
     try {
@@ -300,7 +307,10 @@ export class LocalProcessEngine implements Engine {
   /** The interpreter starts (`--version`), within 5 s. */
   ping(): Promise<void> {
     return new Promise((resolve, reject) => {
-      execFile(this.options.interpreter, ['--version'], { timeout: 5_000 }, (error) =>
+      const { runAs } = this.options;
+      // As the run's user: the interpreter must be reachable and executable by it, not only by root.
+      const asUser = runAs ? { uid: runAs.uid, gid: runAs.gid, cwd: '/' } : {};
+      execFile(this.options.interpreter, ['--version'], { timeout: 5_000, ...asUser }, (error) =>
         error
           ? reject(new Error(`${this.options.interpreter} cannot be started: ${error.message}`))
           : resolve(),
