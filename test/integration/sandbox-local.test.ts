@@ -17,6 +17,8 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -30,7 +32,14 @@ import {
   RUNNER_USER,
   waitForInstanceProcesses,
 } from '../helpers/processes.js';
-import { PROJECT, startTestServer, tempDir, type ApiClient, type TestServer } from '../helpers/server.js';
+import {
+  ApiClient,
+  PROJECT,
+  spawnServer,
+  startTestServer,
+  tempDir,
+  type TestServer,
+} from '../helpers/server.js';
 
 const cannotSwitchUsers = ensureRunnerUser();
 
@@ -240,6 +249,43 @@ describe('multi-user mode with localEngine.runAs', { skip: cannotSwitchUsers }, 
     await api.waitFor('db', id);
     await runShell(api, 'echo', 'echo hi');
     assertPrivate(server.dataDir);
+  });
+});
+
+describe('crash recovery with localEngine.runAs', { skip: cannotSwitchUsers }, () => {
+  it("a restarted server kills a killed server's orphaned tree of the unprivileged user and removes its work directory", async () => {
+    const dataDir = tempDir();
+    const configFile = join(tempDir(), 'config.json');
+    writeFileSync(configFile, JSON.stringify({ localEngine: { runAs: RUNNER_USER } }));
+    const first = await spawnServer(dataDir, ['--config', configFile]);
+    const api = new ApiClient(first.url, PROJECT);
+    await api.createScript({
+      name: 'tree',
+      type: 'Shell',
+      connectionName: 'local',
+      content: 'sleep 300 &\n( sleep 300 & sleep 300; ) &\nwhile true; do sleep 1; done\n',
+    });
+    const id = await api.execute('tree');
+    const pids = await waitForInstanceProcesses(id, 3);
+    for (const pid of pids) assert.equal(processUid(pid), uidOf(RUNNER_USER));
+    // The run's working directory, as its processes see it.
+    const workDir = readlinkSync(`/proc/${pids[0]}/cwd`);
+    assert.ok(workDir.endsWith(id), workDir);
+    first.process.kill('SIGKILL');
+    await first.exited;
+    assert.ok(processesOfInstance(id).length > 0, 'precondition: orphans exist');
+
+    const second = await spawnServer(dataDir, ['--config', configFile]);
+    try {
+      assert.deepEqual(processesOfInstance(id), [], 'leftover processes survived the restart');
+      const result = await new ApiClient(second.url, PROJECT).result('tree', id);
+      assert.equal(result.json.detailedStatus, 'ABORTED');
+      assert.equal(existsSync(workDir), false, 'the orphaned working directory survived the restart');
+    } finally {
+      second.process.kill('SIGTERM');
+      await second.exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
 
