@@ -25,6 +25,9 @@ import {
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import pino from 'pino';
+import { loadConfig } from '../../src/config.js';
+import { startServer } from '../../src/main.js';
 import { startMultiUserServer, TokenClient, type MultiUserServer } from '../helpers/multi-user.js';
 import {
   ensureRunnerUser,
@@ -106,6 +109,41 @@ describe('multi-user mode without localEngine.runAs', () => {
         `create answered ${created.status} ${created.text}`,
       );
       assert.match(created.text, /local/);
+    }
+  });
+});
+
+describe('the start-up log without localEngine.runAs', () => {
+  it('says why `local` is off in multi-user mode', async () => {
+    const dataDir = tempDir();
+    const lines: string[] = [];
+    const config = loadConfig({
+      overrides: {
+        port: 0,
+        dataDir,
+        credentials: [
+          {
+            token: 'sandbox-log-admin-token-00001',
+            projects: [PROJECT],
+            grants: [{ workspace: '*', role: 'admin' }],
+          },
+        ],
+      },
+    });
+    const server = await startServer(
+      config,
+      pino({ level: 'info' }, { write: (line: string) => lines.push(line) }),
+    );
+    try {
+      assert.ok(
+        lines.some(
+          (line) => line.includes('`local` connection is off') && line.includes('localEngine.runAs'),
+        ),
+        lines.join('\n'),
+      );
+    } finally {
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });
