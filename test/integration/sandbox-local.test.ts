@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   chmodSync,
   existsSync,
@@ -22,6 +22,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -65,6 +66,11 @@ function modesUnder(dir: string, select: (path: string) => boolean): Map<string,
   };
   visit(dir);
   return modes;
+}
+
+/** Where runs of a runAs server work when localEngine.workDirectory is not set (see src/main.ts). */
+function defaultWorkDirectory(dataDir: string): string {
+  return join(tmpdir(), `opendlf-work-${createHash('sha256').update(dataDir).digest('hex').slice(0, 16)}`);
 }
 
 function uidOf(user: string): number {
@@ -187,6 +193,7 @@ describe('multi-user mode with localEngine.runAs', { skip: cannotSwitchUsers }, 
   });
   after(async () => {
     await server.close();
+    rmSync(defaultWorkDirectory(server.dataDir), { recursive: true, force: true });
     if (savedKey === undefined) delete process.env.OPENDLF_SECRET_KEY;
     else process.env.OPENDLF_SECRET_KEY = savedKey;
     delete process.env.SANDBOX_TEST_MARKER;
@@ -323,6 +330,7 @@ describe('crash recovery with localEngine.runAs', { skip: cannotSwitchUsers }, (
       second.process.kill('SIGTERM');
       await second.exited;
       rmSync(dataDir, { recursive: true, force: true });
+      rmSync(defaultWorkDirectory(dataDir), { recursive: true, force: true });
     }
   });
 });
