@@ -123,7 +123,7 @@ export class LocalProcessEngine implements Engine {
     return this.workDirectoryReady;
   }
 
-  /** The run's working directory, fresh, 0700 and owned by the run's user. */
+  /** The run's working directory, fresh and 0700 (still the server's; runIn hands it over). */
   private async createWorkDirectory(request: EngineRunRequest): Promise<string> {
     const parent = this.options.workDirectory;
     if (parent === undefined) {
@@ -134,8 +134,9 @@ export class LocalProcessEngine implements Engine {
     // The run directory's name is the server-generated instance id: it cannot escape `parent`.
     const workDir = join(parent, basename(request.runDir));
     await rm(workDir, { recursive: true, force: true });
+    // Handed to the run's user only once the script is in it (runIn), so no process of that user can
+    // plant a symlink where the server (root) is about to write.
     await mkdir(workDir, { mode: 0o700 });
-    if (this.options.runAs) await chown(workDir, this.options.runAs.uid, this.options.runAs.gid);
     return workDir;
   }
 
@@ -180,8 +181,13 @@ export class LocalProcessEngine implements Engine {
     const { signal } = context;
     const { runAs } = this.options;
     const scriptFile = join(workDir, this.options.scriptFileName);
-    await writeFile(scriptFile, request.content, { mode: 0o600 });
-    if (runAs) await chown(scriptFile, runAs.uid, runAs.gid);
+    // A fresh working directory holds nothing yet: refuse to write through anything found there.
+    const flag = workDir === request.runDir ? 'w' : 'wx';
+    await writeFile(scriptFile, request.content, { mode: 0o600, flag });
+    if (runAs) {
+      await chown(scriptFile, runAs.uid, runAs.gid);
+      await chown(workDir, runAs.uid, runAs.gid);
+    }
     const log = createWriteStream(join(request.runDir, 'output.log'), { flags: 'w', mode: 0o600 });
     const capture = new OutputCapture(
       Math.min(request.limits.maxResultOutputBytes, request.limits.maxOutputBytes),
