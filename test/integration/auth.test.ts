@@ -13,7 +13,12 @@ import pino from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { startServer, type RunningServer } from '../../src/main.js';
 import { assertError, assertNoContent } from '../helpers/assertions.js';
-import { processesOfInstance, waitForInstanceProcesses } from '../helpers/processes.js';
+import {
+  ensureRunnerUser,
+  processesOfInstance,
+  RUNNER_USER,
+  waitForInstanceProcesses,
+} from '../helpers/processes.js';
 import { spawnServer, tempDir, type ApiResponse } from '../helpers/server.js';
 import { signGo, signPython } from '../helpers/signers.js';
 
@@ -42,6 +47,8 @@ describe('authentication and authorization', () => {
   let server: RunningServer;
 
   before(async () => {
+    const cannotSwitchUsers = ensureRunnerUser();
+    if (cannotSwitchUsers) throw new Error(cannotSwitchUsers);
     const add = (key: Key, ...grant: string[]) =>
       cli(
         'credentials',
@@ -77,6 +84,8 @@ describe('authentication and authorization', () => {
         port: 0,
         dataDir,
         stopGraceMs: 300,
+        // Multi-user mode offers `local` only with an unprivileged user to run scripts as.
+        localEngine: { enabled: true, runAs: RUNNER_USER },
         authFailuresPerAddress: 10_000,
         authFailuresPerAccessKey: 10_000,
       },
