@@ -82,7 +82,7 @@ export function registerCredentialsCommand(program: Command): void {
     )
     .option(
       '--role <role>',
-      'admin | developer | operator | viewer (repeatable, one per --workspace; none: admin everywhere)',
+      'admin | developer | deployer | operator | viewer (repeatable, one per --workspace; none: admin everywhere)',
       collect,
     )
     .option('--expires <iso>', 'expiry, e.g. 2027-01-01T00:00:00Z')

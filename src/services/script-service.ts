@@ -154,9 +154,16 @@ export class ScriptService {
         );
       }
     }
-    if (
-      !(await this.store.scripts.setApproval(ns, name, ['PENDING'], { state: decision, by: principal.id }))
-    ) {
+    const decided = await this.store.scripts.setApproval(
+      ns,
+      name,
+      { states: ['PENDING'], version: script.version },
+      { state: decision, by: principal.id },
+    );
+    if (!decided) {
+      if (script.approvalState === 'PENDING') {
+        throw invalidParameter('the script was modified or decided while you reviewed it; read it again');
+      }
       throw invalidParameter(`the script is ${script.approvalState}, not waiting for approval`);
     }
   }

@@ -34,11 +34,14 @@ export interface ScriptStore {
   get(namespace: Namespace, name: string): Promise<Script | undefined>;
   /** Replaces the mutable fields and the review state, bumps the version; false when the script does not exist. */
   update(namespace: Namespace, input: ScriptInput, approval: Approval): Promise<boolean>;
-  /** Guarded review transition: only from the listed states. */
+  /**
+   * Guarded review transition: only from the listed states and only while the script is still at
+   * the version the reviewer read, so a modify racing the decision is never approved unseen.
+   */
   setApproval(
     namespace: Namespace,
     name: string,
-    from: readonly ApprovalState[],
+    from: { readonly states: readonly ApprovalState[]; readonly version: number },
     approval: Approval,
   ): Promise<boolean>;
   /** Deletes the script and every instance of it; false when it did not exist. */

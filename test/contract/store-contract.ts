@@ -110,15 +110,24 @@ export function runStoreContract(fixture: StoreContractFixture): void {
         assert.equal(await store.scripts.update(ns, scriptInput('nope'), NONE), false);
       });
 
-      it('setApproval is guarded by the source state', async () => {
+      it('setApproval is guarded by the source state and the version read', async () => {
         const ns = freshNs();
         await store.scripts.create(ns, scriptInput('s'), 'bob', { state: 'PENDING', by: null });
+        const read = await store.scripts.get(ns, 's');
+        assert.ok(read);
+        const approve = { state: 'APPROVED', by: 'x' } as const;
         assert.equal(
-          await store.scripts.setApproval(ns, 's', ['SAVED'], { state: 'APPROVED', by: 'x' }),
+          await store.scripts.setApproval(ns, 's', { states: ['SAVED'], version: read.version }, approve),
+          false,
+        );
+        // Modified after the reviewer read it: the decision must not land on content nobody saw.
+        await store.scripts.update(ns, scriptInput('s'), { state: 'PENDING', by: 'bob' });
+        assert.equal(
+          await store.scripts.setApproval(ns, 's', { states: ['PENDING'], version: read.version }, approve),
           false,
         );
         assert.equal(
-          await store.scripts.setApproval(ns, 's', ['PENDING'], { state: 'APPROVED', by: 'x' }),
+          await store.scripts.setApproval(ns, 's', { states: ['PENDING'], version: read.version + 1 }, approve),
           true,
         );
         const got = await store.scripts.get(ns, 's');
@@ -491,6 +500,14 @@ export function runStoreContract(fixture: StoreContractFixture): void {
         const name = `setting_${uniq()}`;
         assert.equal(await store.adoptSetting(name, 'first'), 'first');
         assert.equal(await store.adoptSetting(name, 'second'), 'first');
+      });
+
+      it('readSetting: undefined until adopted, then the first value, without writing', async () => {
+        const name = `setting_${uniq()}`;
+        assert.equal(await store.readSetting(name), undefined);
+        assert.equal(await store.readSetting(name), undefined);
+        await store.adoptSetting(name, 'kept');
+        assert.equal(await store.readSetting(name), 'kept');
       });
     });
 

@@ -171,7 +171,7 @@ class KyselyScriptStore implements ScriptStore {
   async setApproval(
     ns: Namespace,
     name: string,
-    from: readonly ApprovalState[],
+    from: { readonly states: readonly ApprovalState[]; readonly version: number },
     approval: Approval,
   ): Promise<boolean> {
     const result = await this.db
@@ -180,7 +180,8 @@ class KyselyScriptStore implements ScriptStore {
       .where('project_id', '=', ns.projectId)
       .where('workspace_id', '=', ns.workspaceId)
       .where('name', '=', name)
-      .where('approval_state', 'in', [...from])
+      .where('approval_state', 'in', [...from.states])
+      .where('version', '=', from.version)
       .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
   }
