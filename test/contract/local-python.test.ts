@@ -1,34 +1,18 @@
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  LocalProcessEngine,
-  type LocalProcessEngineOptions,
-} from '../../src/engines/local-process/local-process-engine.js';
-import { resolveRunAsUser } from '../../src/engines/local-process/os-user.js';
-import { runMembers } from '../../src/engines/local-process/process-tree.js';
-import { runEngineContract } from './engine-contract.js';
-import { ensureRunnerUser, RUNNER_USER, waitForRunMembers } from '../helpers/processes.js';
+import { waitForRunMembers } from '../helpers/processes.js';
+import { runLocalProcessContract } from './local-process-contract.js';
 
-function contract(
-  name: string,
-  sandbox: Pick<LocalProcessEngineOptions, 'runAs' | 'workDirectory'>,
-  teardown?: () => Promise<void>,
-): void {
-  runEngineContract({
-    name,
-    ...(teardown ? { teardown } : {}),
-    createEngine: () =>
-      new LocalProcessEngine({
-        name: 'local-python',
-        scriptTypes: ['PYTHON'],
-        interpreter: 'python3',
-        interpreterArgs: ['-u'],
-        scriptFileName: 'script.py',
-        env: { PYTHONUNBUFFERED: '1' },
-        ...sandbox,
-      }),
+runLocalProcessContract(
+  'local python',
+  {
+    name: 'local-python',
+    scriptTypes: ['PYTHON'],
+    interpreter: 'python3',
+    interpreterArgs: ['-u'],
+    scriptFileName: 'script.py',
+    env: { PYTHONUNBUFFERED: '1' },
+  },
+  {
     scriptType: 'PYTHON',
     succeeding: {
       content: 'import sys\nprint("hello")\nprint(6 * 7)\n',
@@ -43,18 +27,5 @@ function contract(
     ignoresPoliteCancel:
       'import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    time.sleep(1)\n',
     waitUntilWorking: (handle) => waitForRunMembers(Number(handle?.runId), 1),
-    workGone: (handle) => Promise.resolve(runMembers(Number(handle?.runId)).length === 0),
-  });
-}
-
-contract('local python', {});
-
-// The same contract as an unprivileged user (localEngine.runAs): the root server must still stop
-// and recover the whole tree of another user's processes.
-if (ensureRunnerUser() === undefined) {
-  const workDirectory = join(tmpdir(), `opendlf-contract-work-python-${process.pid}`);
-  contract(`local python as ${RUNNER_USER}`, { runAs: resolveRunAsUser(RUNNER_USER), workDirectory }, () => {
-    rmSync(workDirectory, { recursive: true, force: true });
-    return Promise.resolve();
-  });
-}
+  },
+);

@@ -15,6 +15,7 @@ import { loadConfig, type ConfigOverrides } from '../../src/config.js';
 import { startServer, type RunningServer } from '../../src/main.js';
 import { startupAuthDecision } from '../../src/services/credential-directory.js';
 import { assertError } from '../helpers/assertions.js';
+import { credentialsAddArgs } from '../helpers/credentials-cli.js';
 import { tempDir, type ApiResponse } from '../helpers/server.js';
 import { signHuaweiGoV3, signPython } from '../helpers/signers.js';
 
@@ -102,19 +103,7 @@ function goV3Call(baseUrl: string, key: Key, call: Call & { contentType?: string
   return { ...call, headers };
 }
 
-const addKey = (dataDir: string, key: Key) =>
-  cli(
-    'credentials',
-    'add',
-    '--data-dir',
-    dataDir,
-    '--access-key',
-    key.ak,
-    '--secret-key',
-    key.sk,
-    '--project',
-    PROJECT,
-  );
+const addKey = (dataDir: string, key: Key) => cli(...credentialsAddArgs(dataDir, key, '--project', PROJECT));
 const removeKey = (dataDir: string, key: Key) =>
   cli('credentials', 'remove', '--data-dir', dataDir, '--access-key', key.ak);
 

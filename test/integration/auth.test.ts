@@ -13,6 +13,7 @@ import pino from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { startServer, type RunningServer } from '../../src/main.js';
 import { assertError, assertNoContent } from '../helpers/assertions.js';
+import { credentialsAddArgs, type CliCredential } from '../helpers/credentials-cli.js';
 import {
   ensureRunnerUser,
   processesOfInstance,
@@ -49,35 +50,14 @@ describe('authentication and authorization', () => {
   before(async () => {
     const cannotSwitchUsers = ensureRunnerUser();
     if (cannotSwitchUsers) throw new Error(cannotSwitchUsers);
-    const add = (key: Key, ...grant: string[]) =>
-      cli(
-        'credentials',
-        'add',
-        '--data-dir',
-        dataDir,
-        '--access-key',
-        key.ak,
-        '--secret-key',
-        key.sk,
-        ...grant,
-      );
+    const add = (credential: CliCredential, ...grant: string[]) =>
+      cli(...credentialsAddArgs(dataDir, credential, ...grant));
     await add(ADMIN, '--project', P1, '--project', P2, '--role', 'admin');
     await add(DEV_A, '--project', P1, '--workspace', 'wsa', '--role', 'developer');
     await add(VIEWER, '--project', P1, '--role', 'viewer');
     await add(OPERATOR, '--project', P1, '--role', 'operator');
     await add(EXPIRED, '--project', P1, '--role', 'admin', '--expires', '2020-01-01T00:00:00Z');
-    await cli(
-      'credentials',
-      'add',
-      '--data-dir',
-      dataDir,
-      '--token',
-      TOKEN,
-      '--project',
-      P1,
-      '--role',
-      'developer',
-    );
+    await add({ token: TOKEN }, '--project', P1, '--role', 'developer');
     // Many deliberate failures below: the failure throttle is tested in auth-mode.test.ts.
     const config = loadConfig({
       overrides: {
@@ -378,21 +358,9 @@ describe('credentials CLI and binding', () => {
   it('adds, lists (without secrets), rotates and removes credentials', async () => {
     const dataDir = tempDir();
     try {
+      const key = { ak: 'AKCLI00000000001', sk: 'cli-secret-key-000000001' };
       await cli(
-        'credentials',
-        'add',
-        '--data-dir',
-        dataDir,
-        '--access-key',
-        'AKCLI00000000001',
-        '--secret-key',
-        'cli-secret-key-000000001',
-        '--project',
-        P1,
-        '--workspace',
-        'w1',
-        '--role',
-        'operator',
+        ...credentialsAddArgs(dataDir, key, '--project', P1, '--workspace', 'w1', '--role', 'operator'),
       );
       const listed = (await cli('credentials', 'list', '--data-dir', dataDir)).stdout;
       assert.match(listed, /"id":"AKCLI00000000001"/);
@@ -412,37 +380,9 @@ describe('credentials CLI and binding', () => {
       await cli('credentials', 'remove', '--data-dir', dataDir, '--access-key', 'AKCLI00000000001');
       assert.equal((await cli('credentials', 'list', '--data-dir', dataDir)).stdout, '');
       await assert.rejects(
-        cli(
-          'credentials',
-          'add',
-          '--data-dir',
-          dataDir,
-          '--access-key',
-          'AKCLI00000000001',
-          '--secret-key',
-          'x',
-          '--project',
-          P1,
-          '--role',
-          'admin',
-        ),
+        cli(...credentialsAddArgs(dataDir, { ak: key.ak, sk: 'x' }, '--project', P1, '--role', 'admin')),
       );
-      await assert.rejects(
-        cli(
-          'credentials',
-          'add',
-          '--data-dir',
-          dataDir,
-          '--access-key',
-          'AKCLI00000000001',
-          '--secret-key',
-          'cli-secret-key-000000001',
-          '--project',
-          P1,
-          '--role',
-          'boss',
-        ),
-      );
+      await assert.rejects(cli(...credentialsAddArgs(dataDir, key, '--project', P1, '--role', 'boss')));
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
@@ -451,18 +391,7 @@ describe('credentials CLI and binding', () => {
   it('with credentials configured, a non-loopback bind is allowed and the startup line names the auth mode', async () => {
     const dataDir = tempDir();
     try {
-      await cli(
-        'credentials',
-        'add',
-        '--data-dir',
-        dataDir,
-        '--token',
-        TOKEN,
-        '--project',
-        P1,
-        '--role',
-        'viewer',
-      );
+      await cli(...credentialsAddArgs(dataDir, { token: TOKEN }, '--project', P1, '--role', 'viewer'));
       const server = await spawnServer(dataDir, ['--host', '0.0.0.0']);
       try {
         assert.match(

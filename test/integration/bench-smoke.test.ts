@@ -31,6 +31,9 @@ describe('benchmark smoke run', () => {
       'API read',
       'List latency',
       'Server RSS',
+      'Shell `echo 1` → FINISHED as the runAs user',
+      'GET script with a token',
+      '/healthz during zip-bomb imports',
     ]) {
       assert.ok(
         rows.some((row) => row.startsWith(`| ${figure}`)),

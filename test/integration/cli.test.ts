@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { credentialsAddArgs } from '../helpers/credentials-cli.js';
 import { spawnServer, tempDir, terminate } from '../helpers/server.js';
 
 /** The id of the first credential a `credentials list` output names. */
@@ -43,32 +44,14 @@ describe('opendlf command line', () => {
     const token = 'cli-admin-token-S3cr3t-0000001';
     const project = 'p0000000000000000000000000000001';
     try {
-      const added = await cli(
-        'credentials',
-        'add',
-        '--data-dir',
-        dir,
-        '--token',
-        token,
-        '--project',
-        project,
-      );
+      const added = await cli(...credentialsAddArgs(dir, { token }, '--project', project));
       assert.equal(added.code, 0, added.stderr);
       const listed = await cli('credentials', 'list', '--data-dir', dir);
       assert.deepEqual((JSON.parse(listed.stdout) as { grants: unknown }).grants, [
         { workspace: '*', role: 'admin' },
       ]);
       const refused = await cli(
-        'credentials',
-        'add',
-        '--data-dir',
-        dir,
-        '--token',
-        token,
-        '--project',
-        project,
-        '--workspace',
-        'w1',
+        ...credentialsAddArgs(dir, { token }, '--project', project, '--workspace', 'w1'),
       );
       assert.notEqual(refused.code, 0);
       assert.match(refused.stderr, /--role per --workspace/);

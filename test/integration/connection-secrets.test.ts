@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { strToU8, zipSync } from 'fflate';
 import { PROJECT_A, PROJECT_B, startMultiUserServer, type MultiUserServer } from '../helpers/multi-user.js';
+import { localPostgresConnection } from '../helpers/connections.js';
 import type { ApiClient } from '../helpers/server.js';
 
 const MASK = '*********';
@@ -81,18 +82,7 @@ after(async () => {
 });
 
 describe('secrets follow their target', () => {
-  const pgConnection = (name: string, config: Record<string, unknown>) => ({
-    name,
-    type: 'RDS',
-    config: {
-      ip: '127.0.0.1',
-      port: '5432',
-      userName: 'postgres',
-      database: 'test',
-      driverName: 'org.postgresql.Driver',
-      ...config,
-    },
-  });
+  const pgConnection = localPostgresConnection;
 
   it('tests the stored target with the masked password, and refuses a new address with it before connecting', async () => {
     const dev = server.as('developerA');

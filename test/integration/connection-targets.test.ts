@@ -10,6 +10,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startMultiUserServer, type MultiUserServer } from '../helpers/multi-user.js';
+import { localPostgresConnection } from '../helpers/connections.js';
 import { startTestServer, type ApiClient, type TestServer } from '../helpers/server.js';
 
 interface CountingListener {
@@ -89,18 +90,7 @@ const closeHttp = (server: HttpServer) =>
 const connectionsPath = (c: ApiClient, suffix = '') => `/v1/${c.projectId}/connections${suffix}`;
 
 function pg(name: string, ip: string, port: number | string, extra: Record<string, unknown> = {}) {
-  return {
-    name,
-    type: 'RDS',
-    config: {
-      ip,
-      port: String(port),
-      userName: 'postgres',
-      database: 'test',
-      driverName: 'org.postgresql.Driver',
-      ...extra,
-    },
-  };
+  return localPostgresConnection(name, { ip, port: String(port), ...extra });
 }
 
 async function createConnection(c: ApiClient, body: unknown): Promise<void> {

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startMultiUserServer, type MultiUserServer } from '../helpers/multi-user.js';
+import { localMariaDbConnection, localPostgresConnection } from '../helpers/connections.js';
 import type { ApiClient, ApiResponse } from '../helpers/server.js';
 
 const CAP = 1024 * 1024;
@@ -52,28 +53,8 @@ describe('maxResultBytes', () => {
     });
     const admin = server.as('adminA');
     for (const body of [
-      {
-        name: 'pg',
-        type: 'RDS',
-        config: {
-          ip: '127.0.0.1',
-          port: '5432',
-          userName: 'postgres',
-          database: 'test',
-          driverName: 'org.postgresql.Driver',
-        },
-      },
-      {
-        name: 'maria',
-        type: 'RDS',
-        config: {
-          ip: '127.0.0.1',
-          port: '3306',
-          userName: 'root',
-          database: 'mysql',
-          driverName: 'com.mysql.jdbc.Driver',
-        },
-      },
+      localPostgresConnection('pg'),
+      localMariaDbConnection('maria', { database: 'mysql' }),
     ]) {
       const res = await admin.request('POST', `/v1/${admin.projectId}/connections`, { body });
       assert.equal(res.status, 204, res.text);
