@@ -1,6 +1,7 @@
 /**
  * A script instance: one execution of a script, with its state and results (DIGEST §6).
  */
+import type { FailureReason } from './failure-reason.js';
 import type { InstanceState } from './instance-state.js';
 import type { Namespace, ScriptType } from './script.js';
 
@@ -31,6 +32,7 @@ export interface InstanceEnding {
   state: InstanceState;
   message: string;
   exitCode?: number | null;
+  failureReason?: FailureReason | null;
 }
 
 export interface Instance {
@@ -51,6 +53,10 @@ export interface Instance {
   /** Human-readable reason for FAILED/STOPPED/TIMED_OUT/ABORTED. */
   message: string;
   exitCode: number | null;
+  /** Why it did not finish (null while active, when FINISHED, and on rows settled before 0006). */
+  failureReason: FailureReason | null;
+  /** SQLSTATE of the failed statement, when the SQL engine reported one. */
+  sqlState: string | null;
   results: StatementResult[];
   /**
    * What the engine reported it can be cancelled by (a process group, a backend id), persisted so a

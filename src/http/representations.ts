@@ -52,6 +52,9 @@ export function instanceResultRepresentation(instance: Instance) {
     ...(status === 'FAILED' ? { message: instance.message } : {}),
     instanceId: instance.id,
     detailedStatus: instance.state,
+    // Machine-readable why (domain/failure-reason.ts); null unless the instance did not finish.
+    failureReason: instance.failureReason,
+    sqlState: instance.sqlState,
     connectionName: instance.connectionName,
     engine: instance.engine,
     createTime: iso(instance.createdAt),

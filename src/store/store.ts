@@ -5,6 +5,7 @@
  * Dates; adapters own their SQL.
  */
 import type { Instance, RunHandle, RunRequest, StatementResult } from '../domain/instance.js';
+import type { FailureReason } from '../domain/failure-reason.js';
 import type { InstanceState } from '../domain/instance-state.js';
 import type { Grant } from '../domain/access.js';
 import type { Connection, ConnectionInput, ConnectionType } from '../domain/connection.js';
@@ -76,6 +77,8 @@ export interface TransitionPatch {
   endedAt?: Date;
   message?: string;
   exitCode?: number | null;
+  failureReason?: FailureReason | null;
+  sqlState?: string | null;
   results?: StatementResult[];
   runHandle?: RunHandle | null;
 }

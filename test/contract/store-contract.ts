@@ -127,7 +127,12 @@ export function runStoreContract(fixture: StoreContractFixture): void {
           false,
         );
         assert.equal(
-          await store.scripts.setApproval(ns, 's', { states: ['PENDING'], version: read.version + 1 }, approve),
+          await store.scripts.setApproval(
+            ns,
+            's',
+            { states: ['PENDING'], version: read.version + 1 },
+            approve,
+          ),
           true,
         );
         const got = await store.scripts.get(ns, 's');
@@ -228,6 +233,8 @@ export function runStoreContract(fixture: StoreContractFixture): void {
           leaseExpiresAt: null,
           message: '',
           exitCode: null,
+          failureReason: null,
+          sqlState: null,
           results: [],
           runHandle: null,
         });
@@ -252,6 +259,8 @@ export function runStoreContract(fixture: StoreContractFixture): void {
           endedAt: ended,
           message: 'boom',
           exitCode: 3,
+          failureReason: 'script_error',
+          sqlState: '42P01',
           results: [{ schema: [{ a: 'int' }], rows: [[1]], rowCount: 1, duration: 0.5, message: '' }],
           runHandle: null,
         });
@@ -259,6 +268,8 @@ export function runStoreContract(fixture: StoreContractFixture): void {
         assert.equal(done?.endedAt?.getTime(), ended.getTime());
         assert.equal(done?.message, 'boom');
         assert.equal(done?.exitCode, 3);
+        assert.equal(done?.failureReason, 'script_error');
+        assert.equal(done?.sqlState, '42P01');
         assert.deepEqual(done?.results, [
           { schema: [{ a: 'int' }], rows: [[1]], rowCount: 1, duration: 0.5, message: '' },
         ]);
@@ -464,6 +475,7 @@ export function runStoreContract(fixture: StoreContractFixture): void {
         const settled = await store.instances.get(lose.id);
         assert.equal(settled?.state, 'ABORTED');
         assert.match(settled?.message ?? '', /^node lost: test \(node lost\)$/);
+        assert.equal(settled?.failureReason, 'node_lost');
         assert.equal(settled?.leaseExpiresAt, null);
         assert.deepEqual(
           settled?.runHandle,

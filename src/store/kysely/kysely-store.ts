@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Migrator, sql, type ExpressionBuilder, type Kysely, type Selectable, type Updateable } from 'kysely';
+import { isFailureReason, type FailureReason } from '../../domain/failure-reason.js';
 import type { Instance, RunHandle, StatementResult } from '../../domain/instance.js';
 import { isInstanceState, isTerminal, type InstanceState } from '../../domain/instance-state.js';
 import {
@@ -80,6 +81,9 @@ function toInstance(row: Selectable<InstancesTable>): Instance {
     stopRequestedBy: row.stop_requested_by,
     message: row.message,
     exitCode: row.exit_code,
+    failureReason:
+      row.failure_reason !== null && isFailureReason(row.failure_reason) ? row.failure_reason : null,
+    sqlState: row.sql_state,
     results: JSON.parse(row.results) as StatementResult[],
     runHandle: row.run_handle === null ? null : (JSON.parse(row.run_handle) as RunHandle),
     leaseExpiresAt: toDateOrNull(row.lease_expires_at),
@@ -284,6 +288,8 @@ class KyselyInstanceStore implements InstanceStore {
     if (patch.endedAt) set.ended_at = patch.endedAt.getTime();
     if (patch.message !== undefined) set.message = patch.message;
     if (patch.exitCode !== undefined) set.exit_code = patch.exitCode;
+    if (patch.failureReason !== undefined) set.failure_reason = patch.failureReason;
+    if (patch.sqlState !== undefined) set.sql_state = patch.sqlState;
     if (patch.results !== undefined) set.results = JSON.stringify(patch.results);
     if (patch.runHandle !== undefined) {
       set.run_handle = patch.runHandle === null ? null : JSON.stringify(patch.runHandle);
@@ -381,6 +387,7 @@ class KyselyInstanceStore implements InstanceStore {
       .set({
         state: 'ABORTED',
         message: sql<string>`${message} || ' (node ' || instances.node_id || ')'`,
+        failure_reason: 'node_lost' satisfies FailureReason,
         ended_at: endedAt.getTime(),
         lease_expires_at: null,
         // run_handle stays: the lost node releases it when it comes back (recovery).

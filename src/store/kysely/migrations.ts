@@ -188,6 +188,15 @@ function buildMigrations(t: ColumnDdl): Record<string, Migration> {
           WHERE state IN ('FINISHED', 'FAILED', 'STOPPED', 'TIMED_OUT', 'ABORTED')`.execute(db);
       },
     },
+    '0006_failure_reasons': {
+      async up(db: Kysely<unknown>) {
+        // Why a run ended unsuccessfully, as a machine-readable reason (domain/failure-reason.ts)
+        // beside the human message, and the SQLSTATE of a failed SQL statement. Rows settled before
+        // this migration keep null: their reason is only in the message.
+        await db.schema.alterTable('instances').addColumn('failure_reason', 'text').execute();
+        await db.schema.alterTable('instances').addColumn('sql_state', 'text').execute();
+      },
+    },
   };
 }
 

@@ -75,6 +75,10 @@ export interface InstancesTable {
   run_database: string | null;
   /** Database-clock epoch ms; null while QUEUED and after a normal settle. */
   lease_expires_at: NullableMillis;
+  /** A FailureReason for a run that did not finish (migration 0006); null otherwise or older. */
+  failure_reason: string | null;
+  /** The SQLSTATE of the statement that failed (SQL engines that report one). */
+  sql_state: string | null;
 }
 
 export interface ConnectionsTable {
