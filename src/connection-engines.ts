@@ -1,8 +1,8 @@
 /**
  * Part of the composition root: which concrete engine serves which stored connection type
- * (DIGEST §3.4). DWS and RDS with the PostgreSQL driver → PostgreSQL; RDS with the MySQL driver (or
- * none) → MySQL/MariaDB; HOST → SSH (Shell, PYTHON); CLICKHOUSE → ClickHouse over HTTP(S)
- * (ClickHouseSQL). Types with no engine here (DLI, SparkSQL, HIVE, CloudTable) get none, which the
+ * (docs/compatibility.md §5). DWS and RDS with the PostgreSQL driver → PostgreSQL; RDS with the
+ * MySQL driver (or none) → MySQL/MariaDB; HOST → SSH (Shell, PYTHON); CLICKHOUSE → ClickHouse over
+ * HTTP(S) (ClickHouseSQL). Types with no engine here (DLI, SparkSQL, HIVE, CloudTable) get none, which the
  * resolver reports as "not supported by this server".
  */
 import { readFileSync, realpathSync, statSync } from 'node:fs';

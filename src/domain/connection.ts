@@ -1,5 +1,5 @@
 /**
- * What a data connection IS (DIGEST §3.2): a named target of a type with a per-type `config`.
+ * What a data connection IS (docs/compatibility.md §5): a named target of a type with a per-type `config`.
  * The v1 API knows seven types; CLICKHOUSE is an opendlf extension type kept out of v1 responses
  * unless a client asks for extension types (the GO client fails on any type it does not know).
  */

@@ -4,9 +4,10 @@
  * never be answered with two different statuses. The http layer is the only place that turns a
  * DlfError into a response body (`{"error_code","error_msg","errors":[…]}`).
  *
- * DLF.* codes and messages come from the DataArts Factory error-code table (DIGEST §4.2). APIGW.*
- * codes are the ones the Huawei API gateway answers for routing/size problems. OPENDLF.* codes are
- * this server's own, used only where no documented code fits.
+ * DLF.* codes and messages come from the official page "DataArts Factory Error Codes"
+ * (docs/compatibility.md §2 lists every code used and where it comes from). APIGW.* codes are the
+ * ones the Huawei API gateway answers for routing, size, authentication and throttling problems.
+ * OPENDLF.* codes are this server's own, used only where no documented code fits.
  */
 export const ERROR_REGISTRY = {
   'DLF.0201': { status: 400, message: 'The script fails to be created.' },

@@ -1,5 +1,5 @@
 /**
- * A script instance: one execution of a script, with its state and results (DIGEST §6).
+ * A script instance: one execution of a script, with its state and results (docs/compatibility.md §4).
  */
 import type { FailureReason } from './failure-reason.js';
 import type { InstanceState } from './instance-state.js';
@@ -12,7 +12,7 @@ export interface RunHandle {
   readonly [key: string]: string | number | boolean | null;
 }
 
-/** One per SQL statement, or one for a Shell/Python run (DIGEST §6.2). */
+/** One per SQL statement, or one for a Shell/Python run (docs/compatibility.md §4). */
 export interface StatementResult {
   /** Ordered single-key objects `{"column":"type"}`. */
   schema: Record<string, string>[];

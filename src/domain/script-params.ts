@@ -1,7 +1,7 @@
 /**
- * `${name}` substitution for execute's `params` (DIGEST §5.2): textual, only for names that have a
- * value, unknown placeholders left verbatim (shell scripts rely on `${HOME}` staying as it is).
- * EL (`#{…}`) in values is not evaluated yet.
+ * `${name}` substitution for execute's `params` (docs/compatibility.md §4): textual, only for names
+ * that have a value, unknown placeholders left verbatim (shell scripts rely on `${HOME}` staying as
+ * it is). EL (`#{…}`) in values is not evaluated yet.
  */
 import { invalidParameter } from './dlf-error.js';
 import { assertMapKey, toWireString } from './wire-values.js';

@@ -1,5 +1,5 @@
 /**
- * What a script IS (DIGEST §2.2): its fields, the type enum, and the normalisation rules the API
+ * What a script IS (docs/compatibility.md §3): its fields, the type enum, and the normalisation rules the API
  * applies on input. No I/O here.
  */
 import { DlfError, invalidParameter } from './dlf-error.js';

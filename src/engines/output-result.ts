@@ -1,6 +1,6 @@
 /**
- * Shapes captured process output into the single Result a Shell/Python run reports (DIGEST §6.3):
- * `rows` are the output lines, `schema` `[{"output":"string"}]`, `rawResult` the text.
+ * Shapes captured process output into the single Result a Shell/Python run reports
+ * (docs/compatibility.md §4): `rows` are the output lines, `schema` `[{"output":"string"}]`, `rawResult` the text.
  */
 import type { StatementResult } from '../domain/instance.js';
 

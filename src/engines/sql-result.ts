@@ -1,5 +1,5 @@
 /**
- * Shapes one SQL statement's result the way the API promises it (DIGEST §6.2), for engines that
+ * Shapes one SQL statement's result the way the API promises it (docs/compatibility.md §4), for engines that
  * receive rows one at a time from a network driver: schema as ordered single-key `{"column":"type"}`
  * maps, rows as arrays with JSON numbers for numeric columns and `null` for NULL, at most
  * `maxRows` rows kept (`truncated` set when more arrived), and at most the run's `ResultByteBudget`

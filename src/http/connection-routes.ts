@@ -1,6 +1,6 @@
 /**
- * The v1 data-connection endpoints (DIGEST §3) and the system-task endpoint that reports import
- * progress. Extension: `?includeExtensionTypes=true` on list also shows types v1 clients cannot parse.
+ * The v1 data-connection endpoints (docs/compatibility.md §5) and the system-task endpoint that
+ * reports import progress. Extension: `?includeExtensionTypes=true` on list also shows types v1 clients cannot parse.
  */
 import type { FastifyInstance } from 'fastify';
 import { DlfError, invalidParameter } from '../domain/dlf-error.js';

@@ -11,7 +11,7 @@ import { DlfError, ERROR_REGISTRY, type DlfErrorCode } from '../domain/dlf-error
 
 export const JSON_CONTENT_TYPE = 'application/json;charset=UTF-8';
 
-/** PY reads the top-level pair; Terraform reads `errors[0]` for some calls: send both (DIGEST §2.4 #17). */
+/** PY reads the top-level pair; Terraform reads `errors[0]` for some calls: send both (compatibility.md §2). */
 export function errorBody(code: DlfErrorCode, message: string) {
   return { error_code: code, error_msg: message, errors: [{ error_code: code, error_msg: message }] };
 }

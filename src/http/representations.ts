@@ -5,7 +5,10 @@ import type { Instance } from '../domain/instance.js';
 import { toApiStatus } from '../domain/instance-state.js';
 import type { Script } from '../domain/script.js';
 
-/** DIGEST §2.2: targetStatus/approvers are not echoed (the real GET omits them); configuration is strings only. */
+/**
+ * targetStatus/approvers are not echoed (the real GET omits them); configuration is strings only
+ * (docs/compatibility.md §3).
+ */
 export function scriptRepresentation(script: Script) {
   return {
     name: script.name,

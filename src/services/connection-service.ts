@@ -1,5 +1,5 @@
 /**
- * The v1 data-connection use cases (DIGEST §3): create, list, get, edit (optionally testing
+ * The v1 data-connection use cases (docs/compatibility.md §5): create, list, get, edit (optionally testing
  * connectivity), delete, export to a zip, import from a zip as a background system task.
  * Secrets are sealed before they reach the store and never leave the service in clear except
  * towards an engine.

@@ -1,5 +1,5 @@
 /**
- * Execute, read results, stop (DIGEST §2.3, §6). Execute validates and queues, returning at once;
+ * Execute, read results, stop (docs/compatibility.md §4). Execute validates and queues, returning at once;
  * the runner does the work. Stop works in every phase and is idempotent.
  *
  * Parameters: a caller who may write the script gets DataArts' verbatim `${name}` substitution; a

@@ -1,6 +1,6 @@
 /**
- * Script use cases: create, modify, get, list, delete (DIGEST §2.3), and review (approval) in
- * workspaces that enable it (DIGEST §8 item 9). Deleting a script first stops its running
+ * Script use cases: create, modify, get, list, delete (docs/compatibility.md §3), and review (approval) in
+ * workspaces that enable it (README, Review (approval) mode). Deleting a script first stops its running
  * instances, then removes it with its instances and their files.
  *
  * Review: off by default (targetStatus/approvers accepted and ignored). When on for a workspace,
@@ -42,7 +42,7 @@ export interface ListScriptsParams {
   scriptName?: string | undefined;
 }
 
-/** Documented default page size; the documented maximum is 100, 1,000 is accepted (DIGEST §2.3). */
+/** Documented default page size; the documented maximum is 100, 1,000 is accepted (compatibility.md §3). */
 export const DEFAULT_LIST_LIMIT = 10;
 export const MAX_LIST_LIMIT = 1000;
 const MAX_OFFSET = 1_000_000_000;

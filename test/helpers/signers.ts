@@ -1,7 +1,8 @@
 /**
- * Client-side AK/SK signers written from DIGEST §7.2 (official Python SDK) and §7.3
- * (gophertelekomcloud), independently of src/http/auth/aksk-signature.ts: they share no code with the
- * verifier, so a round trip checks the verifier against a second reading of the digest.
+ * Client-side AK/SK signers written from docs/compatibility.md §6 (the Python SDK's `Access=` style
+ * and gophertelekomcloud's `Credential=` style), independently of src/http/auth/aksk-signature.ts:
+ * they share no code with the verifier, so a round trip checks the verifier against a second reading
+ * of the specification.
  *
  * Each signer returns the headers its client would send (names spelled as the client spells them).
  * The URL passed is the one that goes on the wire; `pythonQueryString` / `goQueryString` build the

@@ -1,5 +1,5 @@
 /**
- * HTTP integration tests of the v1 data-connection API (DIGEST §3, §4) against a real in-process
+ * HTTP integration tests of the v1 data-connection API (compatibility.md §2, §5) against a real in-process
  * server: create/get/list/edit/delete and their error codes, the GO client's typing constraints
  * (§3.2), secret masking and "keep the stored secret" edits (proved against a real MariaDB user
  * with a password), encryption at rest, the CLICKHOUSE extension type, script/connection type
@@ -299,7 +299,7 @@ describe('create rules', () => {
   });
 });
 
-describe('GO client typing (DIGEST §3.2)', () => {
+describe('GO client typing (docs/compatibility.md §5)', () => {
   it('renders port as a string and sslEnable as a boolean whatever was sent', async () => {
     const c = fresh();
     await mustCreate(c, {

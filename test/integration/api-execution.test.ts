@@ -1,5 +1,5 @@
 /**
- * HTTP integration tests of execution (DIGEST §2.3 execute/result/stop, §5.2, §6): execute's body
+ * HTTP integration tests of execution (docs/compatibility.md §4): execute's body
  * forms, `${name}` substitution, Shell/Python/DuckDB results, failures, row and output caps,
  * connection resolution, the status enum, the instance-list extension and deletion of instances
  * together with their script.

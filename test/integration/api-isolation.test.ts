@@ -1,5 +1,5 @@
 /**
- * HTTP integration tests of namespace isolation (DIGEST §1, §2.3, §8.10-11): the `workspace` header
+ * HTTP integration tests of namespace isolation (docs/compatibility.md §1): the `workspace` header
  * and the project id in the path each separate scripts, instances and SQL data; a server with
  * declared workspaces refuses unknown ones; instance ids are checked against the script and
  * namespace they are fetched through.

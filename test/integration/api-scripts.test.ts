@@ -1,5 +1,5 @@
 /**
- * HTTP integration tests of the script CRUD endpoints (DIGEST §2, §4, §8) against a real in-process
+ * HTTP integration tests of the script CRUD endpoints (docs/compatibility.md §1–§3) against a real in-process
  * server: create, get, modify, list, delete, validation, error envelope, content types and routing.
  */
 import assert from 'node:assert/strict';

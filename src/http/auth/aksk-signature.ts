@@ -1,5 +1,5 @@
 /**
- * Verification of the AK/SK request signatures sent by the two official clients (DIGEST §7.2–§7.4).
+ * Verification of the AK/SK request signatures sent by the two official clients (docs/compatibility.md §6).
  * Pure: no I/O, no clock of its own, never throws on malformed input.
  *
  * Both clients use the algorithm name `SDK-HMAC-SHA256` but differ in the Authorization format, the
@@ -412,7 +412,7 @@ export interface VerifyOptions {
 }
 
 /**
- * Verifies an AK/SK-signed request (DIGEST §7.4 steps 2–5). `lookupSecretKey` gives the SK of an
+ * Verifies an AK/SK-signed request (docs/compatibility.md §6). `lookupSecretKey` gives the SK of an
  * access key, undefined when unknown. The reasons returned are safe to show to the client.
  */
 export function verifySignature(
