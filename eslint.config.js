@@ -39,7 +39,7 @@ export default tseslint.config(
     },
   },
   {
-    // Layering (STYLE principle 1): domain imports no other layer; services never reach adapters or http.
+    // Layering (CONTRIBUTING, Rules of the house): domain imports no other layer; services never reach adapters or http.
     files: ['src/domain/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: ['../services/*', '../store/*', '../engines/*', '../runner/*', '../http/*', '../cli/*'] }],

@@ -9,7 +9,10 @@ import { ConnectionTargetPolicy } from './domain/connection-target-policy.js';
 
 const ConfigSchema = Type.Object(
   {
-    /** Address to bind. Default 127.0.0.1 (loopback only: there is no authentication yet). */
+    /**
+     * Address to bind. Default 127.0.0.1: with no credentials configured every caller is an anonymous
+     * admin, so a non-loopback address needs credentials or `allowUnauthenticatedRemote`.
+     */
     host: Type.String({ minLength: 1 }),
     /** TCP port; 0 picks a free one. Default 8080. */
     port: Type.Integer({ minimum: 0, maximum: 65535 }),
@@ -100,7 +103,7 @@ const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
-    /** Credentials accepted besides those in the data directory's store (`opendlf credentials …`). */
+    /** Credentials accepted besides those in the store (`opendlf credentials …`). */
     credentials: Type.Array(
       Type.Object(
         {

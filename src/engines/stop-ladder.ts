@@ -1,5 +1,5 @@
 /**
- * The stop ladder of a database session (STYLE principle 5). When the run's signal aborts:
+ * The stop ladder of a database session. When the run's signal aborts:
  *   1. `polite` runs at once (PostgreSQL `pg_cancel_backend`, MySQL `KILL QUERY`);
  *   2. `forceful` runs `graceMs` later if the run has not returned (`pg_terminate_backend`, `KILL`);
  *   3. `abandon` runs one more `graceMs` later: drop our end of the connection, so the run returns

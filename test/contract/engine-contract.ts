@@ -1,5 +1,5 @@
 /**
- * The one contract every engine passes (STYLE principle 13): run, results, failure mapping, stop
+ * The one contract every engine passes (CONTRIBUTING, How to add an engine): run, results, failure mapping, stop
  * before the handle exists, stop while running (graceful and forced), abort by timeout, and — after
  * every stop — proof from outside the engine that the work is gone (`workGone`).
  * Each engine's test file is one call to `runEngineContract`.

@@ -1,6 +1,6 @@
 /**
- * The one contract every store adapter passes (STYLE principles 7, 8, 13): the same ports, the same
- * answers, on SQLite and on PostgreSQL. Each adapter's test file is one call to `runStoreContract`.
+ * The one contract every store adapter passes (guarded transitions, claims, leases, stop requests):
+ * the same ports, the same answers, on SQLite and on PostgreSQL. Each adapter's test file is one call to `runStoreContract`.
  * Every test works in its own namespace (or with its own ids), so the tests share one store.
  */
 import assert from 'node:assert/strict';

@@ -11,7 +11,7 @@
  * `KILL QUERY WHERE <query id is prefix-digits>` reaches whichever statement runs — for a stop and for
  * `recover` after a crash alike.
  *
- * Stop (STYLE principle 5), each KILL over a separate HTTP request:
+ * Stop, each KILL over a separate HTTP request:
  *   1. `KILL QUERY … ASYNC` at once; the statement's own request then answers "Query was cancelled"
  *      (measured: its row has left system.processes by the time that answer arrives);
  *   2. after `stopGraceMs`, `KILL QUERY … SYNC` (the server waits until the query has ended — it also

@@ -3,7 +3,7 @@
  * after it, so no session state leaks into the next run), at most `maxConnections` at once; all
  * statements of a run on that connection, in order, one result per statement.
  *
- * Stop (STYLE principle 5), from a separate control pool: `KILL QUERY <thread>` at once,
+ * Stop, from a separate control pool: `KILL QUERY <thread>` at once,
  * `KILL <thread>` after `stopGraceMs` (then wait until the thread has left the process list), and
  * finally drop our socket. The run's transaction is rolled back before the connection closes, so a
  * stopped `START TRANSACTION; SELECT … FOR UPDATE; SELECT SLEEP(…)` holds no row lock when the run

@@ -3,13 +3,13 @@
  * protocol). One bounded pg.Pool per database, created on first use; all statements of a run go
  * through one session, in order, one result per statement.
  *
- * Stop (STYLE principle 5), from a separate control pool so a full run pool cannot block it:
+ * Stop, from a separate control pool so a full run pool cannot block it:
  * `pg_cancel_backend(pid)` at once, `pg_terminate_backend(pid)` after `stopGraceMs` (then wait until
  * the backend has exited), and finally drop our socket. After a cancel the session's transaction is
  * rolled back before the run returns, so a stopped `BEGIN; LOCK …; SELECT pg_sleep(…)` holds no
  * lock; a stopped session is never reused.
  *
- * Traps handled here (see DEPENDENCIES.md): every pool and every client has an 'error' listener — a
+ * Traps of pg 8 handled here: every pool and every client has an 'error' listener — a
  * client without one crashes the process when its backend is terminated; pg-pool's connect timeout
  * also bounds the wait for a free client, so runs wait for a slot in `SessionSlots` instead.
  */

@@ -58,7 +58,7 @@ export class PostgresSignals implements InstanceSignals {
 
   private async listen(): Promise<void> {
     const client = new pg.Client(this.options.connection);
-    // Without an 'error' handler a terminated backend would crash the process (DEPENDENCIES.md).
+    // Without an 'error' handler a terminated backend would crash the process.
     client.on('error', (error) => {
       this.options.onError(error, 'signal listener');
       this.dropped(client);
