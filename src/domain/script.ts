@@ -169,10 +169,6 @@ function parseApprovers(value: unknown): JobApprover[] | undefined {
   });
 }
 
-/**
- * Validates and normalises a create/modify body. Errors: missing or unknown `type` ⇒ DLF.6247;
- * everything else ⇒ DLF.3051 with a message naming the field.
- */
 /** The parsed JSON of a delete body: `{approvers}` (optional; required in review workspaces). */
 export function parseDeleteBody(body: unknown): JobApprover[] | undefined {
   if (body === undefined || body === null) return undefined;
@@ -181,6 +177,10 @@ export function parseDeleteBody(body: unknown): JobApprover[] | undefined {
   return parseApprovers((body as Record<string, unknown>).approvers);
 }
 
+/**
+ * Validates and normalises a create/modify body. Errors: missing or unknown `type` ⇒ DLF.6247;
+ * everything else ⇒ DLF.3051 with a message naming the field.
+ */
 export function parseScriptInput(body: unknown): ScriptInput {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw invalidParameter('the request body must be a JSON object');
