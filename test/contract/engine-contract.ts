@@ -29,12 +29,20 @@ export interface EngineContractFixture {
   readonly ignoresPoliteCancel?: string;
   /** Two statements, the first long: stopping during it must prevent the second (SQL engines). */
   readonly stopBetweenStatements?: { content: string; secondRanProbe(): Promise<boolean> };
+  /**
+   * Why an optional section does not apply to this engine. A fixture that leaves a section's case
+   * out names it here with the reason, so the report lists it as skipped instead of it vanishing.
+   */
+  readonly skip?: { readonly [section in OptionalSection]?: string };
   /** True when nothing of the run identified by `handle` is still executing anywhere. */
   workGone(handle: RunHandle | undefined): Promise<boolean>;
   /** Called before a stop test stops the run: resolves once the work is really executing. */
   waitUntilWorking?(handle: RunHandle | undefined): Promise<void>;
   teardown?(): Promise<void>;
 }
+
+/** The contract's sections that an engine may not be able to take part in. */
+export type OptionalSection = 'escalation' | 'stopBetweenStatements';
 
 const NS: Namespace = { projectId: 'contract', workspaceId: 'ws1' };
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -133,12 +141,33 @@ export function runEngineContract(fixture: EngineContractFixture): void {
       await stopAndProve(fixture.longRunning, 5_000);
     });
 
-    if (fixture.ignoresPoliteCancel) {
-      const content = fixture.ignoresPoliteCancel;
-      it('escalates when the work ignores the polite cancel, and the work is gone', async () => {
-        await stopAndProve(content, 300);
-      });
+    /** A section without its case is skipped with the fixture's reason; without a reason it fails. */
+    function optional<T>(
+      section: OptionalSection,
+      title: string,
+      value: T | undefined,
+      test: (value: T) => Promise<void>,
+    ): void {
+      const reason = fixture.skip?.[section];
+      if (value !== undefined) {
+        it(title, () => test(value));
+      } else if (reason !== undefined) {
+        it(title, { skip: reason }, () => {});
+      } else {
+        it(title, () => {
+          assert.fail(`the fixture gives neither a ${section} case nor skip.${section} with the reason`);
+        });
+      }
     }
+
+    optional(
+      'escalation',
+      'escalates when the work ignores the polite cancel, and the work is gone',
+      fixture.ignoresPoliteCancel,
+      async (content) => {
+        await stopAndProve(content, 300);
+      },
+    );
 
     it('ends the work when a timeout aborts the signal', async () => {
       const controller = new AbortController();
@@ -151,9 +180,11 @@ export function runEngineContract(fixture: EngineContractFixture): void {
       assert.equal(await fixture.workGone(handle), true);
     });
 
-    if (fixture.stopBetweenStatements) {
-      const { content, secondRanProbe } = fixture.stopBetweenStatements;
-      it('runs no further statement once stopped', async () => {
+    optional(
+      'stopBetweenStatements',
+      'runs no further statement once stopped',
+      fixture.stopBetweenStatements,
+      async ({ content, secondRanProbe }) => {
         const run = start(content);
         const handle = await run.handle;
         await fixture.waitUntilWorking?.(handle);
@@ -162,8 +193,8 @@ export function runEngineContract(fixture: EngineContractFixture): void {
         const outcome = await run.outcome;
         assert.equal(outcome.kind, 'aborted');
         assert.equal(await secondRanProbe(), false, 'a statement after the stop ran');
-      });
-    }
+      },
+    );
   });
 }
 

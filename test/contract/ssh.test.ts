@@ -57,6 +57,7 @@ if (skipReason) {
     failing: { content: 'echo about to fail\nexit 3\n', messageIncludes: 'exit code 3' },
     longRunning: LONG_RUNNING_SHELL,
     ignoresPoliteCancel: "trap '' TERM\n( trap '' TERM; sleep 300 ) &\nwhile true; do sleep 1; done\n",
+    skip: { stopBetweenStatements: 'a Shell script is one process, not a list of statements' },
     waitUntilWorking: (handle) => waitForRunMembers(pgidOf(handle), 2),
     workGone: (handle) => Promise.resolve(groupGone(handle)),
     async teardown() {
