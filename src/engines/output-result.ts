@@ -58,11 +58,3 @@ export class OutputCapture {
     return this.tail;
   }
 }
-
-/** `31457280` ⇒ `30 MB`, `100000` ⇒ `100000 bytes`: exact, so a limit message never says "0 MB". */
-export function formatBytes(bytes: number): string {
-  const MB = 1024 * 1024;
-  if (bytes % MB === 0) return `${bytes / MB} MB`;
-  if (bytes % 1024 === 0) return `${bytes / 1024} KB`;
-  return `${bytes} bytes`;
-}

@@ -13,13 +13,12 @@
  * the script needs nothing of the data directory; the working directory is removed after the run.
  */
 import { execFile, spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
 import { chmod, chown, lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { RunHandle } from '../../domain/instance.js';
 import type { ScriptType } from '../../domain/script.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
-import { formatBytes, OutputCapture, outputResult } from '../output-result.js';
+import { ProcessOutput } from '../process-output.js';
 import type { OsUser } from './os-user.js';
 import { processStartTicks, runMembers, terminateRun } from './process-tree.js';
 
@@ -188,11 +187,7 @@ export class LocalProcessEngine implements Engine {
       await chown(scriptFile, runAs.uid, runAs.gid);
       await chown(workDir, runAs.uid, runAs.gid);
     }
-    const log = createWriteStream(join(request.runDir, 'output.log'), { flags: 'w', mode: 0o600 });
-    const capture = new OutputCapture(
-      Math.min(request.limits.maxResultOutputBytes, request.limits.maxOutputBytes),
-    );
-    const started = performance.now();
+    const output = await ProcessOutput.open(request);
 
     const command = [this.options.interpreter, ...this.options.interpreterArgs, scriptFile];
     // Only when sandboxed (runAs): single-user runs stay exactly as before and need no bash.
@@ -215,22 +210,16 @@ export class LocalProcessEngine implements Engine {
       ),
     });
 
-    let endReason: 'exit' | 'aborted' | 'output-limit' | undefined;
+    let endReason: 'aborted' | 'output' | undefined;
     let ladder: Promise<boolean> | undefined;
     const runId = child.pid;
-    const endRun = (reason: 'aborted' | 'output-limit') => {
+    const endRun = (reason: 'aborted' | 'output') => {
       endReason ??= reason;
       if (runId !== undefined) ladder ??= terminateRun(runId, context.stopGraceMs);
     };
+    output.onEnded(() => endRun('output'));
 
-    const onData = (chunk: Buffer) => {
-      capture.add(chunk);
-      if (capture.total > request.limits.maxOutputBytes) {
-        endRun('output-limit');
-        return;
-      }
-      log.write(chunk);
-    };
+    const onData = (chunk: Buffer) => output.add(chunk);
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
     const streamsClosed = Promise.all([
@@ -268,10 +257,9 @@ export class LocalProcessEngine implements Engine {
     // All writers are gone now, so the pipes close; the bound guards against a stuck descriptor
     // inherited by a process that escaped even the session (documented limitation).
     await Promise.race([streamsClosed, new Promise((r) => setTimeout(r, 2_000))]);
-    await new Promise<void>((resolve) => log.end(resolve));
+    await output.close();
 
-    const duration = (performance.now() - started) / 1000;
-    const result = outputResult(capture.text, capture.truncated, duration, request.limits.maxResultRows);
+    const result = output.result();
     if (exit.error) {
       return {
         kind: 'failed',
@@ -280,17 +268,12 @@ export class LocalProcessEngine implements Engine {
       };
     }
     if (endReason === 'aborted') return { kind: 'aborted', results: [result] };
-    if (endReason === 'output-limit') {
-      return {
-        kind: 'failed',
-        results: [{ ...result, truncated: true }],
-        message: `The script output exceeds the ${formatBytes(request.limits.maxOutputBytes)} limit; the run was ended.`,
-        exitCode: exit.code,
-      };
+    if (endReason === 'output') {
+      return { kind: 'failed', results: [result], message: output.problemMessage(), exitCode: exit.code };
     }
     if (exit.code === 0) return { kind: 'succeeded', results: [result], exitCode: 0 };
     const how = exit.code !== null ? `exit code ${exit.code}` : `signal ${exit.signal ?? 'unknown'}`;
-    const tail = capture.lastChars.trimEnd();
+    const tail = output.tail;
     return {
       kind: 'failed',
       results: [{ ...result, message: tail }],

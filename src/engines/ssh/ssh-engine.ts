@@ -15,14 +15,11 @@
  * host key mismatches and a connection lost mid-run end the run FAILED with a message; `run` only
  * rejects if the supervisor's `reportHandle` does.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Client, ClientChannel } from 'ssh2';
 import type { RunHandle } from '../../domain/instance.js';
 import type { ScriptType } from '../../domain/script.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
-import { OutputCapture, outputResult } from '../output-result.js';
+import { ProcessOutput } from '../process-output.js';
 import {
   GROUP_GONE,
   GROUP_NOT_OURS,
@@ -85,19 +82,15 @@ export class SshEngine implements Engine {
 
   async run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome> {
     if (context.signal.aborted) return { kind: 'aborted', results: [] };
-    await mkdir(request.runDir, { recursive: true });
-    const log = createWriteStream(join(request.runDir, 'output.log'), { flags: 'w', mode: 0o600 });
-    const capture = new OutputCapture(request.limits.maxResultOutputBytes);
-    const started = performance.now();
+    const output = await ProcessOutput.open(request);
     let ending: RunEnding;
     try {
-      ending = await this.execute(request, context, capture, log);
+      ending = await this.execute(request, context, output);
     } finally {
-      await new Promise<void>((resolve) => log.end(resolve));
+      await output.close();
     }
-    const duration = (performance.now() - started) / 1000;
-    const result = outputResult(capture.text, capture.truncated, duration, request.limits.maxResultRows);
-    const tail = capture.lastChars.trimEnd();
+    const result = output.result();
+    const tail = output.tail;
     const where = describeTarget(this.target);
     switch (ending.kind) {
       case 'not-started':
@@ -106,16 +99,9 @@ export class SshEngine implements Engine {
         if (!ending.confirmed && ending.pgid !== undefined) {
           result.message = `The stop could not be confirmed on ${where}: remote process group ${ending.pgid} may still be running.`;
         }
-        return { kind: 'aborted', results: capture.total > 0 || ending.pgid !== undefined ? [result] : [] };
-      case 'output-limit': {
-        const mb = Math.round(request.limits.maxOutputBytes / (1024 * 1024));
-        return {
-          kind: 'failed',
-          results: [result],
-          message: `The script output exceeds the ${mb} MB limit; the run was ended.`,
-          exitCode: ending.code,
-        };
-      }
+        return { kind: 'aborted', results: output.total > 0 || ending.pgid !== undefined ? [result] : [] };
+      case 'output-limit':
+        return { kind: 'failed', results: [result], message: output.problemMessage(), exitCode: ending.code };
       case 'lost': {
         const aftermath = ending.groupGone
           ? `its remote process group ${ending.pgid} was ended over a new connection`
@@ -145,8 +131,7 @@ export class SshEngine implements Engine {
   private async execute(
     request: EngineRunRequest,
     context: EngineRunContext,
-    capture: OutputCapture,
-    log: WriteStream,
+    output: ProcessOutput,
   ): Promise<RunEnding> {
     let client: Client;
     try {
@@ -157,7 +142,7 @@ export class SshEngine implements Engine {
       return { kind: 'not-started', message: connectError.message };
     }
     try {
-      return await this.executeOn(client, request, context, capture, log);
+      return await this.executeOn(client, request, context, output);
     } finally {
       this.release(client);
     }
@@ -167,8 +152,7 @@ export class SshEngine implements Engine {
     client: Client,
     request: EngineRunRequest,
     context: EngineRunContext,
-    capture: OutputCapture,
-    log: WriteStream,
+    output: ProcessOutput,
   ): Promise<RunEnding> {
     const { signal, stopGraceMs } = context;
     const where = describeTarget(this.target);
@@ -255,14 +239,9 @@ export class SshEngine implements Engine {
       void ladder.then(markLadderDone);
     };
 
-    const onOutput = (chunk: Buffer) => {
-      capture.add(chunk);
-      if (capture.total > request.limits.maxOutputBytes) {
-        endRun('output-limit');
-        return;
-      }
-      log.write(chunk);
-    };
+    // Past the limit, or output.log failed: the run ends (the kind names the limit, the message says which).
+    output.onEnded(() => endRun('output-limit'));
+    const onOutput = (chunk: Buffer) => output.add(chunk);
     channel.on('data', (chunk: Buffer) => {
       if (pgid !== undefined) {
         onOutput(chunk);
@@ -348,6 +327,8 @@ export class SshEngine implements Engine {
       throw error;
     }
     const onAbort = () => endRun('aborted');
+    // output.log may have failed before the group was known: end the run now that it is.
+    if (output.ended) endRun('output-limit');
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });
     // A stopped leader exits and ends the channel; one stuck in uninterruptible sleep must not hang the run.
