@@ -4,6 +4,7 @@
  * transitions, logging — so an engine only runs work, reports a cancellable handle, and ends the
  * work when its signal aborts.
  */
+import type { EngineFailureReason } from '../domain/failure-reason.js';
 import type { RunHandle, StatementResult } from '../domain/instance.js';
 import type { Namespace, ScriptType } from '../domain/script.js';
 
@@ -58,6 +59,10 @@ export type EngineOutcome =
       readonly results: StatementResult[];
       readonly message: string;
       readonly exitCode?: number | null;
+      /** Why, when the engine knows (domain/failure-reason.ts); unset: classified by the runner. */
+      readonly reason?: EngineFailureReason;
+      /** The SQLSTATE of the failed statement, for SQL engines that report one. */
+      readonly sqlState?: string;
     }
   /** The work was ended because `signal` aborted. */
   | { readonly kind: 'aborted'; readonly results: StatementResult[] };

@@ -151,19 +151,23 @@ describe('postgres engine: sessions, failures, types', () => {
   });
 
   it('a transaction the script leaves open is rolled back, and session settings do not leak into the next run', async () => {
-    const first = await start(
+    const firstRun = start(
       engine,
-      "SET application_name = 'leaked'; CREATE TEMP TABLE leaked(a int); BEGIN; INSERT INTO between_probe VALUES (42);",
-    ).outcome;
+      "SET application_name = 'leaked'; SET client_connection_check_interval = 0; CREATE TEMP TABLE leaked(a int); BEGIN; INSERT INTO between_probe VALUES (42);",
+    );
+    const first = await firstRun.outcome;
     assert.equal(first.kind, 'succeeded', JSON.stringify(first));
-    const second = await start(
+    const secondRun = start(
       engine,
-      "SHOW application_name; SELECT count(*) FROM between_probe WHERE a = 42; SELECT count(*) FROM pg_class WHERE relname = 'leaked' AND relpersistence = 't'",
-    ).outcome;
+      "SHOW application_name; SELECT count(*) FROM between_probe WHERE a = 42; SELECT count(*) FROM pg_class WHERE relname = 'leaked' AND relpersistence = 't'; SHOW client_connection_check_interval",
+    );
+    const second = await secondRun.outcome;
     assert.equal(second.kind, 'succeeded', JSON.stringify(second));
+    // The pool (one session) handed the same backend to the second run, reset to its session defaults.
+    assert.equal(backendPid(await secondRun.handle), backendPid(await firstRun.handle));
     assert.deepEqual(
       second.results.map((r) => r.rows[0]?.[0]),
-      ['opendlf', 0, 0],
+      ['opendlf', 0, 0, '1s'],
     );
   });
 

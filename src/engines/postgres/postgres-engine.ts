@@ -1,7 +1,10 @@
 /**
  * The PostgreSQL engine: runs DWSSQL and RDSSQL scripts on a PostgreSQL server (DWS speaks the same
  * protocol). One bounded pg.Pool per database, created on first use; all statements of a run go
- * through one session, in order, one result per statement.
+ * through one session, in order, one result per statement (the shared loop, sql-session-loop.ts).
+ * A run costs one round trip per statement: the session's identity (backend pid and start) is
+ * asked once per pooled session, the connection check is a startup option, and the DISCARD ALL
+ * that cleans the session runs after the outcome is reported, before the session is handed out again.
  *
  * Stop, from a separate control pool so a full run pool cannot block it:
  * `pg_cancel_backend(pid)` at once, `pg_terminate_backend(pid)` after `stopGraceMs` (then wait until
@@ -19,14 +22,9 @@ import type { ScriptType } from '../../domain/script.js';
 import { describeDriverError } from '../driver-error.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
 import { SessionSlots } from '../session-slots.js';
-import {
-  DEFAULT_MAX_RESULT_BYTES,
-  errorResult,
-  ResultByteBudget,
-  StatementResultBuilder,
-  type ResultColumn,
-} from '../sql-result.js';
-import { splitStatementsForRun } from '../sql-statements.js';
+import type { StatementResultBuilder} from '../sql-result.js';
+import { type ResultColumn } from '../sql-result.js';
+import { runSqlSession, type SqlSessionDriver, type SqlSessionEnd } from '../sql-session-loop.js';
 import { ABORTED, raceAbort, StopLadder } from '../stop-ladder.js';
 
 /** Where and as whom the engine connects. */
@@ -66,7 +64,7 @@ const IDLE_TIMEOUT_MS = 30_000;
  * crashed, or a stop had to drop the socket because the control connection failed — runs its
  * statement to the end (measured: `pg_sleep` stays 'active' after the socket closed).
  */
-const CONNECTION_CHECK_INTERVAL = '1s';
+const CONNECTION_CHECK_OPTION: pg.PoolConfig = { options: '-c client_connection_check_interval=1s' };
 
 /** Built-in type OIDs (stable across servers, pg_type.h) → names shown in `schema`. */
 // prettier-ignore
@@ -100,13 +98,27 @@ const TEXT_TYPES: pg.CustomTypesConfig = {
 };
 
 interface DatabaseSessions {
-  readonly pool: pg.Pool;
+  pool: pg.Pool;
   readonly slots: SessionSlots;
   /** Names of non-built-in types seen in results of this database (enums, domains, arrays…). */
   readonly typeNames: Map<number, string>;
   /** False once the server rejected `client_connection_check_interval` (before PostgreSQL 14, DWS). */
   connectionCheck: boolean;
+  /** Replaces the pool by one whose sessions do not ask for the connection check. */
+  withoutConnectionCheck(): void;
 }
+
+/** One run's session: a pooled client, the slot it holds, and whether its connection was lost. */
+interface PostgresSession {
+  readonly client: pg.PoolClient;
+  readonly sessions: DatabaseSessions;
+  readonly releaseSlot: () => void;
+  lost: boolean;
+  onLost: () => void;
+}
+
+/** Backend identities of pooled clients: asked once per session, not once per run. */
+const identities = new WeakMap<pg.PoolClient, { backendPid: number; backendStart: string | null }>();
 
 const ignore = () => undefined;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -116,6 +128,8 @@ export class PostgresEngine implements Engine {
   private readonly databases = new Map<string, DatabaseSessions>();
   private controlPool: pg.Pool | undefined;
   private readonly maxPoolSize: number;
+  /** Sessions being reset after their run returned; `close` waits for them. */
+  private readonly resets = new Set<Promise<void>>();
 
   constructor(
     readonly name: string,
@@ -129,89 +143,106 @@ export class PostgresEngine implements Engine {
     return type === 'DWSSQL' || type === 'RDSSQL';
   }
 
-  async run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome> {
-    const { signal } = context;
-    const results: StatementResult[] = [];
-    const aborted = (): EngineOutcome => ({ kind: 'aborted', results });
-    const split = splitStatementsForRun(request.content, 'postgres');
-    if (!split.ok) return { kind: 'failed', results, message: split.message };
-    const { statements } = split;
-    if (signal.aborted) return aborted();
+  run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome> {
+    return runSqlSession(this.driver, request, context);
+  }
 
-    const database = request.database || this.target.database;
+  /** What the shared SQL loop needs from PostgreSQL (sql-session-loop.ts). */
+  private readonly driver: SqlSessionDriver<PostgresSession> = {
+    dialect: 'postgres',
+    open: (request, signal) => this.openSession(request.database || this.target.database, signal),
+    openFailure: (error, request) => this.connectFailure(request.database || this.target.database, error),
+    identify: async (session) => {
+      // Cached per pooled session: a backend's pid and start time do not change while it lives.
+      let identity = identities.get(session.client);
+      if (!identity) {
+        identity = await backendIdentity(session.client);
+        identities.set(session.client, identity);
+      }
+      return { engine: this.name, ...identity };
+    },
+    setupFailure: (error) => `The PostgreSQL session could not be set up: ${describePgError(error)}`,
+    stopControl: (session, handle, context) => {
+      const pid = Number(handle['backendPid']);
+      return new StopLadder(context.signal, context.stopGraceMs, {
+        polite: () => this.controlQuery('SELECT pg_cancel_backend($1)', [pid]).then(ignore),
+        forceful: () => this.terminate(pid),
+        // With a query active, end() destroys the socket instead of waiting for the server.
+        abandon: () => void session.client.end().catch(ignore),
+      });
+    },
+    execute: (session, sql, _index, builder) =>
+      this.execute(session.client, sql, builder, session.sessions.typeNames),
+    statementFailure: (error, session) => ({
+      detail: describePgError(error),
+      ...(error instanceof pg.DatabaseError && error.code ? { sqlState: error.code } : {}),
+      ...(session.lost ? { reason: 'session_lost' as const } : {}),
+    }),
+    release: (session, end) => this.endSession(session, end),
+  };
+
+  /** A session from the database's pool, within its slots; `ABORTED` if the run was stopped first. */
+  private async openSession(
+    database: string,
+    signal: AbortSignal,
+  ): Promise<PostgresSession | typeof ABORTED> {
     const sessions = this.sessions(database);
     const releaseSlot = await sessions.slots.acquire(signal);
-    if (!releaseSlot) return aborted();
+    if (!releaseSlot) return ABORTED;
     let client: pg.PoolClient;
     try {
-      const connecting = sessions.pool.connect();
+      const connecting = connectClient(sessions);
       const opened = await raceAbort(connecting, signal, (late) => late.release(true));
       if (opened === ABORTED) {
         // The slot frees once the late session is closed: never more sessions than slots.
         void connecting.then(ignore, ignore).finally(releaseSlot);
-        return aborted();
+        return ABORTED;
       }
       client = opened;
     } catch (error) {
       releaseSlot();
-      return { kind: 'failed', results, message: this.connectFailure(database, error) };
+      throw error;
     }
+    const session: PostgresSession = { client, sessions, releaseSlot, lost: false, onLost: () => undefined };
+    session.onLost = () => (session.lost = true);
+    client.on('error', session.onLost);
+    client.on('end', session.onLost);
+    return session;
+  }
 
-    let lost = false;
-    const onLost = () => (lost = true);
-    client.on('error', onLost);
-    client.on('end', onLost);
-    let ladder: StopLadder | undefined;
-    try {
-      let handle: { backendPid: number; backendStart: string | null };
-      try {
-        handle = await backendIdentity(client);
-        await enableConnectionCheck(client, sessions);
-      } catch (error) {
-        if (signal.aborted) return aborted();
-        return {
-          kind: 'failed',
-          results,
-          message: `The PostgreSQL session could not be set up: ${describePgError(error)}`,
-        };
-      }
-      await context.reportHandle({ engine: this.name, ...handle });
-      if (signal.aborted) return aborted();
-
-      const pid = handle.backendPid;
-      ladder = new StopLadder(signal, context.stopGraceMs, {
-        polite: () => this.controlQuery('SELECT pg_cancel_backend($1)', [pid]).then(ignore),
-        forceful: () => this.terminate(pid),
-        // With a query active, end() destroys the socket instead of waiting for the server.
-        abandon: () => void client.end().catch(ignore),
-      });
-      ladder.arm();
-
-      const budget = new ResultByteBudget(request.limits.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES);
-      for (const [index, sql] of statements.entries()) {
-        // Stopped between statements: the next one never starts.
-        if (signal.aborted) return aborted();
-        const started = performance.now();
-        try {
-          results.push(
-            await this.execute(client, sql, request.limits.maxResultRows, budget, sessions.typeNames),
-          );
-        } catch (error) {
-          if (signal.aborted) return aborted();
-          const message = `Statement ${index + 1} failed: ${describePgError(error)}`;
-          return { kind: 'failed', results: [...results, errorResult(message, started)], message };
-        }
-      }
-      // A stop that arrived while the last statement was finishing still counts as a stop.
-      return signal.aborted ? aborted() : { kind: 'succeeded', results };
-    } finally {
-      await ladder?.finish();
-      const reusable = !lost && !signal.aborted && !(ladder?.forced ?? false);
-      await endSession(client, { lost: lost || (ladder?.forced ?? false), reusable });
-      client.removeListener('error', onLost);
-      client.removeListener('end', onLost);
-      releaseSlot();
+  /**
+   * Leaves no trace of the run on the server. What the run waits for: an open or failed transaction
+   * is rolled back (so a stopped statement inside `BEGIN` releases its locks before the run
+   * returns). What it does not wait for: DISCARD ALL (settings, temp tables, prepared statements,
+   * advisory locks, LISTEN) before the session goes back to the pool — that runs after the outcome
+   * is reported, and the session's slot frees only once it is clean, so no run ever gets a session
+   * with another run's state. A lost, terminated or stopped session is destroyed instead.
+   */
+  private async endSession(session: PostgresSession, end: SqlSessionEnd): Promise<void> {
+    const { client } = session;
+    const finish = (destroy: boolean) => {
+      client.removeListener('error', session.onLost);
+      client.removeListener('end', session.onLost);
+      client.release(destroy);
+      session.releaseSlot();
+    };
+    if (session.lost || end.forced) {
+      finish(true);
+      return;
     }
+    if (client.getTransactionStatus() !== 'I') {
+      if (!(await bounded(client.query('ROLLBACK')))) {
+        finish(true);
+        return;
+      }
+    }
+    if (end.stopped) {
+      finish(true);
+      return;
+    }
+    const reset = bounded(client.query('DISCARD ALL')).then((clean) => finish(!clean || session.lost));
+    this.resets.add(reset);
+    void reset.finally(() => this.resets.delete(reset));
   }
 
   /** Ends the backend that ran a run of a previous server process, if it still exists. */
@@ -228,6 +259,7 @@ export class PostgresEngine implements Engine {
   }
 
   async close(): Promise<void> {
+    await Promise.all(this.resets);
     const pools = [...this.databases.values()].map((s) => s.pool);
     if (this.controlPool) pools.push(this.controlPool);
     this.databases.clear();
@@ -238,11 +270,19 @@ export class PostgresEngine implements Engine {
   private sessions(database: string): DatabaseSessions {
     let sessions = this.databases.get(database);
     if (!sessions) {
+      const newPool = (connectionCheck: boolean) =>
+        this.newPool(database, this.maxPoolSize, connectionCheck ? CONNECTION_CHECK_OPTION : {});
       sessions = {
-        pool: this.newPool(database, this.maxPoolSize),
+        pool: newPool(true),
         slots: new SessionSlots(this.maxPoolSize),
         typeNames: new Map(),
         connectionCheck: true,
+        withoutConnectionCheck: () => {
+          const old = sessions!.pool;
+          sessions!.pool = newPool(false);
+          sessions!.connectionCheck = false;
+          void old.end().catch(ignore);
+        },
       };
       this.databases.set(database, sessions);
     }
@@ -303,11 +343,9 @@ export class PostgresEngine implements Engine {
   private async execute(
     client: pg.PoolClient,
     sql: string,
-    maxRows: number,
-    budget: ResultByteBudget,
+    builder: StatementResultBuilder,
     typeNames: Map<number, string>,
   ): Promise<StatementResult> {
-    const builder = new StatementResultBuilder(maxRows, budget);
     const ended = await new Promise<pg.QueryResult | pg.QueryResult[]>((resolve, reject) => {
       const query = new pg.Query({ text: sql, rowMode: 'array' } as pg.QueryArrayConfig);
       query.on('row', (row: unknown[], result) => {
@@ -351,45 +389,42 @@ async function backendIdentity(
   return { backendPid, backendStart: start ?? null };
 }
 
-/** Per run: DISCARD ALL at the end of the previous run reset the setting. Outside any transaction, so a rejection harms nothing. */
-async function enableConnectionCheck(client: pg.PoolClient, sessions: DatabaseSessions): Promise<void> {
-  if (!sessions.connectionCheck) return;
+/**
+ * A client from the pool. The connection check is a startup option of every session rather than a
+ * SET per run: DISCARD ALL resets settings to their session defaults, which include the startup
+ * options, so it survives the reset without a round trip. A server that does not know the setting
+ * (before PostgreSQL 14, DWS) refuses the connection; the database's pool is then replaced by one
+ * without it.
+ */
+async function connectClient(sessions: DatabaseSessions): Promise<pg.PoolClient> {
   try {
-    await client.query(`SET client_connection_check_interval = '${CONNECTION_CHECK_INTERVAL}'`);
+    return await sessions.pool.connect();
   } catch (error) {
-    if (error instanceof pg.DatabaseError) sessions.connectionCheck = false;
-    else throw error;
+    if (!sessions.connectionCheck || !rejectsConnectionCheck(error)) throw error;
+    sessions.withoutConnectionCheck();
+    return sessions.pool.connect();
   }
 }
 
-/**
- * Leaves no trace of the run on the server: an open or failed transaction is rolled back (so a
- * stopped statement inside `BEGIN` releases its locks before the run returns), and a session that
- * goes back to the pool is reset with DISCARD ALL (settings, temp tables, prepared statements,
- * advisory locks, LISTEN). A lost, terminated or stopped session is destroyed instead.
- */
-async function endSession(client: pg.PoolClient, state: { lost: boolean; reusable: boolean }): Promise<void> {
-  if (state.lost) {
-    client.release(true);
-    return;
-  }
-  const cleanup = (async () => {
-    if (client.getTransactionStatus() !== 'I') await client.query('ROLLBACK');
-    if (state.reusable) await client.query('DISCARD ALL');
-  })();
+function rejectsConnectionCheck(error: unknown): boolean {
+  return error instanceof pg.DatabaseError && /client_connection_check_interval/.test(error.message);
+}
+
+/** Whether `query` ended well within `CLEANUP_TIMEOUT_MS`; a session that fails or hangs here is sick. */
+async function bounded(query: Promise<unknown>): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<false>(
     (resolve) => (timer = setTimeout(() => resolve(false), CLEANUP_TIMEOUT_MS)),
   );
   const clean = await Promise.race([
-    cleanup.then(
+    query.then(
       () => true,
       () => false,
     ),
     timedOut,
   ]);
   clearTimeout(timer);
-  client.release(!clean || !state.reusable);
+  return clean;
 }
 
 function columnsOf(fields: readonly pg.FieldDef[], typeNames: ReadonlyMap<number, string>): ResultColumn[] {

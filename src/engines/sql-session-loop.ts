@@ -1,0 +1,176 @@
+/**
+ * The one statement loop of every SQL engine (Kysely's RuntimeDriver idea): the loop owns what must
+ * behave the same on every database — splitting the script into statements, reporting the run
+ * handle before the first statement, "no statement starts after a stop", "a stop that arrives while
+ * the last statement finishes still counts as a stop", the row and byte caps of the results, and
+ * the result entry and message of a failed statement. An engine supplies only the parts that differ
+ * (`SqlSessionDriver`): open a session, tell who it is, execute one statement, the stop steps, and
+ * what happens to the session afterwards (back to a pool, reset, closed).
+ */
+import type { EngineFailureReason } from '../domain/failure-reason.js';
+import type { RunHandle, StatementResult } from '../domain/instance.js';
+import type { EngineOutcome, EngineRunContext, EngineRunRequest } from './engine.js';
+import {
+  DEFAULT_MAX_RESULT_BYTES,
+  errorResult,
+  ResultByteBudget,
+  StatementResultBuilder,
+} from './sql-result.js';
+import { splitStatementsForRun, type SqlDialect } from './sql-statements.js';
+import { ABORTED } from './stop-ladder.js';
+
+/** How a run's session is told to stop (StopLadder for network databases, an interrupt loop for DuckDB). */
+export interface SqlStopControl {
+  /** Starts listening to the run's signal; acts at once if it already aborted. */
+  arm(): void;
+  /** Stops listening and waits for stop calls still in flight (a cancel must not land on the next run). */
+  finish(): Promise<void>;
+  /** True once the stop escalated past the polite step: the session must not be reused. */
+  readonly forced: boolean;
+}
+
+/** Why a statement failed, as the driver reads its error. */
+export interface SqlStatementFailure {
+  /** The database's message; the loop shows it as `Statement <n> failed: <detail>`. */
+  readonly detail: string;
+  /** Replaces the whole message when the failure is not the statement's (the connection could not be opened). */
+  readonly message?: string;
+  readonly sqlState?: string;
+  /** Absent: `script_error`. */
+  readonly reason?: EngineFailureReason;
+}
+
+/** How the run ended, for the driver deciding what to do with its session. */
+export interface SqlSessionEnd {
+  /** The run's signal aborted (stop, timeout, shutdown): the statement may have been cancelled. */
+  readonly stopped: boolean;
+  /** The stop escalated (terminate, KILL): the session is gone or about to be. */
+  readonly forced: boolean;
+  /** The run's statements (after splitting), e.g. to notice a `USE` that a reset would not undo. */
+  readonly statements: readonly string[];
+}
+
+/** What one SQL engine supplies to the shared loop. `Session` is the engine's own session object. */
+export interface SqlSessionDriver<Session> {
+  /** The splitter's dialect for this database's quoting rules. */
+  readonly dialect: SqlDialect;
+  /** Why a script is refused before any session opens, or undefined (DuckDB's sandbox). */
+  refuse?(content: string): string | undefined;
+  /**
+   * Opens a session for the run, or takes a reset one from a pool. Resolves `ABORTED` when the
+   * signal aborted first (the driver closes a session that arrives late). A rejection is a connect
+   * failure whose message comes from `openFailure`.
+   */
+  open(request: EngineRunRequest, signal: AbortSignal): Promise<Session | typeof ABORTED>;
+  openFailure(error: unknown, request: EngineRunRequest): string;
+  /**
+   * The run handle (what `recover` needs to find the work after a crash), usually cached per
+   * session. A rejection fails the run with `setupFailure`'s message.
+   */
+  identify(session: Session, request: EngineRunRequest): Promise<RunHandle>;
+  setupFailure(error: unknown): string;
+  /** The stop steps aimed at this session; the loop arms them once the handle is persisted. */
+  stopControl(session: Session, handle: RunHandle, context: EngineRunContext): SqlStopControl;
+  /**
+   * Optional work after the stop is armed and before the first statement (ClickHouse: `USE` the
+   * script's database). A rejection fails the run with one error result and `beginFailure`'s message.
+   */
+  begin?(session: Session, request: EngineRunRequest, statementCount: number): Promise<void>;
+  beginFailure?(error: unknown, request: EngineRunRequest): string;
+  /** Runs one statement, adding its rows to `builder` (which enforces both caps), and returns its result. */
+  execute(
+    session: Session,
+    sql: string,
+    index: number,
+    builder: StatementResultBuilder,
+  ): Promise<StatementResult>;
+  statementFailure(error: unknown, session: Session): SqlStatementFailure;
+  /**
+   * Called once after the outcome is decided. What the run must wait for (a ROLLBACK that releases
+   * a stopped statement's locks) is awaited here; what it need not (resetting a session before it
+   * returns to the pool) the driver does after this resolves.
+   */
+  release(session: Session, end: SqlSessionEnd): Promise<void>;
+}
+
+/** Runs a script through `driver`: one session, its statements in order, one result per statement. */
+export async function runSqlSession<Session>(
+  driver: SqlSessionDriver<Session>,
+  request: EngineRunRequest,
+  context: EngineRunContext,
+): Promise<EngineOutcome> {
+  const { signal } = context;
+  const results: StatementResult[] = [];
+  const aborted = (): EngineOutcome => ({ kind: 'aborted', results });
+  const split = splitStatementsForRun(request.content, driver.dialect);
+  if (!split.ok) return { kind: 'failed', results, message: split.message, reason: 'script_error' };
+  const { statements } = split;
+  const refused = driver.refuse?.(request.content);
+  if (refused !== undefined) return { kind: 'failed', results, message: refused, reason: 'script_error' };
+  if (signal.aborted) return aborted();
+
+  let session: Session | typeof ABORTED;
+  try {
+    session = await driver.open(request, signal);
+  } catch (error) {
+    return { kind: 'failed', results, message: driver.openFailure(error, request), reason: 'connect_failed' };
+  }
+  if (session === ABORTED) return aborted();
+
+  let stop: SqlStopControl | undefined;
+  try {
+    let handle: RunHandle;
+    try {
+      handle = await driver.identify(session, request);
+    } catch (error) {
+      if (signal.aborted) return aborted();
+      return { kind: 'failed', results, message: driver.setupFailure(error), reason: 'session_lost' };
+    }
+    await context.reportHandle(handle);
+    if (signal.aborted) return aborted();
+    stop = driver.stopControl(session, handle, context);
+    stop.arm();
+
+    if (driver.begin) {
+      const started = performance.now();
+      try {
+        await driver.begin(session, request, statements.length);
+      } catch (error) {
+        if (signal.aborted) return aborted();
+        const message = driver.beginFailure?.(error, request) ?? String(error);
+        return { kind: 'failed', results: [errorResult(message, started)], message, reason: 'script_error' };
+      }
+    }
+
+    const budget = new ResultByteBudget(request.limits.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES);
+    for (const [index, sql] of statements.entries()) {
+      // Stopped between statements: the next one never starts.
+      if (signal.aborted) return aborted();
+      const started = performance.now();
+      try {
+        // Built first: its clock gives the statement's duration, including the time to start it.
+        const builder = new StatementResultBuilder(request.limits.maxResultRows, budget);
+        results.push(await driver.execute(session, sql, index, builder));
+      } catch (error) {
+        // A cancelled statement fails with the database's "canceled"; the run was stopped, not failed.
+        if (signal.aborted) return aborted();
+        const failure = driver.statementFailure(error, session);
+        const message = failure.message ?? `Statement ${index + 1} failed: ${failure.detail}`;
+        const outcome: EngineOutcome = {
+          kind: 'failed',
+          results: [...results, errorResult(message, started)],
+          message,
+          reason: failure.reason ?? 'script_error',
+          ...(failure.sqlState === undefined ? {} : { sqlState: failure.sqlState }),
+        };
+        return outcome;
+      }
+    }
+    // A stop that arrived while the last statement was finishing still counts as a stop
+    // (MySQL's SLEEP() even returns 1 instead of failing when its query is killed).
+    return signal.aborted ? aborted() : { kind: 'succeeded', results };
+  } finally {
+    await stop?.finish();
+    await driver.release(session, { stopped: signal.aborted, forced: stop?.forced ?? false, statements });
+  }
+}
