@@ -4,7 +4,7 @@
  * lives in services, every error becomes a response in error-handler.ts.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
 import type { Action } from '../domain/access.js';
 import { invalidParameter } from '../domain/dlf-error.js';
@@ -59,6 +59,8 @@ export function buildApp(deps: HttpDependencies) {
     loggerInstance: logger,
     bodyLimit: deps.bodyLimitBytes,
     genReqId: () => randomUUID(),
+    // One log line per request (onResponse below) instead of fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
     // Undecodable %-escapes, over-long path segments and HTTP parser errors get the DLF envelope too.
     frameworkErrors: handleFrameworkError,
     // A client that sends its request (headers and body) slower than this is cut off.
@@ -81,19 +83,19 @@ export function buildApp(deps: HttpDependencies) {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
-  app.addHook('onRequest', (request, reply, done) => {
-    void reply.header('x-request-id', request.id);
-    done();
-  });
   let closing = false;
   app.addHook('preClose', (done) => {
     closing = true;
     done();
   });
-  app.addHook('onRequest', async (_request, reply) => {
-    if (closing) return sendError(reply.header('connection', 'close'), 'OPENDLF.0503');
+  // One synchronous hook for the request phase (each hook is a step of fastify's hook runner).
+  app.addHook('onRequest', (request, reply, done) => {
+    void reply.header('x-request-id', request.id);
+    // Requests still arriving while the server closes get the DLF envelope; a sent reply ends the
+    // hook chain (no done()).
+    if (closing) return void sendError(reply.header('connection', 'close'), 'OPENDLF.0503');
+    requireHostHeader(request, reply, done);
   });
-  app.addHook('onRequest', requireHostHeader);
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((_request, reply) => sendError(reply, 'APIGW.0101'));
   installServerErrorHandlers(app.server);
@@ -234,11 +236,24 @@ export function buildApp(deps: HttpDependencies) {
     return reply.status(200).header('content-type', contentType).send(body);
   });
   app.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url;
     deps.observability.observer.requestCompleted(
       request.method,
-      request.routeOptions.url ?? 'unmatched',
+      route ?? 'unmatched',
       reply.statusCode,
       reply.elapsedTime / 1000,
+    );
+    // The one access log line (fastify's request logging is off: it wrote two lines per request).
+    request.log.info(
+      {
+        method: request.method,
+        url: request.url,
+        route: route ?? null,
+        statusCode: reply.statusCode,
+        responseTime: reply.elapsedTime,
+        remoteAddress: request.ip,
+      },
+      'request completed',
     );
     done();
   });

@@ -111,6 +111,8 @@ export class CredentialDirectory {
   /** Set the first time credentials are seen; never cleared (see the header). */
   private enforced = false;
   private latchRecorded = false;
+  /** The store's change stamp at which no credential existed (see knownMode). */
+  private noneAtStamp: number | undefined;
 
   constructor(
     private readonly store: CredentialStore,
@@ -144,7 +146,13 @@ export class CredentialDirectory {
    * one never turns it off. The switch is recorded in the store (once) before it is reported.
    */
   async mode(): Promise<AuthMode> {
-    if (!this.enforced && (await this.credentialsExist())) this.enforced = true;
+    if (!this.enforced) {
+      // Read before counting: a credential added during the count moves the stamp, so the next
+      // request counts again instead of trusting this answer.
+      const stamp = this.store.changeStamp();
+      if (await this.credentialsExist()) this.enforced = true;
+      else this.noneAtStamp = stamp;
+    }
     if (!this.enforced) return 'none';
     if (!this.latchRecorded) {
       // Enforcing already (in memory); a store failure here fails the request, never opens it.
@@ -152,6 +160,18 @@ export class CredentialDirectory {
       this.latchRecorded = true;
     }
     return 'enforced';
+  }
+
+  /**
+   * The mode without a store query, when it is known: `enforced` for good once recorded, `none`
+   * while the store's change stamp has not moved since credentials were last counted (a profile
+   * showed a count(*) per request). Undefined: ask `mode()`. A store that cannot tell cheaply
+   * (no stamp) is counted on every request of an unauthenticated server, so it never fails open.
+   */
+  knownMode(): AuthMode | undefined {
+    if (this.enforced) return this.latchRecorded ? 'enforced' : undefined;
+    const stamp = this.store.changeStamp();
+    return stamp !== undefined && stamp === this.noneAtStamp ? 'none' : undefined;
   }
 
   private async record(

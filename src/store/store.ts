@@ -202,6 +202,12 @@ export interface CredentialStore {
   list(): Promise<CredentialRecord[]>;
   remove(kind: CredentialRecord['kind'], id: string): Promise<boolean>;
   count(): Promise<number>;
+  /**
+   * A number that changes whenever the credentials may have changed since it was last read, by
+   * this process or another; synchronous and cheap enough for every request. Undefined when the
+   * store cannot tell (the caller must then look, e.g. count()).
+   */
+  changeStamp(): number | undefined;
 }
 
 /** What one process tells the others sharing the store (and itself). */

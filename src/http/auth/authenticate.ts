@@ -161,17 +161,11 @@ export function registerAuthentication(app: FastifyInstance, options: AuthOption
     perAccessKey: options.failuresPerAccessKey ?? 10,
   });
   app.decorateRequest('principal', null);
-  app.addHook('preHandler', async (request, reply) => {
-    // The matched route template, not the raw URL: `//v1/…` and absolute-form targets route here too.
+
+  /** Everything after the mode is known; async only where credentials are verified. */
+  async function authenticate(request: FastifyRequest, reply: FastifyReply) {
     const route = request.routeOptions.url ?? '';
-    const operational = route === '/metrics' || route === '/readyz';
-    if (!operational && !route.startsWith('/v1/')) return;
-    const enforced = (await options.credentials.mode()) === 'enforced';
-    if (operational) {
-      if (!enforced) {
-        request.principal = ANONYMOUS;
-        return;
-      }
+    if (route === '/metrics' || route === '/readyz') {
       // /readyz answers everyone, with details only for an authenticated caller (see app.ts).
       const presentsCredentials =
         request.headers['authorization'] !== undefined || request.headers['x-auth-token'] !== undefined;
@@ -181,14 +175,45 @@ export function registerAuthentication(app: FastifyInstance, options: AuthOption
       }
       return;
     }
-    request.principal = enforced ? await authenticateEnforced(request, reply, options, throttle) : ANONYMOUS;
-    // The Python SDK signs X-Project-Id, the Go client sends it unsigned: either way it must match the path.
-    const projectHeader = header(request, 'x-project-id');
-    const pathProject = (request.params as { projectId?: string }).projectId;
-    if (projectHeader !== undefined && pathProject !== undefined && projectHeader !== pathProject) {
-      throw new DlfError('DLF.6888', 'The X-Project-Id header does not match the project in the path.');
+    request.principal = await authenticateEnforced(request, reply, options, throttle);
+    checkProjectHeader(request);
+  }
+
+  // Synchronous (callback style) so the common case — the mode known without a store query and no
+  // credentials to verify — costs no promise; everything else continues asynchronously.
+  app.addHook('preHandler', (request, reply, done) => {
+    // The matched route template, not the raw URL: `//v1/…` and absolute-form targets route here too.
+    const route = request.routeOptions.url ?? '';
+    const operational = route === '/metrics' || route === '/readyz';
+    if (!operational && !route.startsWith('/v1/')) return done();
+    const known = options.credentials.knownMode();
+    if (known === 'none') {
+      request.principal = ANONYMOUS;
+      try {
+        if (!operational) checkProjectHeader(request);
+      } catch (error) {
+        return done(error as Error);
+      }
+      return done();
     }
+    const mode = known === undefined ? options.credentials.mode() : Promise.resolve(known);
+    mode
+      .then(async (current) => {
+        if (current === 'enforced') return authenticate(request, reply);
+        request.principal = ANONYMOUS;
+        if (!operational) checkProjectHeader(request);
+      })
+      .then(() => done(), done);
   });
+}
+
+/** The Python SDK signs X-Project-Id, the Go client sends it unsigned: either way it must match the path. */
+function checkProjectHeader(request: FastifyRequest): void {
+  const projectHeader = header(request, 'x-project-id');
+  const pathProject = (request.params as { projectId?: string }).projectId;
+  if (projectHeader !== undefined && pathProject !== undefined && projectHeader !== pathProject) {
+    throw new DlfError('DLF.6888', 'The X-Project-Id header does not match the project in the path.');
+  }
 }
 
 /** The namespace of the request, once the principal is allowed `action` in it. */

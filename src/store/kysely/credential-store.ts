@@ -17,7 +17,27 @@ function toRecord(row: Selectable<CredentialsTable>): CredentialRecord {
 }
 
 export class KyselyCredentialStore implements CredentialStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  /** Bumped by this process's own writes and whenever `externalChanges` moved (see changeStamp). */
+  private stamp = 0;
+  private lastExternal: number | undefined;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    /** Changes when another process commits to the store; absent when it cannot be read cheaply. */
+    private readonly externalChanges?: () => number,
+  ) {
+    this.lastExternal = externalChanges?.();
+  }
+
+  changeStamp(): number | undefined {
+    if (this.externalChanges === undefined) return undefined;
+    const external = this.externalChanges();
+    if (external !== this.lastExternal) {
+      this.lastExternal = external;
+      this.stamp += 1;
+    }
+    return this.stamp;
+  }
 
   async put(record: CredentialRecord): Promise<void> {
     const row = {
@@ -34,6 +54,7 @@ export class KyselyCredentialStore implements CredentialStore {
       .values(row)
       .onConflict((oc) => oc.columns(['kind', 'id']).doUpdateSet(row))
       .execute();
+    this.stamp += 1;
   }
 
   async get(kind: CredentialRecord['kind'], id: string): Promise<CredentialRecord | undefined> {
@@ -63,6 +84,7 @@ export class KyselyCredentialStore implements CredentialStore {
       .where('kind', '=', kind)
       .where('id', '=', id)
       .executeTakeFirst();
+    this.stamp += 1;
     return Number(result.numDeletedRows) === 1;
   }
 

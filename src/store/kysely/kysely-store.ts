@@ -122,8 +122,9 @@ class KyselyScriptStore implements ScriptStore {
 
   async create(ns: Namespace, input: ScriptInput, actor: string, approval: Approval): Promise<boolean> {
     const now = Date.now();
-    const result = await this.db
-      .insertInto('scripts')
+    return this.db.transaction().execute(async (trx) => {
+      const result = await trx
+        .insertInto('scripts')
       .values({
         id: randomUUID(),
         project_id: ns.projectId,
@@ -139,9 +140,20 @@ class KyselyScriptStore implements ScriptStore {
         created_at: now,
         updated_at: now,
       })
-      .onConflict((oc) => oc.columns(['project_id', 'workspace_id', 'name']).doNothing())
-      .executeTakeFirst();
-    return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
+        .onConflict((oc) => oc.columns(['project_id', 'workspace_id', 'name']).doNothing())
+        .executeTakeFirst();
+      if (Number(result.numInsertedOrUpdatedRows ?? 0n) !== 1) return false;
+      await trx
+        .insertInto('namespace_counters')
+        .values({ project_id: ns.projectId, workspace_id: ns.workspaceId, scripts: 1 })
+        .onConflict((oc) =>
+          oc
+            .columns(['project_id', 'workspace_id'])
+            .doUpdateSet((eb) => ({ scripts: eb('namespace_counters.scripts', '+', 1) })),
+        )
+        .execute();
+      return true;
+    });
   }
 
   async get(ns: Namespace, name: string): Promise<Script | undefined> {
@@ -200,11 +212,22 @@ class KyselyScriptStore implements ScriptStore {
         .returning('id')
         .executeTakeFirst();
       if (!row) return false;
+      await trx
+        .updateTable('namespace_counters')
+        .set((eb) => ({ scripts: eb('scripts', '-', 1) }))
+        .where('project_id', '=', ns.projectId)
+        .where('workspace_id', '=', ns.workspaceId)
+        .execute();
       await trx.deleteFrom('instances').where('script_id', '=', row.id).execute();
       return true;
     });
   }
 
+  /**
+   * Unfiltered, `total` is the namespace counter (one row) and the page is a deferred join: the
+   * OFFSET walks only the (project, workspace, seq) index, and just the page's rows are read. A
+   * name filter must test every name, so it counts and pages over the namespace's rows.
+   */
   async list(ns: Namespace, query: ScriptListQuery): Promise<ScriptPage> {
     let base = this.db
       .selectFrom('scripts')
@@ -215,19 +238,29 @@ class KyselyScriptStore implements ScriptStore {
         eb(eb.fn(substringFunction(this.dialect), ['name', eb.val(query.nameContains)]), '>', 0),
       );
     }
-    const countRow = await base.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
-    const rows = await base.selectAll().orderBy('seq').limit(query.limit).offset(query.offset).execute();
-    return { total: Number(countRow.n), scripts: rows.map(toScript) };
+    const total =
+      query.nameContains === ''
+        ? await this.count(ns)
+        : Number((await base.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+    if (total <= query.offset) return { total, scripts: [] };
+    const page = base.select('seq').orderBy('seq').limit(query.limit).offset(query.offset);
+    const rows = await this.db
+      .selectFrom('scripts')
+      .selectAll()
+      .where('seq', 'in', page)
+      .orderBy('seq')
+      .execute();
+    return { total, scripts: rows.map(toScript) };
   }
 
   async count(ns: Namespace): Promise<number> {
     const row = await this.db
-      .selectFrom('scripts')
+      .selectFrom('namespace_counters')
+      .select('scripts')
       .where('project_id', '=', ns.projectId)
       .where('workspace_id', '=', ns.workspaceId)
-      .select((eb) => eb.fn.countAll().as('n'))
-      .executeTakeFirstOrThrow();
-    return Number(row.n);
+      .executeTakeFirst();
+    return Number(row?.scripts ?? 0);
   }
 }
 
@@ -478,6 +511,11 @@ export async function openKyselyStore(
     /** How processes sharing this store signal each other; closed with the store. */
     signals: InstanceSignals & { close(): Promise<void> };
     shared: boolean;
+    /**
+     * A number that changes when another process commits to the store (SQLite's data_version);
+     * absent where that cannot be read cheaply (PostgreSQL). See CredentialStore.changeStamp.
+     */
+    externalChanges?: () => number;
   },
 ): Promise<Store> {
   const migrator = new Migrator({
@@ -497,7 +535,7 @@ export async function openKyselyStore(
   return {
     shared: options.shared,
     signals: options.signals,
-    credentials: new KyselyCredentialStore(db),
+    credentials: new KyselyCredentialStore(db, options.externalChanges),
     scripts: new KyselyScriptStore(db, dialect),
     instances: new KyselyInstanceStore(db, dialect),
     connections: new KyselyConnectionStore(db, dialect),

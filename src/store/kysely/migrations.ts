@@ -197,6 +197,23 @@ function buildMigrations(t: ColumnDdl): Record<string, Migration> {
         await db.schema.alterTable('instances').addColumn('sql_state', 'text').execute();
       },
     },
+    '0007_namespace_counters': {
+      async up(db: Kysely<unknown>) {
+        // A list's `total` counted the namespace's scripts on every page (323 µs at 10,000 scripts
+        // against 7 µs at 100, bench/ profile): the count is kept here instead, by create and
+        // delete in their own transactions, and backfilled once from the scripts present.
+        await db.schema
+          .createTable('namespace_counters')
+          .addColumn('project_id', 'text', (c) => c.notNull())
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('scripts', 'integer', (c) => c.notNull())
+          .addPrimaryKeyConstraint('namespace_counters_pk', ['project_id', 'workspace_id'])
+          .execute();
+        const backfill = sql`INSERT INTO namespace_counters (project_id, workspace_id, scripts)
+          SELECT project_id, workspace_id, count(*) FROM scripts GROUP BY project_id, workspace_id`;
+        await backfill.execute(db);
+      },
+    },
   };
 }
 

@@ -126,7 +126,18 @@ export interface SettingsTable {
   value: string;
 }
 
+/**
+ * Per-namespace script count, kept in the same transaction as every script create and delete, so a
+ * list's `total` and the per-workspace limit read one row instead of walking the namespace.
+ */
+export interface NamespaceCountersTable {
+  project_id: string;
+  workspace_id: string;
+  scripts: number;
+}
+
 export interface Database {
+  namespace_counters: NamespaceCountersTable;
   settings: SettingsTable;
   credentials: CredentialsTable;
   scripts: ScriptsTable;

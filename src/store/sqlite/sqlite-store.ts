@@ -6,6 +6,7 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
+import { CachingSqliteDatabase } from '../kysely/dialect.js';
 import { openKyselyStore } from '../kysely/kysely-store.js';
 import type { Database } from '../kysely/schema.js';
 import { LocalSignals } from '../local-signals.js';
@@ -24,6 +25,11 @@ export async function openSqliteStore(file: string): Promise<Store> {
     // whoever opened it first (SQLite gives new -wal/-shm files the main file's mode).
     for (const path of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(path)) chmodSync(path, 0o600);
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-  return openKyselyStore(db, 'sqlite', { signals: new LocalSignals(), shared: false });
+  const database = new CachingSqliteDatabase(sqlite);
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  return openKyselyStore(db, 'sqlite', {
+    signals: new LocalSignals(),
+    shared: false,
+    externalChanges: () => database.dataVersion(),
+  });
 }
