@@ -82,4 +82,4 @@ export interface RunRequest {
   readonly database: string;
 }
 
-export const STOPPED_MESSAGE = 'The script instance is stopped.';
+export { STOPPED_MESSAGE } from './instance-state.js';

@@ -5,7 +5,6 @@
  * Parameters: a caller who may write the script gets DataArts' verbatim `${name}` substitution; a
  * caller who may only execute it (operator, deployer) passes data, never code (script-params.ts).
  */
-import { randomUUID } from 'node:crypto';
 import { DlfError } from '../domain/dlf-error.js';
 import type { Instance } from '../domain/instance.js';
 import { isTerminal } from '../domain/instance-state.js';
@@ -41,24 +40,18 @@ export class ExecutionService {
     }
     const { connectionName, engine } = await this.connections.resolve(ns, script.connectionName, script.type);
     if (!this.runs.accepting) throw new DlfError('OPENDLF.0503');
-    const instance = await this.store.instances.create(
-      {
-        id: randomUUID(),
-        namespace: ns,
-        scriptId: script.id,
-        scriptName: script.name,
-        connectionName,
-        engine: engine.name,
-        nodeId: this.nodeId,
-        request: {
-          scriptType: script.type,
-          content: substituteParams(script.content, params),
-          database: script.database,
-        },
+    const instance = await this.runs.submit({
+      namespace: ns,
+      scriptId: script.id,
+      scriptName: script.name,
+      connectionName,
+      engine: engine.name,
+      request: {
+        scriptType: script.type,
+        content: substituteParams(script.content, params),
+        database: script.database,
       },
-      new Date(),
-    );
-    this.runs.announce(instance);
+    });
     return instance.id;
   }
 
@@ -69,8 +62,9 @@ export class ExecutionService {
   async getInstance(ns: Namespace, scriptName: string, instanceId: string, waitMs = 0): Promise<Instance> {
     const instance = await this.getInstanceNow(ns, scriptName, instanceId);
     if (waitMs <= 0 || isTerminal(instance.state)) return instance;
-    await this.runs.waitUntilSettled(instance.id, waitMs);
-    return (await this.store.instances.get(instance.id)) ?? instance;
+    // A settle on this node hands over the settled row itself: no re-read.
+    const settled = await this.runs.waitUntilSettled(instance.id, waitMs);
+    return settled ?? (await this.store.instances.get(instance.id)) ?? instance;
   }
 
   private async getInstanceNow(ns: Namespace, scriptName: string, instanceId: string): Promise<Instance> {
@@ -89,11 +83,19 @@ export class ExecutionService {
 
   /** @param actor the principal asking, recorded on the instance for the audit trail. */
   async stop(ns: Namespace, scriptName: string, instanceId: string, actor: string): Promise<Instance> {
+    // A run on this node is ended first, before any store read: its in-memory instance says which
+    // namespace and script it belongs to (the checks getInstance makes against the store).
+    this.runs.stopHere(
+      instanceId,
+      actor,
+      (running) =>
+        running.scriptName === scriptName &&
+        running.namespace.projectId === ns.projectId &&
+        running.namespace.workspaceId === ns.workspaceId,
+    );
     const instance = await this.getInstance(ns, scriptName, instanceId);
     if (isTerminal(instance.state)) return instance;
-    await this.store.instances.recordStopRequest(instance.id, new Date(), actor);
-    await this.runs.stop(instance.id);
-    return (await this.store.instances.get(instance.id)) ?? instance;
+    return (await this.runs.stop(instance.id, actor)) ?? instance;
   }
 
   /** Extension: the most recent instances of a script. */

@@ -3,23 +3,36 @@
  * RunSupervisor (runner/) implements it; services never see processes, queries, timers or nodes.
  */
 import type { Instance } from '../domain/instance.js';
+import type { NewInstance } from '../store/store.js';
+
+/** What execute hands over: the instance to create, without the id and node the runner assigns. */
+export type RunSubmission = Omit<NewInstance, 'id' | 'nodeId' | 'claim'>;
 
 export interface RunQueue {
   /** False once shutdown (drain) has begun: this node takes no new work. */
   readonly accepting: boolean;
   /**
-   * An instance was persisted QUEUED with its run request: a node with a free slot (this one if
-   * it can) claims and runs it.
+   * Persists the instance with its run request and returns it: already claimed by this node when
+   * it has a free slot and nothing waits before it, else QUEUED for whichever node has room first.
    */
-  announce(instance: Instance): void;
+  submit(submission: RunSubmission): Promise<Instance>;
   /**
-   * Ends the instance's work in whatever phase it is (queued, launching, running), on whichever
-   * node runs it, and resolves once the instance is terminal, or after the configured wait bound
-   * if the work is slow to die.
+   * Stops a run held by this node at once, before any store access, if `belongs` accepts the run's
+   * instance (the caller's namespace and script checks); the request is recorded with its settle.
+   * Returns false when the run is not here (then nothing happened).
    */
-  stop(instanceId: string): Promise<void>;
-  /** Resolves when the instance becomes terminal, or after `timeoutMs` (long-polling reads). */
-  waitUntilSettled(instanceId: string, timeoutMs: number): Promise<void>;
+  stopHere(instanceId: string, actor: string, belongs: (instance: Instance) => boolean): boolean;
+  /**
+   * Records the stop request of `actor` and delivers it: ends the instance's work in whatever phase
+   * it is (queued, launching, running), on whichever node runs it. Resolves with the instance once
+   * it is terminal, or after the configured wait bound if the work is slow to die.
+   */
+  stop(instanceId: string, actor: string): Promise<Instance | undefined>;
+  /**
+   * Resolves with the terminal instance as soon as it settles, or with undefined after
+   * `timeoutMs` or when it is gone (long-polling reads).
+   */
+  waitUntilSettled(instanceId: string, timeoutMs: number): Promise<Instance | undefined>;
   /** Removes whatever the runner keeps on disk for these instances (output logs, script files). */
   discardRunFiles(instanceIds: readonly string[]): Promise<void>;
 }

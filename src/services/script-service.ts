@@ -216,7 +216,10 @@ export class ScriptService {
     }
     // Newest first; a script's instance history is bounded by retention, so this is a bounded read.
     const instances = await this.store.instances.listForScript(script.id, 100_000);
-    await Promise.all(instances.filter((i) => !isTerminal(i.state)).map((i) => this.runs.stop(i.id)));
+    // Recorded and delivered like any stop (a lost signal on another node only delays it).
+    await Promise.all(
+      instances.filter((i) => !isTerminal(i.state)).map((i) => this.runs.stop(i.id, principal.id)),
+    );
     if (!(await this.store.scripts.delete(ns, name))) throw new DlfError('DLF.6201');
     await this.runs.discardRunFiles(instances.map((i) => i.id));
   }

@@ -62,6 +62,11 @@ export interface NewInstance {
   /** The accepting node; replaced by the claiming node. */
   nodeId: string;
   request: RunRequest;
+  /**
+   * Inserted already claimed by `nodeId` (LAUNCHING, leased for `leaseMs` on the database clock)
+   * when the accepting node has a free slot: no QUEUED row, no separate claim.
+   */
+  claim?: { leaseMs: number; startedAt: Date };
 }
 
 /** A QUEUED instance this node has just claimed (now LAUNCHING, leased to it) and what to run. */
@@ -81,10 +86,12 @@ export interface TransitionPatch {
   sqlState?: string | null;
   results?: StatementResult[];
   runHandle?: RunHandle | null;
+  /** Records a stop request with the state unless one is recorded already (the first one wins). */
+  stopRequest?: { at: Date; by: string };
 }
 
 export interface InstanceStore {
-  /** Inserts an instance in state QUEUED. */
+  /** Inserts an instance in state QUEUED, or LAUNCHING claimed by its node when `claim` is set. */
   create(instance: NewInstance, createdAt: Date): Promise<Instance>;
   get(id: string): Promise<Instance | undefined>;
   /**

@@ -7,7 +7,16 @@ import { randomUUID } from 'node:crypto';
 import { Migrator, sql, type ExpressionBuilder, type Kysely, type Selectable, type Updateable } from 'kysely';
 import { isFailureReason, type FailureReason } from '../../domain/failure-reason.js';
 import type { Instance, RunHandle, StatementResult } from '../../domain/instance.js';
-import { isInstanceState, isTerminal, type InstanceState } from '../../domain/instance-state.js';
+import {
+  ACTIVE_STATES,
+  canTransition,
+  CLAIMED_STATES,
+  isInstanceState,
+  isTerminal,
+  STATE_CHANGES,
+  TERMINAL_STATES,
+  type InstanceState,
+} from '../../domain/instance-state.js';
 import {
   isScriptType,
   type ApprovalState,
@@ -32,9 +41,6 @@ import { KyselyCredentialStore } from './credential-store.js';
 import { dbNowMillis, substringFunction, type StoreDialect } from './dialect.js';
 import { migrationProvider } from './migrations.js';
 import { toDate, toDateOrNull, type Database, type InstancesTable, type ScriptsTable } from './schema.js';
-
-const ACTIVE: readonly InstanceState[] = ['QUEUED', 'LAUNCHING', 'RUNNING'];
-const TERMINAL: readonly InstanceState[] = ['FINISHED', 'FAILED', 'STOPPED', 'TIMED_OUT', 'ABORTED'];
 
 function toScript(row: Selectable<ScriptsTable>): Script {
   if (!isScriptType(row.type)) throw new Error(`corrupt script row ${row.id}: type ${row.type}`);
@@ -264,8 +270,6 @@ class KyselyScriptStore implements ScriptStore {
   }
 }
 
-const CLAIMED: readonly InstanceState[] = ['LAUNCHING', 'RUNNING'];
-
 class KyselyInstanceStore implements InstanceStore {
   constructor(
     private readonly db: Kysely<Database>,
@@ -278,6 +282,15 @@ class KyselyInstanceStore implements InstanceStore {
   }
 
   async create(i: NewInstance, createdAt: Date): Promise<Instance> {
+    // Claimed at insert (the accepting node has a free slot): the same row a claim would write, in
+    // one statement instead of an insert and a claim.
+    const claimed = i.claim
+      ? {
+          state: STATE_CHANGES.claim.to,
+          started_at: i.claim.startedAt.getTime(),
+          lease_expires_at: this.leaseUntil(i.claim.leaseMs),
+        }
+      : { state: 'QUEUED' as const };
     const row = await this.db
       .insertInto('instances')
       .values({
@@ -286,7 +299,7 @@ class KyselyInstanceStore implements InstanceStore {
         workspace_id: i.namespace.workspaceId,
         script_id: i.scriptId,
         script_name: i.scriptName,
-        state: 'QUEUED',
+        ...claimed,
         connection_name: i.connectionName,
         engine: i.engine,
         node_id: i.nodeId,
@@ -313,7 +326,9 @@ class KyselyInstanceStore implements InstanceStore {
     to: InstanceState,
     patch: TransitionPatch,
   ): Promise<Instance | undefined> {
-    if (from.length === 0) return undefined;
+    // The table decides: a source state that may not reach `to` is never part of the guard.
+    const allowed = from.filter((state) => canTransition(state, to));
+    if (allowed.length === 0) return undefined;
     const set: Updateable<InstancesTable> = { state: to };
     // A settled instance is no longer leased to anyone.
     if (isTerminal(to)) set.lease_expires_at = null;
@@ -327,12 +342,20 @@ class KyselyInstanceStore implements InstanceStore {
     if (patch.runHandle !== undefined) {
       set.run_handle = patch.runHandle === null ? null : JSON.stringify(patch.runHandle);
     }
+    // A stop recorded with the settle (the run was stopped on this node before the request was
+    // written): the first recorded request wins, as with recordStopRequest.
+    const stop = patch.stopRequest
+      ? {
+          stop_requested_at: sql<number>`coalesce(stop_requested_at, ${patch.stopRequest.at.getTime()})`,
+          stop_requested_by: sql<string>`coalesce(stop_requested_by, ${patch.stopRequest.by})`,
+        }
+      : {};
     // The WHERE clause is the lock: zero rows means another writer already moved the instance.
     const row = await this.db
       .updateTable('instances')
-      .set(set)
+      .set({ ...set, ...stop })
       .where('id', '=', id)
-      .where('state', 'in', [...from])
+      .where('state', 'in', allowed)
       .returningAll()
       .executeTakeFirst();
     return row ? toInstance(row) : undefined;
@@ -343,7 +366,7 @@ class KyselyInstanceStore implements InstanceStore {
       .updateTable('instances')
       .set({ stop_requested_at: at.getTime(), stop_requested_by: by })
       .where('id', '=', id)
-      .where('state', 'in', [...ACTIVE])
+      .where('state', 'in', [...ACTIVE_STATES])
       .where('stop_requested_at', 'is', null)
       .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
@@ -360,7 +383,7 @@ class KyselyInstanceStore implements InstanceStore {
           db
             .selectFrom('instances')
             .select('id')
-            .where('state', '=', 'QUEUED')
+            .where('state', 'in', [...STATE_CHANGES.claim.from])
             .orderBy('created_at')
             .orderBy('id')
             .limit(limit)
@@ -370,14 +393,14 @@ class KyselyInstanceStore implements InstanceStore {
       .updateTable('instances')
       .from('picked')
       .set({
-        state: 'LAUNCHING',
+        state: STATE_CHANGES.claim.to,
         node_id: nodeId,
         started_at: startedAt.getTime(),
         lease_expires_at: this.leaseUntil(leaseMs),
       })
       .whereRef('instances.id', '=', 'picked.id')
       // The guard again on the row itself: the claim is a guarded transition like every other.
-      .where('instances.state', '=', 'QUEUED')
+      .where('instances.state', 'in', [...STATE_CHANGES.claim.from])
       .returningAll()
       .execute();
     return rows
@@ -392,7 +415,7 @@ class KyselyInstanceStore implements InstanceStore {
       .set({ lease_expires_at: this.leaseUntil(leaseMs) })
       .where('id', 'in', [...ids])
       .where('node_id', '=', nodeId)
-      .where('state', 'in', [...CLAIMED])
+      .where('state', 'in', [...CLAIMED_STATES])
       .returning('id')
       .execute();
     return rows.map((r) => r.id);
@@ -401,7 +424,7 @@ class KyselyInstanceStore implements InstanceStore {
   async reapExpired(message: string, endedAt: Date, limit: number): Promise<string[]> {
     const expired = (eb: ExpressionBuilder<Database, 'instances'>) =>
       eb.and([
-        eb('instances.state', 'in', [...CLAIMED]),
+        eb('instances.state', 'in', [...STATE_CHANGES.reap.from]),
         eb('instances.lease_expires_at', '<', dbNowMillis(this.dialect)),
       ]);
     const rows = await this.db
@@ -418,7 +441,7 @@ class KyselyInstanceStore implements InstanceStore {
       .updateTable('instances')
       .from('expired')
       .set({
-        state: 'ABORTED',
+        state: STATE_CHANGES.reap.to,
         message: sql<string>`${message} || ' (node ' || instances.node_id || ')'`,
         failure_reason: 'node_lost' satisfies FailureReason,
         ended_at: endedAt.getTime(),
@@ -438,7 +461,7 @@ class KyselyInstanceStore implements InstanceStore {
       .selectFrom('instances')
       .select('id')
       .where('node_id', '=', nodeId)
-      .where('state', 'in', [...CLAIMED])
+      .where('state', 'in', [...CLAIMED_STATES])
       .where('stop_requested_at', 'is not', null)
       .execute();
     return rows.map((r) => r.id);
@@ -449,7 +472,7 @@ class KyselyInstanceStore implements InstanceStore {
       .selectFrom('instances')
       .selectAll()
       .where('node_id', '=', nodeId)
-      .where((eb) => eb.or([eb('state', 'in', [...ACTIVE]), eb('run_handle', 'is not', null)]))
+      .where((eb) => eb.or([eb('state', 'in', [...ACTIVE_STATES]), eb('run_handle', 'is not', null)]))
       .execute();
     return rows.map(toInstance);
   }
@@ -472,7 +495,7 @@ class KyselyInstanceStore implements InstanceStore {
       .selectFrom('instances')
       .select('id')
       .where('ended_at', '<', before.getTime())
-      .where('state', 'in', [...TERMINAL])
+      .where('state', 'in', [...TERMINAL_STATES])
       .limit(limit)
       .execute();
     return rows.map((r) => r.id);

@@ -1,0 +1,183 @@
+/**
+ * One claimed run from start to settle: find the engine, arm the per-instance timeout, run the
+ * work with the abort signal, record RUNNING when the engine reports its handle, and settle it with
+ * one guarded update (domain `settlementOf` decides state, message and failure reason).
+ *
+ * Store writes per run: none between claim and work for engines whose work dies with this process
+ * (in-process DuckDB: its handle is useless to recovery), whose RUNNING is written only if the run
+ * is still going after RUNNING_WRITE_DELAY_MS — a trivial run goes LAUNCHING → FINISHED in its one
+ * settling update. Engines whose work can outlive the process (processes, remote sessions) write
+ * RUNNING with the handle before the work starts, so recovery and the reaper can end it.
+ */
+import type { Logger } from 'pino';
+import type { Instance, RunHandle } from '../domain/instance.js';
+import {
+  causeSettlement,
+  settleChange,
+  settlementOf,
+  STATE_CHANGES,
+  type EndCause,
+  type Settlement,
+} from '../domain/instance-state.js';
+import type { Engine, EngineLimits, EngineOutcome } from '../engines/engine.js';
+import type { ClaimedRun, InstanceStore, TransitionPatch } from '../store/store.js';
+import type { ActiveRun } from './active-run.js';
+import type { RunDirectories } from './run-directories.js';
+import type { RunObserver } from './run-observer.js';
+
+/** Finds the engine that runs a claimed instance (its connection may have changed since execute). */
+export type EngineLookup = (instance: Instance) => Promise<Engine | undefined>;
+
+/**
+ * How long an in-process run goes before its RUNNING state is written: a GET during the first
+ * milliseconds of such a run sees LAUNCHING (documented: "the engine is starting the work").
+ */
+export const RUNNING_WRITE_DELAY_MS = 20;
+
+export interface RunLifecycleConfig {
+  readonly nodeId: string;
+  readonly instanceTimeoutMs: number;
+  readonly stopGraceMs: number;
+  readonly limits: EngineLimits;
+}
+
+export class RunLifecycle {
+  constructor(
+    private readonly instances: Pick<InstanceStore, 'transition' | 'releaseHandle'>,
+    private readonly engineOf: EngineLookup,
+    private readonly config: RunLifecycleConfig,
+    private readonly directories: RunDirectories,
+    private readonly log: Logger,
+    private readonly observer: RunObserver,
+    /** Called with every terminal row this node writes: wakes long polls here and on other nodes. */
+    private readonly settled: (row: Instance) => void,
+  ) {}
+
+  /** Runs and settles; resolves with the settled row, or undefined when another writer got there first. */
+  async run(claimed: ClaimedRun, run: ActiveRun): Promise<Instance | undefined> {
+    const { controller } = run;
+    const { instance, request } = claimed;
+    const id = instance.id;
+    const log = this.log.child({ instanceId: id, engine: instance.engine });
+    const engine = request ? await this.engineOf(instance).catch(() => undefined) : undefined;
+    if (!engine || !request) {
+      run.settling = true;
+      return this.settle(id, run, {
+        state: 'FAILED',
+        message: request
+          ? `Node ${this.config.nodeId} has no '${instance.engine}' engine for the data connection '${instance.connectionName}' (deleted or changed since the execute, or not enabled on this node).`
+          : 'The instance was queued by an older opendlf version and cannot be run.',
+        exitCode: null,
+        failureReason: 'engine_error',
+        sqlState: null,
+      });
+    }
+    const startedAt = performance.now();
+    this.observer.runStarted(engine.name, (Date.now() - instance.createdAt.getTime()) / 1000);
+    let stopRequestedAt: number | undefined;
+    controller.signal.addEventListener('abort', () => (stopRequestedAt = performance.now()), { once: true });
+    const { signal } = controller;
+    const causeOf = (): EndCause | undefined =>
+      signal.aborted ? ((signal.reason as EndCause | undefined) ?? 'stop') : undefined;
+    if (signal.aborted) {
+      run.settling = true;
+      return this.settle(id, run, causeSettlement(causeOf() ?? 'stop', this.config.instanceTimeoutMs));
+    }
+    const timer = setTimeout(
+      () => controller.abort('timeout' satisfies EndCause),
+      this.config.instanceTimeoutMs,
+    );
+    timer.unref();
+    // In-process work dies with this process: its RUNNING (and handle) need not be written first.
+    const deferRunning = !engine.capabilities.recoversOrphans;
+    let runningTimer: NodeJS.Timeout | undefined;
+    log.info('run started');
+    let outcome: EngineOutcome;
+    try {
+      outcome = await engine.run(
+        {
+          instanceId: id,
+          namespace: instance.namespace,
+          scriptType: request.scriptType,
+          content: request.content,
+          database: request.database,
+          runDir: this.directories.pathOf(id),
+          limits: this.config.limits,
+        },
+        {
+          signal,
+          stopGraceMs: this.config.stopGraceMs,
+          reportHandle: (handle: RunHandle) => {
+            if (!deferRunning) return this.markRunning(id, run, handle, log);
+            runningTimer = setTimeout(
+              () => void this.markRunning(id, run, handle, log),
+              RUNNING_WRITE_DELAY_MS,
+            );
+            return Promise.resolve();
+          },
+        },
+      );
+    } catch (error) {
+      log.error({ err: error }, 'engine error');
+      outcome = {
+        kind: 'failed',
+        results: [],
+        message: `The engine failed to run the script: ${(error as Error).message}`,
+        reason: 'engine_error',
+      };
+    } finally {
+      clearTimeout(timer);
+      clearTimeout(runningTimer);
+    }
+    if (stopRequestedAt !== undefined && signal.reason === 'stop') {
+      this.observer.stopCompleted(engine.name, (performance.now() - stopRequestedAt) / 1000);
+    }
+    run.settling = true;
+    const settlement = settlementOf(outcome, causeOf(), this.config.instanceTimeoutMs);
+    const settled = await this.settle(id, run, settlement, outcome.results);
+    log.info({ state: settled?.state ?? 'unchanged', outcome: outcome.kind }, 'run ended');
+    if (settled) this.observer.runEnded(engine.name, settled.state, (performance.now() - startedAt) / 1000);
+    return settled;
+  }
+
+  /** LAUNCHING → RUNNING with the handle; a store blip leaves it pending for the poll to retry. */
+  async markRunning(id: string, run: ActiveRun, handle: RunHandle, log: Logger): Promise<void> {
+    if (run.settling) return;
+    try {
+      const { from, to } = STATE_CHANGES.markRunning;
+      await this.instances.transition(id, from, to, { runHandle: handle });
+      run.pendingHandle = undefined;
+    } catch (error) {
+      // The run goes on (never fail it for this); the poll retries, so the instance does not stay
+      // LAUNCHING after a store blip and crash recovery gets the handle.
+      run.pendingHandle = handle;
+      log.error({ err: error }, 'could not persist the run handle yet');
+    }
+  }
+
+  /** The one settling update: state, message, reason, results, handle release and a stop heard here. */
+  private async settle(
+    id: string,
+    run: ActiveRun,
+    settlement: Settlement,
+    results: TransitionPatch['results'] = [],
+  ): Promise<Instance | undefined> {
+    const { from, to } = settleChange(settlement.state);
+    const patch: TransitionPatch = {
+      message: settlement.message,
+      exitCode: settlement.exitCode,
+      failureReason: settlement.failureReason,
+      sqlState: settlement.sqlState,
+      results,
+      endedAt: new Date(),
+      // The work is over: the handle is released with the state in the same guarded update.
+      runHandle: null,
+      ...(run.stopRequest ? { stopRequest: run.stopRequest } : {}),
+    };
+    const settled = await this.instances.transition(id, from, to, patch);
+    if (settled) this.settled(settled);
+    // Someone else settled it first (reaper, recovery): the work is still over, release the handle.
+    else await this.instances.releaseHandle(id);
+    return settled;
+  }
+}
