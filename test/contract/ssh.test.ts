@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -280,12 +280,64 @@ describe('ssh engine', { skip: skipReason ?? false }, () => {
     assert.equal(existsSync(String(handle.dir)), false);
   });
 
+  /** The client end (`address port`) of the SSH connection a run came in on. */
+  const connectionOf = (outcome: EngineOutcome) => {
+    assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome));
+    const cell = outcome.results[0]?.rows[0]?.[0];
+    const line = typeof cell === 'string' ? cell : '';
+    return line.split(' ').slice(0, 2).join(' ');
+  };
+  const SHOW_CONNECTION = 'echo "$SSH_CONNECTION"\n';
+
+  it('runs consecutive scripts over one kept-open connection', async () => {
+    const engine = engineFor();
+    const first = connectionOf(await start(engine, SHOW_CONNECTION).outcome);
+    const second = connectionOf(await start(engine, SHOW_CONNECTION).outcome);
+    assert.match(first, /^127\.0\.0\.1 \d+$/);
+    assert.equal(second, first);
+  });
+
+  it('spreads concurrent runs over several connections (a bounded number of channels each)', async () => {
+    const engine = engineFor();
+    const outcomes = await Promise.all(
+      Array.from({ length: 10 }, () => start(engine, `sleep 0.3\n${SHOW_CONNECTION}`).outcome),
+    );
+    const perConnection = new Map<string, number>();
+    for (const outcome of outcomes) {
+      const connection = connectionOf(outcome);
+      perConnection.set(connection, (perConnection.get(connection) ?? 0) + 1);
+    }
+    assert.ok(perConnection.size >= 3, `10 runs on ${perConnection.size} connection(s)`);
+    assert.ok(Math.max(...perConnection.values()) <= 4, JSON.stringify([...perConnection]));
+  });
+
+  it('does not reuse a connection whose host key is no longer the recorded one', async () => {
+    const knownHostsFile = join(dir, 'replaced.json');
+    const engine = engineFor({ hostKey: { knownHostsFile, onUnknown: 'record' } });
+    connectionOf(await start(engine, 'true\n').outcome);
+    // An operator replaces the recorded key (e.g. the old one leaked).
+    const recorded = JSON.parse(readFileSync(knownHostsFile, 'utf8')) as {
+      hosts: Record<string, { fingerprint: string }[]>;
+    };
+    for (const keys of Object.values(recorded.hosts)) {
+      for (const key of keys) key.fingerprint = 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+    }
+    writeFileSync(knownHostsFile, JSON.stringify(recorded));
+    const outcome = await start(engine, 'true\n').outcome;
+    assert.equal(outcome.kind, 'failed');
+    assert.match(messageOf(outcome), /host key changed/);
+  });
+
   // Last: it re-keys the shared server.
   it('refuses a changed host key as a possible man-in-the-middle', async () => {
     const knownHostsFile = join(dir, 'rekey.json');
     const engine = engineFor({ hostKey: { knownHostsFile, onUnknown: 'record' } });
     const first = await start(engine, 'true\n').outcome;
     assert.equal(first.kind, 'succeeded', JSON.stringify(first));
+    // The engine keeps its connection between runs, and that connection stays with the sshd
+    // process it verified (an open session survives an sshd restart): the key is checked again
+    // on the next new connection, here after a reinstall that dropped the sessions.
+    sshd.dropConnections();
     await sshd.rotateHostKey();
     const second = await start(engine, 'true\n').outcome;
     assert.equal(second.kind, 'failed');

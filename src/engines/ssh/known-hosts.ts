@@ -151,3 +151,23 @@ export function verifyHostKey(
     return { ok: true, fingerprint, recorded: true };
   });
 }
+
+/**
+ * Whether `fingerprint` is still recorded for `[host]:port` (an operator may have replaced or
+ * removed it since a connection was verified). Read without the write queue: writes are atomic
+ * renames. False when the file cannot be read.
+ */
+export async function isHostKeyStillRecorded(
+  policy: HostKeyPolicy,
+  host: string,
+  port: number,
+  fingerprint: string,
+): Promise<boolean> {
+  try {
+    const document = await readDocument(policy.knownHostsFile);
+    const recorded = document.hosts[hostEntryName(host, port)];
+    return Array.isArray(recorded) && recorded.some((k) => k.fingerprint === fingerprint);
+  } catch {
+    return false;
+  }
+}

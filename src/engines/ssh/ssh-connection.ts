@@ -64,18 +64,25 @@ function describeConnectError(error: SshError, target: SshTarget, timeoutMs: num
   }
 }
 
+export interface SshConnection {
+  readonly client: Client;
+  /** The host key the server proved it holds (OpenSSH notation), as checked against the policy. */
+  readonly hostKeyFingerprint: string;
+}
+
 /**
  * Connects, verifies the host key and authenticates, within `connectTimeoutMs`. Rejects only with
  * SshConnectError. The returned client has an 'error' listener, so a later error never crashes
  * the process; callers watch 'close' to learn that the connection is gone.
  */
-export function openConnection(target: SshTarget, signal?: AbortSignal): Promise<Client> {
+export function openConnection(target: SshTarget, signal?: AbortSignal): Promise<SshConnection> {
   const timeoutMs = target.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const where = describeTarget(target);
-  return new Promise<Client>((resolve, reject) => {
+  return new Promise<SshConnection>((resolve, reject) => {
     const client = new Client();
     let settled = false;
     let hostKeyProblem: string | undefined;
+    let hostKeyFingerprint = '';
     // ssh2's readyTimeout covers the handshake; this also bounds a TCP connect the OS would let
     // hang for minutes, and a host key check stuck on a slow disk.
     const backstop = setTimeout(
@@ -114,7 +121,7 @@ export function openConnection(target: SshTarget, signal?: AbortSignal): Promise
       // Small request/response exchanges (launch, kill): Nagle's delay would add tens of ms to each.
       client.setNoDelay(true);
       finish();
-      resolve(client);
+      resolve({ client, hostKeyFingerprint });
     });
     if (signal?.aborted) {
       onAbort();
@@ -132,7 +139,8 @@ export function openConnection(target: SshTarget, signal?: AbortSignal): Promise
       // Returns nothing, so ssh2 waits for `verify` (an async check).
       hostVerifier: (key: Buffer, verify: (valid: boolean) => void): void => {
         void verifyHostKey(target.hostKey, target.host, target.port, key).then((verdict) => {
-          if (!verdict.ok) hostKeyProblem = verdict.message;
+          if (verdict.ok) hostKeyFingerprint = verdict.fingerprint;
+          else hostKeyProblem = verdict.message;
           verify(verdict.ok);
         });
       },
@@ -153,11 +161,31 @@ export function openConnection(target: SshTarget, signal?: AbortSignal): Promise
   });
 }
 
-/** Opens an exec channel; rejects when the connection is gone or the server refuses the channel. */
-export function openExecChannel(client: Client, command: string): Promise<ClientChannel> {
+/**
+ * Opens an exec channel; rejects when the connection is gone or the server refuses the channel.
+ *
+ * `attach` runs synchronously inside ssh2's reply callback, before any later packet is parsed. It
+ * must be used for the 'exit' listener: ssh2 emits 'exit' (a plain event, not buffered like the
+ * stream's data) in the same parse loop as the exec reply when the reply, the output and the exit
+ * status arrive in one socket read — which happens when the event loop was busy while a short
+ * command ran. A listener added after `await openExecChannel(...)` then misses the exit status,
+ * and the run ended "without an exit status" (about one run in a hundred under load).
+ */
+export function openExecChannel(
+  client: Client,
+  command: string,
+  attach?: (channel: ClientChannel) => void,
+): Promise<ClientChannel> {
   return new Promise<ClientChannel>((resolve, reject) => {
     try {
-      client.exec(command, (error, channel) => (error ? reject(error) : resolve(channel)));
+      client.exec(command, (error, channel) => {
+        if (error) {
+          reject(error);
+          return;
+        }
+        attach?.(channel);
+        resolve(channel);
+      });
     } catch (error) {
       reject(error instanceof Error ? error : new Error(String(error)));
     }
@@ -180,21 +208,24 @@ export async function runCommand(
   command: string,
   options: { stdin?: string; timeoutMs: number },
 ): Promise<CommandResult> {
-  const channel = await openExecChannel(client, command);
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  let code: number | null = null;
+  let closed!: Promise<void>;
+  const channel = await openExecChannel(client, command, (opened) => {
+    opened.on('data', (chunk: Buffer) => stdout.push(chunk));
+    opened.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    opened.on('exit', (exitCode: number | null) => {
+      code = exitCode;
+    });
+    closed = new Promise<void>((resolve) => opened.once('close', () => resolve()));
+  });
   return new Promise<CommandResult>((resolve, reject) => {
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
-    let code: number | null = null;
     const timer = setTimeout(() => {
       channel.close();
       reject(new Error(`the remote command did not finish within ${options.timeoutMs} ms`));
     }, options.timeoutMs);
-    channel.on('data', (chunk: Buffer) => stdout.push(chunk));
-    channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-    channel.on('exit', (exitCode: number | null) => {
-      code = exitCode;
-    });
-    channel.once('close', () => {
+    void closed.then(() => {
       clearTimeout(timer);
       resolve({
         code,

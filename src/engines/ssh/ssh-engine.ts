@@ -1,14 +1,15 @@
 /**
  * Runs Shell and PYTHON scripts on a remote host over SSH, with a stop that really ends them.
  *
- * One SSH connection per run. The script travels on stdin into a private `mktemp -d` directory
- * (its content is never part of a command), then runs under `setsid`: its own session and process
- * group on the remote host, whose id the leader prints before anything else. Closing an SSH
- * channel does not end a remote process, and `signal()` is ignored for root logins, so a stop runs
- * `kill -TERM` / `kill -KILL` against that group over a new exec channel — on the run's connection
- * while it lives, otherwise on a fresh one (see remote-commands.ts for the ladder). As with the
- * local engine the instance owns its group: whatever the leader leaves behind is ended when it
- * exits, and the remote directory is removed.
+ * Connections are kept open between runs (ssh-pool.ts); a run is one exec channel on one of them.
+ * On that channel the script travels on stdin into a private `mktemp -d` directory (its content is
+ * never part of a command), then runs under `setsid`: its own session and process group on the
+ * remote host, whose id the leader prints before anything else. Closing an SSH channel does not
+ * end a remote process, and `signal()` is ignored for root logins, so a stop runs `kill -TERM` /
+ * `kill -KILL` against that group over a second exec channel — on the run's connection while it
+ * lives, otherwise on another one (see remote-commands.ts for the ladder). As with the local
+ * engine the instance owns its group: whatever the leader leaves behind is ended when it exits,
+ * and the remote directory is removed — by the run's own channel before it reports the exit.
  *
  * Output (stdout and stderr interleaved as they arrive) goes to `<runDir>/output.log` and into the
  * same Result shape and limits as the local engine. Connect failures, authentication failures,
@@ -21,15 +22,16 @@ import type { ScriptType } from '../../domain/script.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
 import { ProcessOutput } from '../process-output.js';
 import {
+  DIR_MARKER,
   GROUP_GONE,
   GROUP_NOT_OURS,
   isRemoteRunDir,
-  launchCommand,
   PGID_MARKER,
+  runScriptCommand,
   stopGroupCommand,
-  uploadCommand,
 } from './remote-commands.js';
-import { openConnection, openExecChannel, runCommand, SshConnectError } from './ssh-connection.js';
+import { openExecChannel, runCommand, type SshConnectError } from './ssh-connection.js';
+import { SshConnectionPool, type Lease } from './ssh-pool.js';
 import { describeTarget, type SshTarget } from './ssh-target.js';
 
 export type { HostKeyPolicy } from './known-hosts.js';
@@ -40,8 +42,6 @@ export interface SshEngineOptions {
   readonly python?: string;
 }
 
-/** Bounds the script upload; scripts are small, so only a stalled link takes this long. */
-const UPLOAD_TIMEOUT_MS = 60_000;
 /** After the kill, how long trailing output may take to arrive before the channel is closed by us. */
 const CHANNEL_DRAIN_MS = 2_000;
 /** The ladder's SIGKILL phase polls up to 5 s on the remote; this adds round trips and a login. */
@@ -56,6 +56,9 @@ type RunEnding =
   | { readonly kind: 'output-limit'; readonly code: number | null }
   | { readonly kind: 'lost'; readonly reason: string; readonly pgid: number; readonly groupGone: boolean };
 
+/** The server refused (or could not open) the run's exec channel: nothing was started. */
+class ChannelRefused extends Error {}
+
 const waitAtMost = (promise: Promise<unknown>, ms: number) =>
   new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, ms);
@@ -67,7 +70,8 @@ const waitAtMost = (promise: Promise<unknown>, ms: number) =>
 
 export class SshEngine implements Engine {
   readonly capabilities = { recoversOrphans: true, recoversFromAnyNode: true } as const;
-  private readonly connections = new Set<Client>();
+  /** Connections kept open between runs (ssh-pool.ts). */
+  private readonly pool = new SshConnectionPool();
   private closed = false;
 
   constructor(
@@ -133,94 +137,58 @@ export class SshEngine implements Engine {
     context: EngineRunContext,
     output: ProcessOutput,
   ): Promise<RunEnding> {
-    let client: Client;
-    try {
-      client = await this.connect(this.target, context.signal);
-    } catch (error) {
-      const connectError = error as SshConnectError;
-      if (connectError.aborted) return { kind: 'aborted', confirmed: true };
-      return { kind: 'not-started', message: connectError.message };
-    }
-    try {
-      return await this.executeOn(client, request, context, output);
-    } finally {
-      this.release(client);
+    // A pooled connection may have died unnoticed, or the server may refuse one more channel on
+    // it (MaxSessions): the script never started then, so it is tried once more on a new connection.
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed) return { kind: 'not-started', message: `The SSH engine ${this.name} is closed.` };
+      let lease: Lease;
+      try {
+        lease = await this.pool.acquire(this.target, context.signal, attempt > 0);
+      } catch (error) {
+        const connectError = error as SshConnectError;
+        if (connectError.aborted) return { kind: 'aborted', confirmed: true };
+        return { kind: 'not-started', message: connectError.message };
+      }
+      try {
+        return await this.executeOn(lease, request, context, output);
+      } catch (error) {
+        if (!(error instanceof ChannelRefused)) throw error;
+        lease.retire();
+        if (attempt >= 1) return { kind: 'not-started', message: error.message };
+      } finally {
+        lease.release();
+      }
     }
   }
 
   private async executeOn(
-    client: Client,
+    lease: Lease,
     request: EngineRunRequest,
     context: EngineRunContext,
     output: ProcessOutput,
   ): Promise<RunEnding> {
     const { signal, stopGraceMs } = context;
     const where = describeTarget(this.target);
-    let connectionOpen = true;
-    let lostReason: string | undefined;
-    const connectionClosed = new Promise<void>((resolve) =>
-      client.once('close', () => {
-        connectionOpen = false;
-        resolve();
-      }),
-    );
-    client.on('error', (error: Error) => {
-      lostReason ??= error.message;
-    });
-    const liveClient = () => (connectionOpen ? client : undefined);
+    const liveLease = () => (lease.isOpen() ? lease : undefined);
 
-    // 1. Upload: the content goes to `cat` on stdin, never into a command line.
-    const fileName = request.scriptType === 'PYTHON' ? 'script.py' : 'script.sh';
-    let dir: string;
-    try {
-      const upload = await runCommand(client, uploadCommand(fileName), {
-        stdin: request.content,
-        timeoutMs: UPLOAD_TIMEOUT_MS,
-      });
-      const printed = upload.stdout.split('\n')[0] ?? '';
-      if (upload.code !== 0 || !isRemoteRunDir(printed)) {
-        if (isRemoteRunDir(printed))
-          await this.stopGroup(liveClient(), this.target, undefined, null, 0, printed);
-        const why =
-          upload.stderr.trim() ||
-          (connectionOpen ? `exit code ${String(upload.code)}` : 'the connection was lost');
-        return { kind: 'not-started', message: `Could not copy the script to ${where}: ${why}` };
-      }
-      dir = printed;
-    } catch (error) {
-      return {
-        kind: 'not-started',
-        message: `Could not copy the script to ${where}: ${(error as Error).message}`,
-      };
-    }
-    if (signal.aborted) {
-      await this.stopGroup(liveClient(), this.target, undefined, null, 0, dir);
-      return { kind: 'aborted', confirmed: true };
-    }
-
-    // 2. Launch under setsid; the first line of stdout names the process group.
+    // 1. One channel: the content goes to `cat` on stdin (never into a command line), the script
+    //    starts under setsid, and the channel ends after the clean-up (see runScriptCommand).
     const python = request.scriptType === 'PYTHON';
+    const fileName = python ? 'script.py' : 'script.sh';
     const interpreter = python ? [this.options.python ?? 'python3', '-u'] : ['bash'];
-    let channel: ClientChannel;
-    try {
-      channel = await openExecChannel(
-        client,
-        launchCommand(dir, fileName, interpreter, {
-          OPENDLF_INSTANCE_ID: request.instanceId,
-          OPENDLF_PROJECT_ID: request.namespace.projectId,
-          OPENDLF_WORKSPACE: request.namespace.workspaceId,
-          ...(python ? { PYTHONUNBUFFERED: '1' } : {}),
-        }),
-      );
-    } catch (error) {
-      await this.stopGroup(liveClient(), this.target, undefined, null, 0, dir);
-      return {
-        kind: 'not-started',
-        message: `Could not start the script on ${where}: ${(error as Error).message}`,
-      };
-    }
-    channel.end();
+    const command = runScriptCommand(
+      fileName,
+      interpreter,
+      {
+        OPENDLF_INSTANCE_ID: request.instanceId,
+        OPENDLF_PROJECT_ID: request.namespace.projectId,
+        OPENDLF_WORKSPACE: request.namespace.workspaceId,
+        ...(python ? { PYTHONUNBUFFERED: '1' } : {}),
+      },
+      stopGraceMs,
+    );
 
+    let dir: string | undefined;
     let pgid: number | undefined;
     let startTicks: number | null = null;
     let preamble = Buffer.alloc(0);
@@ -235,21 +203,27 @@ export class SshEngine implements Engine {
     const endRun = (reason: 'aborted' | 'output-limit') => {
       endReason ??= reason;
       if (pgid === undefined || ladder) return;
-      ladder = this.stopGroup(liveClient(), this.target, pgid, startTicks, stopGraceMs, undefined);
+      ladder = this.stopGroup(liveLease(), this.target, pgid, startTicks, stopGraceMs, undefined);
       void ladder.then(markLadderDone);
     };
 
     // Past the limit, or output.log failed: the run ends (the kind names the limit, the message says which).
     output.onEnded(() => endRun('output-limit'));
     const onOutput = (chunk: Buffer) => output.add(chunk);
-    channel.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       if (pgid !== undefined) {
         onOutput(chunk);
         return;
       }
       preamble = Buffer.concat([preamble, chunk]);
       // latin1 maps bytes 1:1 to characters, so string indexes are byte offsets.
-      const match = new RegExp(`(?:^|\\n)${PGID_MARKER}(\\d+) ?(\\d*)\\n`).exec(preamble.toString('latin1'));
+      const text = preamble.toString('latin1');
+      if (dir === undefined) {
+        const printed = new RegExp(`(?:^|\\n)${DIR_MARKER}([^\\n]*)\\n`).exec(text);
+        const path = printed ? Buffer.from(printed[1] ?? '', 'latin1').toString('utf8') : '';
+        if (isRemoteRunDir(path)) dir = path;
+      }
+      const match = new RegExp(`(?:^|\\n)${PGID_MARKER}(\\d+) ?(\\d*)\\n`).exec(text);
       if (!match) {
         if (preamble.length > PREAMBLE_KEEP_BYTES) preamble = preamble.subarray(-1024);
         return;
@@ -260,24 +234,36 @@ export class SshEngine implements Engine {
       preamble = Buffer.alloc(0);
       markStarted();
       if (rest.length > 0) onOutput(rest);
-    });
-    // The script's own stderr arrives on stdout (see launchCommand); this is setsid/login-shell talk.
+    };
+    // The script's own stderr arrives on stdout (see runScriptCommand); this is setsid/shell talk.
     let sideErr = '';
-    channel.stderr.on('data', (chunk: Buffer) => {
+    const onSideErr = (chunk: Buffer) => {
       if (pgid !== undefined) sideErr = (sideErr + chunk.toString('utf8')).slice(-PREAMBLE_KEEP_BYTES);
       else preambleErr.push(chunk);
-    });
+    };
 
     let exit: { code: number | null; signal: string | null } | undefined;
-    channel.on('exit', (code: number | null, exitSignal?: string) => {
-      exit = { code: code ?? null, signal: exitSignal ?? null };
-    });
-    const channelClosed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
-    const ended = Promise.race([
-      new Promise<void>((resolve) => channel.once('exit', () => resolve())),
-      channelClosed,
-      connectionClosed,
-    ]);
+    let exited!: Promise<void>;
+    let channelClosed!: Promise<void>;
+    let channel: ClientChannel;
+    try {
+      // Listeners go on inside the reply callback: see openExecChannel for the 'exit' they would miss.
+      channel = await openExecChannel(lease.client, command, (opened) => {
+        opened.on('data', onData);
+        opened.stderr.on('data', onSideErr);
+        exited = new Promise<void>((resolve) =>
+          opened.once('exit', (code: number | null, exitSignal?: string) => {
+            exit = { code: code ?? null, signal: exitSignal ?? null };
+            resolve();
+          }),
+        );
+        channelClosed = new Promise<void>((resolve) => opened.once('close', () => resolve()));
+      });
+    } catch (error) {
+      throw new ChannelRefused(`Could not start the script on ${where}: ${(error as Error).message}`);
+    }
+    channel.end(request.content);
+    const ended = Promise.race([exited, channelClosed, lease.closed]);
 
     let onEarlyAbort: (() => void) | undefined;
     const abortedEarly = new Promise<void>((resolve) => {
@@ -290,27 +276,32 @@ export class SshEngine implements Engine {
     // The exit can overtake the last data events, and a stop may come just before the pgid line:
     // give the line a moment before deciding the script never started.
     if (pgid === undefined) await waitAtMost(Promise.race([leaderKnown, channelClosed]), CHANNEL_DRAIN_MS);
-    if (pgid === undefined && signal.aborted) {
-      channel.close();
-      await this.stopGroup(liveClient(), this.target, undefined, null, 0, dir);
-      return { kind: 'aborted', confirmed: true };
-    }
     if (pgid === undefined) {
       channel.close();
-      await this.stopGroup(liveClient(), this.target, undefined, null, 0, dir);
+      // A command that ended removed its directory itself; otherwise it is removed from here.
+      if (dir !== undefined && exit === undefined) {
+        await this.stopGroup(liveLease(), this.target, undefined, null, 0, dir);
+      }
+      if (signal.aborted) return { kind: 'aborted', confirmed: true };
       const said = Buffer.concat([...preambleErr, preamble])
         .toString('utf8')
         .trim();
       const why =
         said ||
-        (connectionOpen
+        (lease.isOpen()
           ? `exit code ${String(exit?.code ?? null)}`
-          : `the connection was lost (${lostReason ?? 'closed'})`);
-      return { kind: 'not-started', message: `Could not start the script on ${where}: ${why}` };
+          : `the connection was lost (${lease.lostReason() ?? 'closed'})`);
+      return {
+        kind: 'not-started',
+        message:
+          dir === undefined
+            ? `Could not copy the script to ${where}: ${why}`
+            : `Could not start the script on ${where}: ${why}`,
+      };
     }
     const runPgid = pgid;
 
-    // 3. Running: the supervisor persists the handle, then a stop can take effect.
+    // 2. Running: the supervisor persists the handle, then a stop can take effect.
     const handle: RunHandle = {
       engine: this.name,
       host: this.target.host,
@@ -318,12 +309,12 @@ export class SshEngine implements Engine {
       username: this.target.username,
       pgid: runPgid,
       startTicks,
-      dir,
+      ...(dir !== undefined ? { dir } : {}),
     };
     try {
       await context.reportHandle(handle);
     } catch (error) {
-      await this.stopGroup(liveClient(), this.target, runPgid, startTicks, stopGraceMs, dir);
+      await this.stopGroup(liveLease(), this.target, runPgid, startTicks, stopGraceMs, dir);
       throw error;
     }
     const onAbort = () => endRun('aborted');
@@ -335,19 +326,23 @@ export class SshEngine implements Engine {
     await Promise.race([ended, ladderDone.then(() => waitAtMost(ended, CHANNEL_DRAIN_MS))]);
     signal.removeEventListener('abort', onAbort);
 
-    // 4. Ending: whatever the leader left in its group goes, and so does the remote directory —
-    //    over the run's connection if it survived, otherwise over a fresh one.
+    // 3. Ending: when the channel reported an exit, its own clean-up already ended what the leader
+    //    left in its group and removed the directory. Otherwise (connection lost, leader stuck, a
+    //    stop the ladder could not confirm) the ladder runs again — over the run's connection if it
+    //    survived, otherwise over a new one.
     const stopped = ladder ? await ladder : false;
-    const groupGone = await this.stopGroup(liveClient(), this.target, runPgid, startTicks, stopGraceMs, dir);
+    const cleanedUp = exit !== undefined && (endReason === undefined || stopped);
+    const groupGone =
+      cleanedUp || (await this.stopGroup(liveLease(), this.target, runPgid, startTicks, stopGraceMs, dir));
     await waitAtMost(channelClosed, CHANNEL_DRAIN_MS);
-    if (connectionOpen) channel.close();
+    if (lease.isOpen()) channel.close();
 
     if (endReason === 'aborted') return { kind: 'aborted', confirmed: stopped || groupGone, pgid: runPgid };
     if (endReason === 'output-limit') return { kind: 'output-limit', code: exit?.code ?? null };
     if (exit === undefined) {
-      const reason = connectionOpen
+      const reason = lease.isOpen()
         ? 'the SSH session ended without an exit status'
-        : (lostReason ?? 'the connection closed unexpectedly');
+        : (lease.lostReason() ?? 'the connection closed unexpectedly');
       return { kind: 'lost', reason, pgid: runPgid, groupGone };
     }
     // `setsid -w` reports a leader killed by a signal as "did not exit normally", exit code = signal.
@@ -359,10 +354,11 @@ export class SshEngine implements Engine {
 
   /**
    * Runs the stop ladder for `pgid` (and removes `dir`) on the remote host; true when nothing of
-   * the group is left. Uses `client` while it is connected, else a fresh connection. Never rejects.
+   * the group is left. Uses the run's `lease` while its connection is open, else a pooled (or new)
+   * connection to `target`. Never rejects.
    */
   private async stopGroup(
-    client: Client | undefined,
+    lease: Lease | undefined,
     target: SshTarget,
     pgid: number | undefined,
     startTicks: number | null,
@@ -377,39 +373,30 @@ export class SshEngine implements Engine {
         pgid === undefined || result.stdout.includes(GROUP_GONE) || result.stdout.includes(GROUP_NOT_OURS)
       );
     };
-    if (client) {
+    if (lease) {
       try {
-        return await attempt(client);
+        return await attempt(lease.client);
       } catch {
-        // The run's connection died under us: fall through to a fresh one.
+        // The run's connection died under us (or the ladder timed out): never share it again,
+        // and fall through to another connection.
+        lease.retire();
       }
     }
-    let fresh: Client;
+    if (this.closed) return false;
+    let other: Lease;
     try {
-      fresh = await this.connect(target);
+      other = await this.pool.acquire(target, undefined, lease !== undefined);
     } catch {
       return false;
     }
     try {
-      return await attempt(fresh);
+      return await attempt(other.client);
     } catch {
+      other.retire();
       return false;
     } finally {
-      this.release(fresh);
+      other.release();
     }
-  }
-
-  private async connect(target: SshTarget, signal?: AbortSignal): Promise<Client> {
-    if (this.closed) throw new SshConnectError(`The SSH engine ${this.name} is closed.`);
-    const client = await openConnection(target, signal);
-    this.connections.add(client);
-    client.once('close', () => this.connections.delete(client));
-    return client;
-  }
-
-  private release(client: Client): void {
-    this.connections.delete(client);
-    client.end();
   }
 
   async recover(handle: RunHandle): Promise<void> {
@@ -428,8 +415,6 @@ export class SshEngine implements Engine {
 
   close(): Promise<void> {
     this.closed = true;
-    for (const client of this.connections) client.end();
-    this.connections.clear();
-    return Promise.resolve();
+    return this.pool.close();
   }
 }
