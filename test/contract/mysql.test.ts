@@ -165,6 +165,46 @@ describe('mysql engine: sessions, failures, types', () => {
     assert.equal(rows.length, 0);
   });
 
+  it('a reused connection carries no session state into the next run', async () => {
+    const single = new MysqlEngine('mysql', TARGET, { maxConnections: 1 });
+    try {
+      const firstRun = start(
+        single,
+        "SET @leaked = 1; SET SESSION sql_mode = 'ANSI'; CREATE TEMPORARY TABLE leaked(a int); SELECT GET_LOCK('opendlf_leak', 0)",
+      );
+      const first = await firstRun.outcome;
+      assert.equal(first.kind, 'succeeded', JSON.stringify(first));
+      const secondRun = start(
+        single,
+        "SELECT @leaked; SELECT @@SESSION.sql_mode = 'ANSI'; SELECT IS_USED_LOCK('opendlf_leak') IS NULL; CREATE TEMPORARY TABLE leaked(a int)",
+      );
+      const second = await secondRun.outcome;
+      assert.equal(second.kind, 'succeeded', JSON.stringify(second));
+      // One connection at most: the second run got the first run's thread, reset (its temporary
+      // table gone, or creating it again would fail).
+      assert.equal(threadId(await secondRun.handle), threadId(await firstRun.handle));
+      assert.deepEqual(
+        second.results.map((r) => r.rows[0]?.[0]),
+        [null, 0, 1, undefined],
+      );
+    } finally {
+      await single.close();
+    }
+  });
+
+  it('a run that switched databases with USE does not hand its connection to the next run', async () => {
+    const single = new MysqlEngine('mysql', TARGET, { maxConnections: 1 });
+    try {
+      const first = await start(single, 'USE information_schema; SELECT 1').outcome;
+      assert.equal(first.kind, 'succeeded', JSON.stringify(first));
+      const second = await start(single, 'SELECT DATABASE()').outcome;
+      assert.equal(second.kind, 'succeeded', JSON.stringify(second));
+      assert.equal(second.results[0]?.rows[0]?.[0], DB);
+    } finally {
+      await single.close();
+    }
+  });
+
   it('shapes results: numbers for numeric types, text otherwise, null for NULL, capped rows', async () => {
     const outcome = await start(
       engine,

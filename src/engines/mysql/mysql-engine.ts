@@ -1,7 +1,9 @@
 /**
- * The MySQL/MariaDB engine: runs RDSSQL scripts. One connection per run (opened for the run, closed
- * after it, so no session state leaks into the next run), at most `maxConnections` at once; all
- * statements of a run on that connection, in order, one result per statement.
+ * The MySQL/MariaDB engine: runs RDSSQL scripts. Connections are kept between runs per database, at
+ * most `maxConnections` at once, and reset (COM_RESET_CONNECTION) after each run before the next
+ * run gets them, so no session state leaks into the next run; all statements of a run on one
+ * connection, in order, one result per statement (the shared loop, sql-session-loop.ts). A run on
+ * an idle connection costs one round trip per statement; the reset runs after the outcome.
  *
  * Stop, from a separate control pool: `KILL QUERY <thread>` at once,
  * `KILL <thread>` after `stopGraceMs` (then wait until the thread has left the process list), and
@@ -21,14 +23,8 @@ import type { ScriptType } from '../../domain/script.js';
 import { describeDriverError } from '../driver-error.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
 import { SessionSlots } from '../session-slots.js';
-import {
-  DEFAULT_MAX_RESULT_BYTES,
-  errorResult,
-  ResultByteBudget,
-  StatementResultBuilder,
-  type ResultColumn,
-} from '../sql-result.js';
-import { splitStatementsForRun } from '../sql-statements.js';
+import type { StatementResultBuilder, ResultColumn } from '../sql-result.js';
+import { runSqlSession, type SqlSessionDriver, type SqlSessionEnd } from '../sql-session-loop.js';
 import { ABORTED, raceAbort, StopLadder } from '../stop-ladder.js';
 
 /** Where and as whom the engine connects. */
@@ -65,6 +61,14 @@ const KILL_WAIT_MS = 5_000;
  */
 const SERVER_START_TOLERANCE_S = 5;
 
+/** Idle connections are closed after this; a reused one saves a connect, an idle one costs a thread. */
+const IDLE_TIMEOUT_MS = 30_000;
+/** Server status flags of an OK packet (MySQL protocol). */
+const SERVER_STATUS_IN_TRANS = 1;
+const SERVER_STATUS_AUTOCOMMIT = 2;
+/** A statement that switches the connection's database, which COM_RESET_CONNECTION keeps. */
+const SWITCHES_DATABASE = /^(?:\s+|--[^\n]*(?:\n|$)|#[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*use\b/i;
+
 const ER_NO_SUCH_THREAD = 1094;
 const BINARY_CHARSET = 63;
 const FLAG_UNSIGNED = 32;
@@ -87,6 +91,28 @@ const NUMERIC_TYPES: ReadonlySet<number> = new Set([
 ]);
 const INTEGER_TYPES: ReadonlySet<number> = new Set([T.TINY, T.SHORT, T.LONG, T.INT24, T.LONGLONG]);
 
+/** A connection kept between runs, with the identity asked once. */
+interface PooledConnection {
+  readonly connection: mysql.Connection;
+  readonly database: string;
+  identity: { threadId: number; serverStartedAt: number } | undefined;
+  idleTimer?: NodeJS.Timeout;
+  onIdleLost?: () => void;
+}
+
+/** One run's session on a pooled connection. */
+interface MysqlSession {
+  readonly pooled: PooledConnection;
+  readonly releaseSlot: () => void;
+  lost: boolean;
+  onLost: () => void;
+  /** Rejects when the stop abandoned the connection: the statement fails locally (see the header). */
+  readonly abandoned: Promise<never>;
+  readonly abandon: (error: Error) => void;
+  /** Server status of the last OK packet of the run, if any. */
+  lastStatus: number | undefined;
+}
+
 const ignore = () => undefined;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -95,6 +121,10 @@ export class MysqlEngine implements Engine {
   private readonly slots: SessionSlots;
   private controlPool: mysql.Pool | undefined;
   private readonly open = new Set<mysql.Connection>();
+  /** Reset connections waiting for the next run, per database (last in, first out). */
+  private readonly idle = new Map<string, PooledConnection[]>();
+  /** Connections being reset after their run returned; `close` waits for them. */
+  private readonly resets = new Set<Promise<void>>();
 
   constructor(
     readonly name: string,
@@ -108,91 +138,164 @@ export class MysqlEngine implements Engine {
     return type === 'RDSSQL';
   }
 
-  async run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome> {
-    const { signal } = context;
-    const results: StatementResult[] = [];
-    const aborted = (): EngineOutcome => ({ kind: 'aborted', results });
-    const split = splitStatementsForRun(request.content, 'mysql');
-    if (!split.ok) return { kind: 'failed', results, message: split.message };
-    const { statements } = split;
-    if (signal.aborted) return aborted();
+  run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome> {
+    return runSqlSession(this.driver, request, context);
+  }
 
-    const database = request.database || this.target.database;
-    const releaseSlot = await this.slots.acquire(signal);
-    if (!releaseSlot) return aborted();
-    let connection: mysql.Connection;
-    try {
-      const connecting = this.connect(database);
-      const opened = await raceAbort(connecting, signal, (late) => late.destroy());
-      if (opened === ABORTED) {
-        // The slot frees once the late session is closed: never more sessions than slots.
-        void connecting.then(ignore, ignore).finally(releaseSlot);
-        return aborted();
-      }
-      connection = opened;
-    } catch (error) {
-      releaseSlot();
-      return { kind: 'failed', results, message: this.connectFailure(database, error) };
-    }
-
-    this.open.add(connection);
-    let lost = false;
-    const onLost = () => (lost = true);
-    connection.on('error', onLost);
-    connection.on('end', onLost);
-    let abandon!: (error: Error) => void;
-    const abandoned = new Promise<never>((_, reject) => (abandon = reject));
-    abandoned.catch(ignore);
-    let ladder: StopLadder | undefined;
-    try {
-      let handle: { threadId: number; serverStartedAt: number };
-      try {
-        handle = await threadIdentity(connection);
-      } catch (error) {
-        if (signal.aborted) return aborted();
-        return {
-          kind: 'failed',
-          results,
-          message: `The MySQL session could not be set up: ${describeMysqlError(error)}`,
-        };
-      }
-      await context.reportHandle({ engine: this.name, ...handle });
-      if (signal.aborted) return aborted();
-
-      const { threadId } = handle;
-      ladder = new StopLadder(signal, context.stopGraceMs, {
+  /** What the shared SQL loop needs from MySQL/MariaDB (sql-session-loop.ts). */
+  private readonly driver: SqlSessionDriver<MysqlSession> = {
+    dialect: 'mysql',
+    open: (request, signal) => this.openSession(request.database || this.target.database, signal),
+    openFailure: (error, request) => this.connectFailure(request.database || this.target.database, error),
+    identify: async (session) => {
+      // Asked once per pooled connection: its thread id and the server's start do not change.
+      session.pooled.identity ??= await threadIdentity(session.pooled.connection);
+      return { engine: this.name, ...session.pooled.identity };
+    },
+    setupFailure: (error) => `The MySQL session could not be set up: ${describeMysqlError(error)}`,
+    stopControl: (session, handle, context) => {
+      const threadId = Number(handle['threadId']);
+      return new StopLadder(context.signal, context.stopGraceMs, {
         polite: () => this.controlQuery(`KILL QUERY ${threadId}`).then(ignore),
         forceful: () => this.kill(threadId),
         abandon: () => {
-          connection.destroy();
-          abandon(new Error('The connection was abandoned after the stop could not end the statement'));
+          session.pooled.connection.destroy();
+          session.abandon(
+            new Error('The connection was abandoned after the stop could not end the statement'),
+          );
         },
       });
-      ladder.arm();
+    },
+    execute: (session, sql, _index, builder) =>
+      Promise.race([execute(session, sql, builder), session.abandoned]),
+    statementFailure: (error, session) => {
+      const { sqlState } = (error ?? {}) as Partial<QueryError>;
+      return {
+        detail: describeMysqlError(error),
+        ...(typeof sqlState === 'string' && sqlState ? { sqlState } : {}),
+        ...(session.lost ? { reason: 'session_lost' as const } : {}),
+      };
+    },
+    release: (session, end) => this.endSession(session, end),
+  };
 
-      const budget = new ResultByteBudget(request.limits.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES);
-      for (const [index, sql] of statements.entries()) {
-        // Stopped between statements: the next one never starts.
-        if (signal.aborted) return aborted();
-        const started = performance.now();
-        try {
-          const statement = execute(connection, sql, request.limits.maxResultRows, budget);
-          results.push(await Promise.race([statement, abandoned]));
-        } catch (error) {
-          if (signal.aborted) return aborted();
-          const message = `Statement ${index + 1} failed: ${describeMysqlError(error)}`;
-          return { kind: 'failed', results: [...results, errorResult(message, started)], message };
+  /**
+   * A connection for the run within the engine's slots: an idle, reset one of the same database if
+   * there is one, else a new one. `ABORTED` when the run was stopped first.
+   */
+  private async openSession(database: string, signal: AbortSignal): Promise<MysqlSession | typeof ABORTED> {
+    const releaseSlot = await this.slots.acquire(signal);
+    if (!releaseSlot) return ABORTED;
+    let pooled = this.takeIdle(database);
+    if (!pooled) {
+      try {
+        const connecting = this.connect(database);
+        const opened = await raceAbort(connecting, signal, (late) => late.destroy());
+        if (opened === ABORTED) {
+          // The slot frees once the late session is closed: never more sessions than slots.
+          void connecting.then(ignore, ignore).finally(releaseSlot);
+          return ABORTED;
         }
+        pooled = { connection: opened, database, identity: undefined };
+      } catch (error) {
+        releaseSlot();
+        throw error;
       }
-      // A stop that arrived while the last statement was finishing still counts as a stop
-      // (MySQL's SLEEP() even returns 1 instead of failing when its query is killed).
-      return signal.aborted ? aborted() : { kind: 'succeeded', results };
-    } finally {
-      await ladder?.finish();
-      await endConnection(connection, lost || (ladder?.forced ?? false));
-      this.open.delete(connection);
-      releaseSlot();
     }
+    this.open.add(pooled.connection);
+    let abandon!: (error: Error) => void;
+    const abandoned = new Promise<never>((_, reject) => (abandon = reject));
+    abandoned.catch(ignore);
+    const session: MysqlSession = {
+      pooled,
+      releaseSlot,
+      lost: false,
+      onLost: () => undefined,
+      abandoned,
+      abandon,
+      lastStatus: undefined,
+    };
+    session.onLost = () => (session.lost = true);
+    pooled.connection.on('error', session.onLost);
+    pooled.connection.on('end', session.onLost);
+    return session;
+  }
+
+  /**
+   * Leaves no trace of the run on the server. A lost or killed connection is destroyed at once. A
+   * stopped run's connection is rolled back (KILL QUERY ends the statement, not the transaction, so
+   * its row locks are gone when the run returns) and closed, never reused. Otherwise the connection
+   * is reset (COM_RESET_CONNECTION: transaction rolled back, session variables, temporary tables,
+   * user locks and prepared statements gone) and goes back to the idle list; the run waits for that
+   * only when the server said a transaction may still be open, and the slot frees only once the
+   * reset is done, so no run gets another run's state. A run that switched databases with `USE`
+   * (which a reset keeps) is closed instead.
+   */
+  private async endSession(session: MysqlSession, end: SqlSessionEnd): Promise<void> {
+    const { connection } = session.pooled;
+    const finish = (keep: boolean) => {
+      connection.removeListener('error', session.onLost);
+      connection.removeListener('end', session.onLost);
+      this.open.delete(connection);
+      if (keep && !session.lost) this.putIdle(session.pooled);
+      else connection.destroy();
+      session.releaseSlot();
+    };
+    if (session.lost || end.forced) {
+      finish(false);
+      return;
+    }
+    if (end.stopped) {
+      const clean = await bounded(simpleQuery(connection, 'ROLLBACK'));
+      if (clean) connection.end(ignore);
+      finish(false);
+      return;
+    }
+    const reusable = !end.statements.some((sql) => SWITCHES_DATABASE.test(sql));
+    const reset = bounded(
+      new Promise<void>((resolve, reject) =>
+        connection.reset((error) => (error ? reject(error) : resolve())),
+      ),
+    ).then((clean) => finish(clean && reusable));
+    const status = session.lastStatus;
+    if (status !== undefined && (status & SERVER_STATUS_IN_TRANS || !(status & SERVER_STATUS_AUTOCOMMIT))) {
+      await reset;
+      return;
+    }
+    this.resets.add(reset);
+    void reset.finally(() => this.resets.delete(reset));
+  }
+
+  private takeIdle(database: string): PooledConnection | undefined {
+    const list = this.idle.get(database);
+    const pooled = list?.pop();
+    if (pooled) {
+      clearTimeout(pooled.idleTimer);
+      pooled.connection.removeListener('end', pooled.onIdleLost ?? ignore);
+      pooled.connection.removeListener('error', pooled.onIdleLost ?? ignore);
+    }
+    return pooled;
+  }
+
+  /** An idle connection closes after `IDLE_TIMEOUT_MS`, or leaves the list when the server drops it. */
+  private putIdle(pooled: PooledConnection): void {
+    let list = this.idle.get(pooled.database);
+    if (!list) {
+      list = [];
+      this.idle.set(pooled.database, list);
+    }
+    const remove = () => {
+      const index = list.indexOf(pooled);
+      if (index >= 0) list.splice(index, 1);
+      clearTimeout(pooled.idleTimer);
+      pooled.connection.destroy();
+    };
+    pooled.onIdleLost = remove;
+    pooled.connection.once('end', remove);
+    pooled.connection.once('error', remove);
+    pooled.idleTimer = setTimeout(remove, IDLE_TIMEOUT_MS);
+    pooled.idleTimer.unref();
+    list.push(pooled);
   }
 
   /** Kills the thread that ran a run of a previous server process, if it still exists. */
@@ -210,6 +313,14 @@ export class MysqlEngine implements Engine {
   async close(): Promise<void> {
     for (const connection of this.open) connection.destroy();
     this.open.clear();
+    await Promise.all(this.resets);
+    for (const list of this.idle.values()) {
+      for (const pooled of list) {
+        clearTimeout(pooled.idleTimer);
+        pooled.connection.destroy();
+      }
+    }
+    this.idle.clear();
     const pool = this.controlPool;
     this.controlPool = undefined;
     if (pool) await new Promise<void>((resolve) => pool.end(() => resolve()));
@@ -304,9 +415,13 @@ async function threadIdentity(
   connection: mysql.Connection,
 ): Promise<{ threadId: number; serverStartedAt: number }> {
   const query = (sql: string) => simpleQuery(connection, sql);
-  const [row] = await query('SELECT CONNECTION_ID()');
-  const threadId = Number(row?.[0]);
-  if (!Number.isSafeInteger(threadId)) throw new Error(`unexpected connection id ${String(row?.[0])}`);
+  // The handshake already told the thread id (CONNECTION_ID()); ask only when it did not.
+  let threadId = connection.threadId;
+  if (typeof threadId !== 'number' || !Number.isSafeInteger(threadId) || threadId <= 0) {
+    const [row] = await query('SELECT CONNECTION_ID()');
+    threadId = Number(row?.[0]);
+    if (!Number.isSafeInteger(threadId)) throw new Error(`unexpected connection id ${String(row?.[0])}`);
+  }
   return { threadId, serverStartedAt: await serverStartedAt(query) };
 }
 
@@ -332,13 +447,12 @@ function simpleQuery(connection: mysql.Connection, sql: string): Promise<unknown
  * takes as long as reading all of it.
  */
 function execute(
-  connection: mysql.Connection,
+  session: MysqlSession,
   sql: string,
-  maxRows: number,
-  budget: ResultByteBudget,
+  builder: StatementResultBuilder,
 ): Promise<StatementResult> {
+  const { connection } = session.pooled;
   return new Promise((resolve, reject) => {
-    const builder = new StatementResultBuilder(maxRows, budget);
     let resultIndex = -1;
     let shownIndex: number | undefined;
     let bits: boolean[] = [];
@@ -366,6 +480,9 @@ function execute(
       }
     });
     query.on('result', (row: unknown, index: number | undefined) => {
+      // An OK packet (no result set) carries the server status: in a transaction, autocommit.
+      const status = (row as { serverStatus?: unknown } | null)?.serverStatus;
+      if (!Array.isArray(row) && typeof status === 'number') session.lastStatus = status;
       if (!Array.isArray(row) || index !== shownIndex) return;
       builder.addRow(
         row.map((value: unknown, i) =>
@@ -457,31 +574,21 @@ function typeName(field: FieldPacket, type: number): string {
   }
 }
 
-/**
- * Leaves no trace of the run on the server: ROLLBACK ends a transaction the script left open or a
- * stop interrupted (closing alone would too, but only once the server notices the closed socket —
- * after the run has returned), then the connection is closed. A lost or killed connection is
- * destroyed at once.
- */
-async function endConnection(connection: mysql.Connection, lost: boolean): Promise<void> {
-  if (lost) {
-    connection.destroy();
-    return;
-  }
+/** Whether `query` ended well within `CLEANUP_TIMEOUT_MS`; a connection that fails or hangs here is sick. */
+async function bounded(query: Promise<unknown>): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<false>(
     (resolve) => (timer = setTimeout(() => resolve(false), CLEANUP_TIMEOUT_MS)),
   );
   const clean = await Promise.race([
-    simpleQuery(connection, 'ROLLBACK').then(
+    query.then(
       () => true,
       () => false,
     ),
     timedOut,
   ]);
   clearTimeout(timer);
-  if (clean) connection.end(ignore);
-  else connection.destroy();
+  return clean;
 }
 
 /** The server's message, with its error number and SQLSTATE when it has them. */
