@@ -1,0 +1,231 @@
+/**
+ * The runner on the embedded SQLite store with a fake engine (test/helpers/fake-engine.ts): queue →
+ * claim → run → settle, stop in each phase, timeout, shutdown, recovery, and the first terminal
+ * state winning. Fast and deterministic: the fake engine's runs start and end when the test says.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import pino from 'pino';
+import type { Instance } from '../../src/domain/instance.js';
+import { RunSupervisor, type SupervisorConfig } from '../../src/runner/run-supervisor.js';
+import type { RunSubmission } from '../../src/services/run-queue.js';
+import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import type { Store } from '../../src/store/store.js';
+import { FakeEngine } from '../helpers/fake-engine.js';
+
+const NS = { projectId: 'p1', workspaceId: 'w1' };
+
+function submission(content: string): RunSubmission {
+  return {
+    namespace: NS,
+    scriptId: 'script-1',
+    scriptName: 's1',
+    connectionName: 'fake',
+    engine: 'fake',
+    request: { scriptType: 'DWSSQL', content, database: '' },
+  };
+}
+
+describe('RunSupervisor with a fake engine on SQLite', () => {
+  let dir: string;
+  let store: Store;
+  let engine: FakeEngine;
+  let supervisor: RunSupervisor;
+
+  async function startSupervisor(overrides: Partial<SupervisorConfig> = {}, recoverable = false) {
+    engine = new FakeEngine(recoverable);
+    supervisor = new RunSupervisor(
+      store,
+      () => Promise.resolve(engine),
+      {
+        nodeId: 'node-a',
+        maxConcurrentRuns: 2,
+        instanceTimeoutMs: 60_000,
+        stopGraceMs: 50,
+        stopWaitMs: 5_000,
+        leaseMs: 30_000,
+        pollMs: 50,
+        runsDir: join(dir, 'runs'),
+        limits: { maxResultRows: 10, maxOutputBytes: 1024, maxResultOutputBytes: 1024 },
+        ...overrides,
+      },
+      pino({ level: 'silent' }),
+    );
+    await supervisor.recover();
+    supervisor.start();
+  }
+
+  async function settled(instance: Instance): Promise<Instance> {
+    const row =
+      (await supervisor.waitUntilSettled(instance.id, 5_000)) ?? (await store.instances.get(instance.id));
+    assert.ok(row, 'instance exists');
+    return row;
+  }
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'opendlf-runner-'));
+    store = await openSqliteStore(join(dir, 'store.sqlite'));
+  });
+  afterEach(async () => {
+    await supervisor.shutdown(0, 2_000);
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs a submitted instance to FINISHED; with a free slot it is inserted already claimed', async () => {
+    await startSupervisor();
+    // The first claim (at start) tells the node its queue is empty; from then on a free slot
+    // means the instance is inserted claimed.
+    assert.equal((await settled(await supervisor.submit(submission('ok')))).state, 'FINISHED');
+    const instance = await supervisor.submit(submission('ok'));
+    assert.equal(instance.state, 'LAUNCHING', 'claimed at insert: no QUEUED row, no claim query');
+    assert.equal(instance.nodeId, 'node-a');
+    assert.ok(instance.leaseExpiresAt, 'leased from the insert on');
+    const done = await settled(instance);
+    assert.equal(done.state, 'FINISHED');
+    assert.equal(done.failureReason, null);
+    assert.deepEqual(done.results[0]?.rows, [[1]]);
+    assert.equal(done.runHandle, null, 'the handle is released with the settle');
+    assert.equal(done.leaseExpiresAt, null);
+  });
+
+  it('a script failure is FAILED with reason script_error and the SQLSTATE', async () => {
+    await startSupervisor();
+    const done = await settled(await supervisor.submit(submission('fail')));
+    assert.equal(done.state, 'FAILED');
+    assert.equal(done.failureReason, 'script_error');
+    assert.equal(done.sqlState, '42P01');
+    assert.match(done.message, /does not exist/);
+  });
+
+  it('queues beyond the slots, claims in order when a slot frees, and stops a queued one before it starts', async () => {
+    await startSupervisor({ maxConcurrentRuns: 1 });
+    const first = await supervisor.submit(submission('gate'));
+    await engine.whenStarted(first.id);
+    const second = await supervisor.submit(submission('ok'));
+    const third = await supervisor.submit(submission('ok'));
+    assert.equal(second.state, 'QUEUED');
+    assert.equal(third.state, 'QUEUED');
+    const stopped = await supervisor.stop(second.id, 'alice');
+    assert.equal(stopped?.state, 'STOPPED');
+    assert.equal(stopped?.stopRequestedBy, 'alice');
+    assert.equal(stopped?.failureReason, 'stopped');
+    engine.release(first.id);
+    assert.equal((await settled(first)).state, 'FINISHED');
+    assert.equal((await settled(third)).state, 'FINISHED');
+    assert.deepEqual(engine.started, [first.id, third.id], 'the stopped instance never started');
+  });
+
+  it('stops a run in its launching phase (no handle yet) and records who asked', async () => {
+    await startSupervisor();
+    const instance = await supervisor.submit(submission('hang-silent'));
+    await engine.whenStarted(instance.id);
+    assert.equal((await store.instances.get(instance.id))?.state, 'LAUNCHING');
+    const stopped = await supervisor.stop(instance.id, 'bob');
+    assert.equal(stopped?.state, 'STOPPED');
+    assert.equal(stopped?.stopRequestedBy, 'bob', 'recorded with the settle');
+    assert.ok(stopped?.stopRequestedAt);
+    assert.equal(stopped?.failureReason, 'stopped');
+  });
+
+  it('stops a running run (RUNNING written first by an engine whose work outlives the process)', async () => {
+    await startSupervisor({}, true);
+    const instance = await supervisor.submit(submission('hang'));
+    await engine.whenStarted(instance.id);
+    const running = await store.instances.get(instance.id);
+    assert.equal(running?.state, 'RUNNING');
+    assert.deepEqual(running?.runHandle, { engine: 'fake' });
+    const stopped = await supervisor.stop(instance.id, 'carol');
+    assert.equal(stopped?.state, 'STOPPED');
+    assert.equal(stopped?.stopRequestedBy, 'carol');
+    assert.equal(stopped?.runHandle, null);
+  });
+
+  it('stopHere aborts a run of this node at once, only when the caller says it belongs', async () => {
+    await startSupervisor();
+    const instance = await supervisor.submit(submission('hang'));
+    await engine.whenStarted(instance.id);
+    assert.equal(
+      supervisor.stopHere(instance.id, 'eve', () => false),
+      false,
+      'not the caller’s run',
+    );
+    assert.equal(
+      supervisor.stopHere(instance.id, 'dave', (i) => i.scriptName === 's1'),
+      true,
+    );
+    const done = await settled(instance);
+    assert.equal(done.state, 'STOPPED');
+    assert.equal(done.stopRequestedBy, 'dave');
+  });
+
+  it('an in-process run still going after a moment is shown RUNNING', async () => {
+    await startSupervisor();
+    const instance = await supervisor.submit(submission('hang'));
+    await engine.whenStarted(instance.id);
+    for (let i = 0; i < 200 && (await store.instances.get(instance.id))?.state !== 'RUNNING'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal((await store.instances.get(instance.id))?.state, 'RUNNING');
+    await supervisor.stop(instance.id, 'x');
+  });
+
+  it('ends a run that exceeds the timeout as TIMED_OUT', async () => {
+    await startSupervisor({ instanceTimeoutMs: 30 });
+    const done = await settled(await supervisor.submit(submission('hang')));
+    assert.equal(done.state, 'TIMED_OUT');
+    assert.equal(done.failureReason, 'timeout');
+  });
+
+  it('the first terminal state wins: work that completed before a late stop is FINISHED and stays so', async () => {
+    await startSupervisor();
+    const instance = await supervisor.submit(submission('finish-late'));
+    await engine.whenStarted(instance.id);
+    const first = await supervisor.stop(instance.id, 'frank');
+    assert.equal(first?.state, 'FINISHED');
+    assert.equal(first?.failureReason, null);
+    const again = await supervisor.stop(instance.id, 'frank');
+    assert.equal(again?.state, 'FINISHED');
+    assert.equal(await store.instances.transition(instance.id, ['FINISHED'], 'STOPPED', {}), undefined);
+    assert.equal((await store.instances.get(instance.id))?.state, 'FINISHED');
+  });
+
+  it('shutdown aborts queued instances and, after the drain, running ones', async () => {
+    await startSupervisor({ maxConcurrentRuns: 1 });
+    const running = await supervisor.submit(submission('hang'));
+    await engine.whenStarted(running.id);
+    const queued = await supervisor.submit(submission('ok'));
+    await supervisor.shutdown(20, 2_000);
+    const a = await store.instances.get(running.id);
+    const b = await store.instances.get(queued.id);
+    assert.equal(a?.state, 'ABORTED');
+    assert.equal(a?.failureReason, 'shutdown');
+    assert.equal(b?.state, 'ABORTED');
+    assert.equal(b?.failureReason, 'shutdown');
+    assert.equal(supervisor.accepting, false);
+  });
+
+  it('recovery settles what a previous process of this node left active (reason restart)', async () => {
+    const left = await store.instances.create(
+      {
+        ...submission('hang'),
+        id: '00000000-0000-4000-8000-000000000001',
+        nodeId: 'node-a',
+        claim: { leaseMs: 30_000, startedAt: new Date() },
+      },
+      new Date(),
+    );
+    await store.instances.transition(left.id, ['LAUNCHING'], 'RUNNING', {
+      runHandle: { engine: 'fake', pid: 1 },
+    });
+    await startSupervisor({}, true);
+    const recovered = await store.instances.get(left.id);
+    assert.equal(recovered?.state, 'ABORTED');
+    assert.equal(recovered?.failureReason, 'restart');
+    assert.equal(recovered?.runHandle, null);
+    assert.deepEqual(engine.recovered, [{ engine: 'fake', pid: 1 }]);
+  });
+});
