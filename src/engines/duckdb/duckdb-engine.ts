@@ -1,9 +1,11 @@
 /**
  * The embedded SQL engine: one DuckDB database file per project and workspace in the data
- * directory, one connection per run. Serves every SQL script type for local development.
+ * directory, one fresh connection per run (opened ahead, while the previous run executes), driven by
+ * the shared SQL loop (sql-session-loop.ts). Serves every SQL script type for local development.
  * Stop = `connection.interrupt()` (the running statement returns "Interrupted" within milliseconds),
  * repeated each grace period until the run returns; no further statement starts once the signal
- * has aborted.
+ * has aborted. A trivial run costs two native calls besides its statement's own (prepare, execute,
+ * fetch): the attachment check runs only for scripts that mention ATTACH.
  *
  * Sandbox (unless `externalAccess`): each workspace's database is opened with external access off
  * and may touch only its own file (and DuckDB's WAL/temp files next to it), its files folder
@@ -19,25 +21,21 @@
  * connection; `CHECKPOINT` and `PRAGMA` (connection-local, e.g. profiling) are harmless.
  */
 import { mkdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, resolve, sep } from 'node:path';
 import {
   DuckDBInstance,
   DuckDBTypeId,
   JsonDuckDBValueConverter,
   type DuckDBConnection,
+  type DuckDBPreparedStatement,
   type DuckDBResult,
 } from '@duckdb/node-api';
 import type { StatementResult } from '../../domain/instance.js';
 import { isSqlScriptType, type Namespace, type ScriptType } from '../../domain/script.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
-import {
-  DEFAULT_MAX_RESULT_BYTES,
-  errorResult,
-  ResultByteBudget,
-  StatementResultBuilder,
-  type ResultColumn,
-} from '../sql-result.js';
-import { splitStatementsForRun } from '../sql-statements.js';
+import type { StatementResultBuilder, ResultColumn } from '../sql-result.js';
+import { runSqlSession, type SqlSessionDriver, type SqlStopControl } from '../sql-session-loop.js';
 
 /** What a workspace's DuckDB may reach besides its own database file. */
 export interface DuckDbSandbox {
@@ -71,6 +69,12 @@ const NUMERIC_TYPES = new Set<DuckDBTypeId>([
   DuckDBTypeId.DECIMAL,
 ]);
 
+/**
+ * DuckDB's threads per database: one core fewer than the machine has (at least one), so a query
+ * that parallelises cannot take the core the server needs to accept a stop and interrupt it.
+ */
+const WORKER_THREADS = String(Math.max(1, availableParallelism() - 1));
+
 /** File-name-safe form of an id (ids are validated at the API edge; this is defence in depth). */
 const safeSegment = (id: string) => encodeURIComponent(id).replace(/\./g, '%2E');
 
@@ -79,6 +83,8 @@ export class DuckDbEngine implements Engine {
   readonly capabilities = { recoversOrphans: false, recoversFromAnyNode: false } as const;
   private readonly databases = new Map<string, Promise<DuckDBInstance>>();
   private readonly openConnections = new Set<DuckDBConnection>();
+  /** One connection opened ahead per workspace database, for its next run. */
+  private readonly spares = new Map<string, Promise<DuckDBConnection>>();
 
   /** @param directory where `<project>/<workspace>.duckdb` files live; `:memory:` for tests. */
   constructor(
@@ -106,7 +112,9 @@ export class DuckDbEngine implements Engine {
         mkdirSync(dir, { recursive: true });
         path = join(dir, `${safeSegment(ns.workspaceId)}.duckdb`);
       }
-      db = this.sandbox.externalAccess ? DuckDBInstance.create(path) : this.openSandboxed(path, ns);
+      db = this.sandbox.externalAccess
+        ? DuckDBInstance.create(path, { threads: WORKER_THREADS })
+        : this.openSandboxed(path, ns);
       db.catch(() => this.databases.delete(key));
       this.databases.set(key, db);
     }
@@ -134,6 +142,7 @@ export class DuckDbEngine implements Engine {
       directories.push(asDirectory(`${absolute}.tmp`));
     }
     const instance = await DuckDBInstance.create(path, {
+      threads: WORKER_THREADS,
       autoinstall_known_extensions: 'false',
       autoload_known_extensions: 'false',
     });
@@ -155,57 +164,62 @@ export class DuckDbEngine implements Engine {
     return instance;
   }
 
-  async run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome> {
-    const { signal } = context;
-    const results: StatementResult[] = [];
-    const split = splitStatementsForRun(request.content, 'postgres');
-    if (!split.ok) return { kind: 'failed', results, message: split.message };
-    const { statements } = split;
-    const refused = this.sandbox.externalAccess ? undefined : refusedBySandbox(request.content);
-    if (refused) return { kind: 'failed', results, message: refused };
-    if (signal.aborted) return { kind: 'aborted', results };
+  run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome> {
+    return runSqlSession(this.driver, request, context);
+  }
+
+  /** What the shared SQL loop needs from DuckDB (sql-session-loop.ts). */
+  private readonly driver: SqlSessionDriver<DuckDbSession> = {
+    // DuckDB's SQL quotes like PostgreSQL's.
+    dialect: 'postgres',
+    refuse: (content) => (this.sandbox.externalAccess ? undefined : refusedBySandbox(content)),
+    open: async (request) => {
+      const connection = await this.connection(request.namespace);
+      this.openConnections.add(connection);
+      return { connection, attachedBefore: undefined };
+    },
+    openFailure: (error) => `DuckDB could not be opened: ${(error as Error).message}`,
+    identify: async (session, request) => {
+      // Only a script that says ATTACH can attach (dynamic SQL is refused by the sandbox, and is a
+      // deny-listed name anyway): others skip the two catalog reads around the run.
+      if (MENTIONS_ATTACH.test(request.content))
+        session.attachedBefore = await attachedDatabases(session.connection);
+      return { engine: this.name };
+    },
+    setupFailure: (error) => `The DuckDB session could not be set up: ${(error as Error).message}`,
+    stopControl: (session, _handle, context) => new InterruptLoop(session.connection, context),
+    execute: async (session, sql, _index, builder) =>
+      readResult(await startStatement(session.connection, sql), builder),
+    statementFailure: (error) => ({ detail: (error as Error).message }),
+    release: async (session) => {
+      if (session.attachedBefore) await detachAttachedSince(session.connection, session.attachedBefore);
+      this.openConnections.delete(session.connection);
+      session.connection.closeSync();
+    },
+  };
+
+  /**
+   * A fresh connection to the workspace's database (per run: `USE`, temporary tables and
+   * connection-local settings must not reach the next run). The next one is opened as this one is
+   * handed out, so a run does not wait for the connect.
+   */
+  private async connection(ns: Namespace): Promise<DuckDBConnection> {
+    const key = `${ns.projectId}/${ns.workspaceId}`;
+    const spare = this.spares.get(key);
+    this.spares.delete(key);
+    const instance = await this.database(ns);
     let connection: DuckDBConnection;
     try {
-      connection = await (await this.database(request.namespace)).connect();
-    } catch (error) {
-      return { kind: 'failed', results, message: `DuckDB could not be opened: ${(error as Error).message}` };
+      connection = spare ? await spare : await instance.connect();
+    } catch {
+      connection = await instance.connect();
     }
-    this.openConnections.add(connection);
-    let interruptTimer: NodeJS.Timeout | undefined;
-    const interrupt = () => {
-      connection.interrupt();
-      // An interrupt that lands between two native calls is lost; repeat until the run returns.
-      interruptTimer = setInterval(() => connection.interrupt(), Math.max(10, context.stopGraceMs));
-    };
-    let attachedBefore: AttachedDatabases | undefined;
-    try {
-      attachedBefore = await attachedDatabases(connection);
-      await context.reportHandle({ engine: this.name });
-      if (signal.aborted) return { kind: 'aborted', results };
-      signal.addEventListener('abort', interrupt, { once: true });
-      const budget = new ResultByteBudget(request.limits.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES);
-      for (const [index, sql] of statements.entries()) {
-        // Stopped between statements: the next one never starts.
-        if (signal.aborted) return { kind: 'aborted', results };
-        const started = performance.now();
-        try {
-          // Built first: its clock gives the statement's duration, including the time to start streaming.
-          const builder = new StatementResultBuilder(request.limits.maxResultRows, budget);
-          results.push(await readResult(await connection.stream(sql), builder));
-        } catch (error) {
-          if (signal.aborted) return { kind: 'aborted', results };
-          const message = `Statement ${index + 1} failed: ${(error as Error).message}`;
-          return { kind: 'failed', results: [...results, errorResult(message, started)], message };
-        }
-      }
-      return { kind: 'succeeded', results };
-    } finally {
-      signal.removeEventListener('abort', interrupt);
-      if (interruptTimer) clearInterval(interruptTimer);
-      if (attachedBefore) await detachAttachedSince(connection, attachedBefore);
-      this.openConnections.delete(connection);
-      connection.closeSync();
+    if (!this.spares.has(key) && this.databases.has(key)) {
+      const next = instance.connect();
+      next.catch(() => undefined);
+      this.spares.set(key, next);
     }
+    return connection;
   }
 
   async ping(): Promise<void> {
@@ -221,6 +235,15 @@ export class DuckDbEngine implements Engine {
 
   async close(): Promise<void> {
     for (const connection of this.openConnections) connection.interrupt();
+    const spares = [...this.spares.values()];
+    this.spares.clear();
+    for (const spare of spares) {
+      try {
+        (await spare).closeSync();
+      } catch {
+        // Never opened.
+      }
+    }
     const dbs = [...this.databases.values()];
     this.databases.clear();
     for (const db of dbs) {
@@ -326,6 +349,67 @@ async function detachAttachedSince(connection: DuckDBConnection, before: Attache
     for (const name of added) await connection.run(`DETACH DATABASE IF EXISTS ${sqlIdentifier(name)}`);
   } catch {
     // The connection is closed next; a leftover attachment is harmless to the sandbox (it passed it).
+  }
+}
+
+/** A script that may attach databases (checked on the whole text, like the sandbox's deny-list). */
+const MENTIONS_ATTACH = /attach/i;
+
+interface DuckDbSession {
+  readonly connection: DuckDBConnection;
+  /** The databases attached before the run, when the script may attach more. */
+  attachedBefore: AttachedDatabases | undefined;
+}
+
+/**
+ * DuckDB's stop: `connection.interrupt()` at once, repeated every grace period (at least 10 ms)
+ * until the run returns — an interrupt that lands between two native calls is lost.
+ */
+class InterruptLoop implements SqlStopControl {
+  readonly forced = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly connection: DuckDBConnection,
+    private readonly context: EngineRunContext,
+  ) {}
+
+  arm(): void {
+    if (this.context.signal.aborted) this.interrupt();
+    else this.context.signal.addEventListener('abort', this.interrupt, { once: true });
+  }
+
+  finish(): Promise<void> {
+    this.context.signal.removeEventListener('abort', this.interrupt);
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    return Promise.resolve();
+  }
+
+  private readonly interrupt = (): void => {
+    this.connection.interrupt();
+    this.timer ??= setInterval(() => this.connection.interrupt(), Math.max(10, this.context.stopGraceMs));
+  };
+}
+
+/**
+ * Starts one statement as a stream. The splitter already split the script, so the statement is
+ * prepared directly (one native call fewer than `connection.stream`, which extracts statements
+ * first); a piece DuckDB still reads as several statements goes through `stream`, which runs all
+ * but the last.
+ */
+async function startStatement(connection: DuckDBConnection, sql: string): Promise<DuckDBResult> {
+  let prepared: DuckDBPreparedStatement;
+  try {
+    prepared = await connection.prepare(sql);
+  } catch (error) {
+    if (/Cannot prepare multiple statements/.test((error as Error).message)) return connection.stream(sql);
+    throw error;
+  }
+  try {
+    return await prepared.stream();
+  } finally {
+    prepared.destroySync();
   }
 }
 
