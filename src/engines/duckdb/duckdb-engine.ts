@@ -4,8 +4,8 @@
  * the shared SQL loop (sql-session-loop.ts). Serves every SQL script type for local development.
  * Stop = `connection.interrupt()` (the running statement returns "Interrupted" within milliseconds),
  * repeated each grace period until the run returns; no further statement starts once the signal
- * has aborted. A trivial run costs two native calls besides its statement's own (prepare, execute,
- * fetch): the attachment check runs only for scripts that mention ATTACH.
+ * has aborted. A trivial run makes only its statement's native calls (prepare, execute, fetch) and
+ * a synchronous close: the attachment check runs only for scripts that mention ATTACH.
  *
  * Sandbox (unless `externalAccess`): each workspace's database is opened with external access off
  * and may touch only its own file (and DuckDB's WAL/temp files next to it), its files folder
