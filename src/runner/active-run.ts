@@ -20,6 +20,8 @@ export interface ActiveRun {
   pendingHandle: RunHandle | undefined;
   /** A stop delivered here before any store write: recorded with the settle (first one wins). */
   stopRequest: { at: Date; by: string } | undefined;
+  /** The settling update has returned (its waiters were woken in the same step). */
+  settleWritten: boolean;
 }
 
 /** The runs this node holds, by instance id. */
@@ -34,6 +36,7 @@ export function newActiveRun(instance: Instance, leaseValidUntil: number): Activ
     settling: false,
     pendingHandle: undefined,
     stopRequest: undefined,
+    settleWritten: false,
   };
 }
 

@@ -175,6 +175,7 @@ export class RunLifecycle {
       ...(run.stopRequest ? { stopRequest: run.stopRequest } : {}),
     };
     const settled = await this.instances.transition(id, from, to, patch);
+    run.settleWritten = true;
     if (settled) this.settled(settled);
     // Someone else settled it first (reaper, recovery): the work is still over, release the handle.
     else await this.instances.releaseHandle(id);

@@ -178,7 +178,9 @@ export class RunSupervisor implements RunQueue {
   }
 
   waitUntilSettled(instanceId: string, timeoutMs: number): Promise<Instance | undefined> {
-    return this.waiters.untilSettled(instanceId, timeoutMs);
+    const run = this.active.get(instanceId);
+    // Held here with its settle still to come: that settle wakes the waiter, no store read needed.
+    return this.waiters.untilSettled(instanceId, timeoutMs, run !== undefined && !run.settleWritten);
   }
 
   get accepting(): boolean {

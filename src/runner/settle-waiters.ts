@@ -28,12 +28,21 @@ export class SettleWaiters {
    * Resolves with the terminal row as soon as it is known, or with undefined when the instance is
    * gone or `timeoutMs` passed (the caller reads the current row then).
    */
-  async untilSettled(id: string, timeoutMs: number): Promise<Instance | undefined> {
+  async untilSettled(id: string, timeoutMs: number, settleWillWake = false): Promise<Instance | undefined> {
     const deadline = performance.now() + timeoutMs;
+    // `settleWillWake`: the run is held here and its settle not written yet, so that settle wakes
+    // this waiter with the row; the first read is skipped (later ones guard against a lost wake).
+    let skipRead = settleWillWake;
     for (;;) {
       const remaining = deadline - performance.now();
       // Registered before the read, so a settle between the read and the wait is not missed.
       const wake = this.register(id, Math.min(remaining, this.pollMs));
+      if (skipRead) {
+        skipRead = false;
+        const settled = await wake.promise;
+        if (settled) return settled;
+        continue;
+      }
       const current = await this.read(id);
       if (!current || isTerminal(current.state) || remaining <= 0) {
         wake.cancel();
