@@ -115,6 +115,11 @@ export class StatementResultBuilder {
     return this.columns.length > 0;
   }
 
+  /** Bytes the run's budget still has: a single value longer than this cannot be kept. */
+  get budgetRemaining(): number {
+    return this.budget.remaining;
+  }
+
   setColumns(columns: readonly ResultColumn[]): void {
     this.columns = columns;
   }

@@ -1,9 +1,10 @@
 /**
  * The ClickHouse engine: runs ClickHouseSQL scripts over ClickHouse's HTTP interface (tested against
- * 18.16, the version Debian bookworm ships; nothing here needs a newer server). Each statement is
- * one POST; all statements of a run share an HTTP session (`session_id`), which starts with a
- * `USE <database>`, so the script's own `USE`, `SET` and temporary tables carry from one statement
- * to the next, in order, one result per statement.
+ * 18.16, the version Debian bookworm ships; nothing here needs a newer server), through the shared
+ * SQL loop (sql-session-loop.ts). Each statement is one POST; all statements of a run of several
+ * share an HTTP session (`session_id`), which starts with a `USE <database>`, so the script's own
+ * `USE`, `SET` and temporary tables carry from one statement to the next, in order, one result per
+ * statement. A one-statement run is one POST with the `database` URL parameter and no session.
  *
  * Query ids: every statement of a run gets `<prefix>-<n>` where the prefix is
  * `<instanceId>-<random token>` (the token because an instance id is not unique per run: the
@@ -29,14 +30,8 @@ import { randomBytes } from 'node:crypto';
 import type { RunHandle, StatementResult } from '../../domain/instance.js';
 import type { ScriptType } from '../../domain/script.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
-import {
-  DEFAULT_MAX_RESULT_BYTES,
-  errorResult,
-  ResultByteBudget,
-  StatementResultBuilder,
-  type ResultColumn,
-} from '../sql-result.js';
-import { splitStatementsForRun } from '../sql-statements.js';
+import type { StatementResultBuilder, ResultColumn } from '../sql-result.js';
+import { runSqlSession, type SqlSessionDriver } from '../sql-session-loop.js';
 import { StopLadder } from '../stop-ladder.js';
 import { ClickHouseConnectError, ClickHouseHttp, ClickHouseServerError } from './clickhouse-http.js';
 import { JsonCompactReader, type ResultMeta } from './json-compact-reader.js';
@@ -84,6 +79,14 @@ export function isNumericClickHouseType(type: string): boolean {
 
 const ignore = () => undefined;
 
+/** One run: its query-id prefix (the run handle), the URL parameters of its statements, the request in flight. */
+interface ClickHouseRun {
+  readonly prefix: string;
+  readonly database: string;
+  params: Readonly<Record<string, string>>;
+  current: AbortController | undefined;
+}
+
 export class ClickHouseEngine implements Engine {
   readonly capabilities = { recoversOrphans: true, recoversFromAnyNode: true } as const;
   private readonly http: ClickHouseHttp;
@@ -108,90 +111,90 @@ export class ClickHouseEngine implements Engine {
     return type === 'ClickHouseSQL';
   }
 
-  async run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome> {
-    const { signal } = context;
-    const results: StatementResult[] = [];
-    const aborted = (): EngineOutcome => ({ kind: 'aborted', results });
+  run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome> {
+    return runSqlSession(this.driver, request, context);
+  }
+
+  /** What the shared SQL loop needs from ClickHouse (sql-session-loop.ts). */
+  private readonly driver: SqlSessionDriver<ClickHouseRun> = {
     // ClickHouse quotes like MySQL: strings with backslash escapes ('it\'s'), identifiers in
     // backticks or double quotes, no dollar quoting — the 'postgres' splitter would end a string
     // at \' and split at a ; inside it.
-    const split = splitStatementsForRun(request.content, 'mysql');
-    if (!split.ok) return { kind: 'failed', results, message: split.message };
-    const { statements } = split;
-    if (signal.aborted) return aborted();
-
-    const prefix = runPrefix(request.instanceId);
-    await context.reportHandle({
-      engine: this.name,
-      host: this.target.host,
-      port: this.target.port,
-      queryIdPrefix: prefix,
-    });
-    if (signal.aborted) return aborted();
-
-    let current: AbortController | undefined;
-    const ladder = new StopLadder(signal, context.stopGraceMs, {
-      polite: () => this.killRun(prefix, 'ASYNC'),
-      forceful: async () => {
-        try {
-          await this.killRun(prefix, 'SYNC');
-        } finally {
-          current?.abort();
-        }
-      },
-      abandon: () => current?.abort(),
-    });
-    ladder.arm();
-    this.activeRuns.add(prefix);
-    try {
-      const session = { session_id: prefix, default_format: RESULT_FORMAT };
-      const database = request.database || this.target.database;
-      if (database) {
-        // The `database` URL parameter applies to one request only, even inside a session (measured
-        // on 18.16: the next statement ran in `default` again); a USE sets the session's database
-        // and lets the script's own USE statements stick.
-        current = new AbortController();
-        const started = performance.now();
-        try {
-          await this.http.post({
-            sql: `USE ${identifier(database)}`,
-            params: { ...session, query_id: `${prefix}-0` },
-            signal: current.signal,
-          });
-        } catch (error) {
-          if (signal.aborted) return aborted();
-          const message =
-            error instanceof ClickHouseConnectError
-              ? this.connectFailure(error)
-              : `Database ${database} cannot be used: ${describeError(error)}`;
-          return { kind: 'failed', results: [errorResult(message, started)], message };
-        }
+    dialect: 'mysql',
+    // Nothing to open: each statement is its own HTTP request.
+    open: (request) => {
+      const prefix = runPrefix(request.instanceId);
+      this.activeRuns.add(prefix);
+      return Promise.resolve({
+        prefix,
+        database: request.database || this.target.database,
+        params: { default_format: RESULT_FORMAT },
+        current: undefined,
+      });
+    },
+    openFailure: (error) => describeError(error),
+    identify: (run) =>
+      Promise.resolve({
+        engine: this.name,
+        host: this.target.host,
+        port: this.target.port,
+        queryIdPrefix: run.prefix,
+      }),
+    setupFailure: (error) => describeError(error),
+    stopControl: (run, _handle, context) =>
+      new StopLadder(context.signal, context.stopGraceMs, {
+        polite: () => this.killRun(run.prefix, 'ASYNC'),
+        forceful: async () => {
+          try {
+            await this.killRun(run.prefix, 'SYNC');
+          } finally {
+            run.current?.abort();
+          }
+        },
+        abandon: () => run.current?.abort(),
+      }),
+    begin: async (run, _request, statementCount) => {
+      if (statementCount === 1) {
+        // One statement needs no session (none is left on the server for its timeout) and no USE:
+        // the `database` URL parameter applies to exactly that request.
+        if (run.database) run.params = { ...run.params, database: run.database };
+        return;
       }
-      const budget = new ResultByteBudget(request.limits.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES);
-      for (const [index, sql] of statements.entries()) {
-        // Stopped between statements: the next one never starts.
-        if (signal.aborted) return aborted();
-        current = new AbortController();
-        const started = performance.now();
-        const params = { ...session, query_id: `${prefix}-${index + 1}` };
-        try {
-          results.push(await this.execute(sql, params, request.limits.maxResultRows, budget, current.signal));
-        } catch (error) {
-          if (signal.aborted) return aborted();
-          const message =
-            error instanceof ClickHouseConnectError
-              ? this.connectFailure(error)
-              : `Statement ${index + 1} failed: ${describeError(error)}`;
-          return { kind: 'failed', results: [...results, errorResult(message, started)], message };
-        }
-      }
-      // A stop that arrived while the last statement was finishing still counts as a stop.
-      return signal.aborted ? aborted() : { kind: 'succeeded', results };
-    } finally {
-      this.activeRuns.delete(prefix);
-      await ladder.finish();
-    }
-  }
+      // Several statements share an HTTP session, so the script's own USE, SET and temporary tables
+      // carry from one to the next. The `database` URL parameter applies to one request only, even
+      // inside a session (measured on 18.16: the next statement ran in `default` again); a USE sets
+      // the session's database and lets the script's own USE statements stick.
+      run.params = { ...run.params, session_id: run.prefix };
+      if (!run.database) return;
+      run.current = new AbortController();
+      await this.http.post({
+        sql: `USE ${identifier(run.database)}`,
+        params: { ...run.params, query_id: `${run.prefix}-0` },
+        signal: run.current.signal,
+      });
+    },
+    beginFailure: (error, request) =>
+      error instanceof ClickHouseConnectError
+        ? this.connectFailure(error)
+        : `Database ${request.database || this.target.database} cannot be used: ${describeError(error)}`,
+    execute: (run, sql, index, builder) => {
+      run.current = new AbortController();
+      return this.execute(
+        sql,
+        { ...run.params, query_id: `${run.prefix}-${index + 1}` },
+        builder,
+        run.current.signal,
+      );
+    },
+    statementFailure: (error) =>
+      error instanceof ClickHouseConnectError
+        ? { detail: error.message, message: this.connectFailure(error), reason: 'connect_failed' }
+        : { detail: describeError(error) },
+    release: (run) => {
+      this.activeRuns.delete(run.prefix);
+      return Promise.resolve();
+    },
+  };
 
   /** Kills whatever still runs of a run of a previous server process (its query-id prefix). */
   async recover(handle: RunHandle): Promise<void> {
@@ -219,11 +222,9 @@ export class ClickHouseEngine implements Engine {
   private async execute(
     sql: string,
     params: Readonly<Record<string, string>>,
-    maxRows: number,
-    budget: ResultByteBudget,
+    builder: StatementResultBuilder,
     signal: AbortSignal,
   ): Promise<StatementResult> {
-    const builder = new StatementResultBuilder(maxRows, budget);
     const reader = new JsonCompactReader(
       {
         columns: (columns) => builder.setColumns(columns.map(toResultColumn)),
@@ -233,7 +234,7 @@ export class ClickHouseEngine implements Engine {
         rowTooLarge: () => builder.markTruncated(),
       },
       // A row whose JSON text is longer than the budget left could never be kept: stop buffering it.
-      budget.remaining + 1024,
+      builder.budgetRemaining + 1024,
     );
     const { complete } = await this.http.post({ sql, params, signal, onText: (text) => reader.push(text) });
     if (!complete) {
