@@ -9,7 +9,6 @@ import { isFailureReason, type FailureReason } from '../../domain/failure-reason
 import type { Instance, RunHandle, StatementResult } from '../../domain/instance.js';
 import {
   ACTIVE_STATES,
-  canTransition,
   CLAIMED_STATES,
   isInstanceState,
   isTerminal,
@@ -40,6 +39,7 @@ import { KyselyConnectionStore, KyselySystemTaskStore } from './connection-store
 import { KyselyCredentialStore } from './credential-store.js';
 import { dbNowMillis, substringFunction, type StoreDialect } from './dialect.js';
 import { migrationProvider } from './migrations.js';
+import { NamespaceOrderCache } from './namespace-order.js';
 import { toDate, toDateOrNull, type Database, type InstancesTable, type ScriptsTable } from './schema.js';
 
 function toScript(row: Selectable<ScriptsTable>): Script {
@@ -124,28 +124,31 @@ class KyselyScriptStore implements ScriptStore {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: StoreDialect,
+    /** Absent when other processes write scripts unseen (a shared PostgreSQL store). */
+    private readonly order?: NamespaceOrderCache,
   ) {}
 
   async create(ns: Namespace, input: ScriptInput, actor: string, approval: Approval): Promise<boolean> {
     const now = Date.now();
-    return this.db.transaction().execute(async (trx) => {
+    this.order?.invalidate(ns);
+    const created = await this.db.transaction().execute(async (trx) => {
       const result = await trx
         .insertInto('scripts')
-      .values({
-        id: randomUUID(),
-        project_id: ns.projectId,
-        workspace_id: ns.workspaceId,
-        name: input.name,
-        type: input.type,
-        ...mutableColumns(input),
-        owner: actor,
-        create_user: actor,
-        approval_state: approval.state,
-        approved_by: approval.by,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-      })
+        .values({
+          id: randomUUID(),
+          project_id: ns.projectId,
+          workspace_id: ns.workspaceId,
+          name: input.name,
+          type: input.type,
+          ...mutableColumns(input),
+          owner: actor,
+          create_user: actor,
+          approval_state: approval.state,
+          approved_by: approval.by,
+          version: 1,
+          created_at: now,
+          updated_at: now,
+        })
         .onConflict((oc) => oc.columns(['project_id', 'workspace_id', 'name']).doNothing())
         .executeTakeFirst();
       if (Number(result.numInsertedOrUpdatedRows ?? 0n) !== 1) return false;
@@ -160,6 +163,8 @@ class KyselyScriptStore implements ScriptStore {
         .execute();
       return true;
     });
+    this.order?.invalidate(ns);
+    return created;
   }
 
   async get(ns: Namespace, name: string): Promise<Script | undefined> {
@@ -209,7 +214,8 @@ class KyselyScriptStore implements ScriptStore {
   }
 
   async delete(ns: Namespace, name: string): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+    this.order?.invalidate(ns);
+    const deleted = await this.db.transaction().execute(async (trx) => {
       const row = await trx
         .deleteFrom('scripts')
         .where('project_id', '=', ns.projectId)
@@ -227,14 +233,18 @@ class KyselyScriptStore implements ScriptStore {
       await trx.deleteFrom('instances').where('script_id', '=', row.id).execute();
       return true;
     });
+    this.order?.invalidate(ns);
+    return deleted;
   }
 
   /**
-   * Unfiltered, `total` is the namespace counter (one row) and the page is a deferred join: the
-   * OFFSET walks only the (project, workspace, seq) index, and just the page's rows are read. A
-   * name filter must test every name, so it counts and pages over the namespace's rows.
+   * Unfiltered: with the namespace's order in memory (NamespaceOrderCache) the page is a key range
+   * found by position; otherwise `total` is the namespace counter (one row) and the page a deferred
+   * join, whose OFFSET walks only the (project, workspace, seq) index and reads just the page's
+   * rows. A name filter must test every name, so it counts and pages over the namespace's rows.
    */
   async list(ns: Namespace, query: ScriptListQuery): Promise<ScriptPage> {
+    if (query.nameContains === '' && this.order) return this.listByPosition(ns, query, this.order);
     let base = this.db
       .selectFrom('scripts')
       .where('project_id', '=', ns.projectId)
@@ -257,6 +267,39 @@ class KyselyScriptStore implements ScriptStore {
       .orderBy('seq')
       .execute();
     return { total, scripts: rows.map(toScript) };
+  }
+
+  private async listByPosition(
+    ns: Namespace,
+    query: ScriptListQuery,
+    order: NamespaceOrderCache,
+  ): Promise<ScriptPage> {
+    let seqs = order.get(ns);
+    if (seqs === undefined) {
+      const token = order.loadToken();
+      const rows = await this.db
+        .selectFrom('scripts')
+        .select('seq')
+        .where('project_id', '=', ns.projectId)
+        .where('workspace_id', '=', ns.workspaceId)
+        .orderBy('seq')
+        .execute();
+      seqs = rows.map((r) => Number(r.seq));
+      order.put(ns, seqs, token);
+    }
+    const first = seqs[query.offset];
+    const last = seqs[Math.min(query.offset + query.limit, seqs.length) - 1];
+    if (first === undefined || last === undefined) return { total: seqs.length, scripts: [] };
+    const rows = await this.db
+      .selectFrom('scripts')
+      .selectAll()
+      .where('project_id', '=', ns.projectId)
+      .where('workspace_id', '=', ns.workspaceId)
+      .where('seq', '>=', first)
+      .where('seq', '<=', last)
+      .orderBy('seq')
+      .execute();
+    return { total: seqs.length, scripts: rows.map(toScript) };
   }
 
   async count(ns: Namespace): Promise<number> {
@@ -326,9 +369,8 @@ class KyselyInstanceStore implements InstanceStore {
     to: InstanceState,
     patch: TransitionPatch,
   ): Promise<Instance | undefined> {
-    // The table decides: a source state that may not reach `to` is never part of the guard.
-    const allowed = from.filter((state) => canTransition(state, to));
-    if (allowed.length === 0) return undefined;
+    // The sources come from the caller's named change (domain STATE_CHANGES); this is the guard.
+    if (from.length === 0) return undefined;
     const set: Updateable<InstancesTable> = { state: to };
     // A settled instance is no longer leased to anyone.
     if (isTerminal(to)) set.lease_expires_at = null;
@@ -355,7 +397,7 @@ class KyselyInstanceStore implements InstanceStore {
       .updateTable('instances')
       .set({ ...set, ...stop })
       .where('id', '=', id)
-      .where('state', 'in', allowed)
+      .where('state', 'in', [...from])
       .returningAll()
       .executeTakeFirst();
     return row ? toInstance(row) : undefined;
@@ -559,7 +601,11 @@ export async function openKyselyStore(
     shared: options.shared,
     signals: options.signals,
     credentials: new KyselyCredentialStore(db, options.externalChanges),
-    scripts: new KyselyScriptStore(db, dialect),
+    scripts: new KyselyScriptStore(
+      db,
+      dialect,
+      options.externalChanges && new NamespaceOrderCache(options.externalChanges),
+    ),
     instances: new KyselyInstanceStore(db, dialect),
     connections: new KyselyConnectionStore(db, dialect),
     systemTasks: new KyselySystemTaskStore(db),
