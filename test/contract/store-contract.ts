@@ -165,6 +165,54 @@ export function runStoreContract(fixture: StoreContractFixture): void {
         assert.equal(await store.scripts.count(freshNs()), 0);
       });
 
+      it('list pages and totals stay exact across creates, duplicates and deletes (counter, cached order)', async () => {
+        const ns = freshNs();
+        const other = freshNs();
+        const expected: string[] = [];
+        const check = async () => {
+          for (const [offset, limit] of [
+            [0, 100],
+            [0, 3],
+            [2, 3],
+            [expected.length - 1, 5],
+            [expected.length, 5],
+          ] as const) {
+            const page = await store.scripts.list(ns, {
+              offset: Math.max(offset, 0),
+              limit,
+              nameContains: '',
+            });
+            assert.equal(page.total, expected.length);
+            assert.deepEqual(
+              page.scripts.map((s) => s.name),
+              expected.slice(Math.max(offset, 0), Math.max(offset, 0) + limit),
+            );
+          }
+          assert.equal(await store.scripts.count(ns), expected.length);
+        };
+        await check();
+        for (const name of ['s1', 's2', 's3', 's4', 's5', 's6']) {
+          assert.equal(await store.scripts.create(ns, scriptInput(name), 'u', NONE), true);
+          expected.push(name);
+          // Another namespace's scripts interleave in seq order and must never show up here.
+          await store.scripts.create(other, scriptInput(name), 'u', NONE);
+          await check();
+        }
+        assert.equal(await store.scripts.create(ns, scriptInput('s3'), 'u', NONE), false);
+        await check();
+        for (const name of ['s3', 's1', 's6']) {
+          assert.equal(await store.scripts.delete(ns, name), true);
+          expected.splice(expected.indexOf(name), 1);
+          await check();
+        }
+        assert.equal(await store.scripts.delete(ns, 's3'), false);
+        await check();
+        assert.equal(await store.scripts.create(ns, scriptInput('s1'), 'u', NONE), true);
+        expected.push('s1');
+        await check();
+        assert.equal((await store.scripts.list(other, { offset: 0, limit: 100, nameContains: '' })).total, 6);
+      });
+
       it('list filter is an exact, case-sensitive substring; % and _ are literal', async () => {
         const ns = freshNs();
         const names = ['a%b', 'axb', 'a_b', 'a-b', 'ABC', 'abc', '100%', 'x_y_z'];
