@@ -68,6 +68,7 @@ describe('postgres store: multi-node start and schema option', () => {
         'instances',
         'kysely_migration',
         'kysely_migration_lock',
+        'namespace_counters',
         'scripts',
         'settings',
         'system_tasks',
