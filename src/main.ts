@@ -368,7 +368,7 @@ export async function startServer(
   await Promise.all(localEngines.map((engine) => engine.discardStaleWorkDirectories()));
 
   const scripts = new ScriptService(store, supervisor, config.reviewWorkspaces, credentials);
-  const executions = new ExecutionService(store, scripts, resolver, supervisor, nodeId);
+  const executions = new ExecutionService(store, scripts, resolver, supervisor);
   const connections = new ConnectionService(store, cipher, resolver, importDir);
   const workspaces = new WorkspaceResolver({
     defaultWorkspace: config.defaultWorkspace,

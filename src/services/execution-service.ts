@@ -27,7 +27,6 @@ export class ExecutionService {
     private readonly scripts: ScriptService,
     private readonly connections: ConnectionResolver,
     private readonly runs: RunQueue,
-    private readonly nodeId: string,
   ) {}
 
   /** @param principal who asks: without `write` here, its parameter values must be data only. */
