@@ -8,7 +8,7 @@
  * checks and reaching session members that left the group).
  */
 
-/** Second stdout line of a run: `OPENDLF_PGID=<pgid> <leader start time in clock ticks>`. */
+/** First stderr line of a run: `OPENDLF_PGID=<pgid> <leader start time in clock ticks>`. */
 export const PGID_MARKER = 'OPENDLF_PGID=';
 /** Printed by the stop ladder when no live member of the group is left. */
 export const GROUP_GONE = 'OPENDLF_GROUP_GONE';
@@ -60,24 +60,25 @@ function ladderSteps(reused: string, graceMs: number): string[] {
 
 /**
  * One exec channel per run: creates a private (0700) directory, copies stdin into
- * `<dir>/<fileName>` (0600), starts the script in a new session and, once its leader exits, ends
- * what the leader left in its group, removes the directory and exits with the leader's status.
- * One channel instead of three (upload, launch, clean-up) saves two round trips per run.
+ * `<dir>/<fileName>` (0600), starts the script in a new session and, once it exits, ends what it
+ * left in its group, removes the directory and exits with the script's status. One channel
+ * instead of three (upload, launch, clean-up) saves two round trips per run, and every process
+ * started here costs the remote host a fork and an exec, so there are as few as possible: mktemp,
+ * cat, setsid (which becomes the interpreter) and rm.
  *
- * stdout starts with DIR_MARKER (so a failed start can still remove the directory) and the
- * leader's PGID_MARKER line (process group id = the leader's pid, and its start time in clock
- * ticks), then carries the script's output. The script's stderr is merged into its stdout at the
- * source, so the two interleave exactly as written (two SSH streams would not preserve their
- * relative order); the channel's stderr carries only messages of the shells and of `setsid`.
+ * stdout: DIR_MARKER (printed before the script starts, so a failed start can still remove the
+ * directory), then the script's output with its stderr merged at the source (two SSH streams
+ * would not preserve their relative order). stderr: PGID_MARKER (the group id and the leader's
+ * start time in clock ticks), then only messages of the shell. The group line goes to the other
+ * stream because it is printed after the fork, concurrently with the script's first output.
  *
- * The body runs in `sh` whatever the login shell is. `setsid setsid -w`: the first `setsid` (not
- * a group leader, so it does not fork) makes itself a session leader, which makes the second one
- * fork the leader into a new session and wait for it — so the exit status is the leader's, and a
- * leader killed by a signal is reported by `setsid -w` ("did not exit normally", status = the
- * signal) instead of a shell's ambiguous 128+n. The leader also writes `<pid> <ticks>` to
- * `<dir>/.pgid`, which is how the clean-up learns the group. The clean-up first checks cheaply
- * (no process is started) whether anything of the group or session is left, and runs the stop
- * ladder only then.
+ * The login shell (a session and group leader under sshd) starts `setsid` in the background: that
+ * child is no group leader, so `setsid` makes it a new session without forking, and `$!` is the
+ * group id. Its status comes from `wait`, so a script killed by signal N reads as exit code 128+N,
+ * as in any shell. After the exit, a `kill -0` to the group (a builtin, no process) tells whether
+ * anything of it is left, and only then does the stop ladder run. Members of the session that
+ * left the group (`set -m` jobs) can only be found by reading every /proc/<pid>/stat (tens of ms),
+ * so that sweep runs in the background after the exit is reported, and ends any it finds.
  */
 export function runScriptCommand(
   fileName: string,
@@ -91,49 +92,45 @@ export function runScriptCommand(
       return `${name}=${shellQuote(value)}`;
     })
     .join(' ');
-  const leader = [
-    `t=; if { read -r s </proc/$$/stat; } 2>/dev/null; then s=\${s##*) }; set -- $s; t=\${20}; fi`,
-    `echo "$$ $t" >.pgid`,
-    `echo "${PGID_MARKER}$$ $t"`,
-    `exec ${interpreter.map(shellQuote).join(' ')} ${shellQuote(fileName)} </dev/null 2>&1`,
+  const sweep = [
+    'g=$1',
+    '[ -r /proc/self/stat ] || exit 0',
+    'for f in /proc/[0-9]*/stat; do',
+    '  { read -r l <"$f"; } 2>/dev/null || continue',
+    '  l=${l##*) }; set -- $l',
+    '  if [ "$1" != Z ] && { [ "$3" = "$g" ] || [ "$4" = "$g" ]; }; then',
+    ...ladderFunctions(),
+    ...ladderSteps('false', graceMs),
+    '    exit 0',
+    '  fi',
+    'done',
   ].join('\n');
-  const body = [
-    // mktemp -d creates the directory 0700; only the copy needs umask 077 (the script itself
-    // runs with the login's umask, as it would in an interactive session).
+  // Field 22 of /proc/<pid>/stat is the start time; the fields before it hold no space here (the
+  // command name is the login shell's or setsid's), and anything unexpected leaves `t` empty.
+  const fields21 = Array.from({ length: 21 }, () => '_').join(' ');
+  return [
     `d=$(mktemp -d "\${TMPDIR:-/tmp}/opendlf.XXXXXXXXXX") || exit 1`,
     `echo "${DIR_MARKER}$d"`,
     `(umask 077 && exec cat >"$d"/${shellQuote(fileName)}) || { rm -rf -- "$d"; exit 1; }`,
     'cd "$d" || exit 1',
     ...(exports ? [`export ${exports}`] : []),
-    `setsid setsid -w sh -c ${shellQuote(leader)}`,
-    'rc=$?',
-    'g=; t=; { read -r g t <.pgid; } 2>/dev/null',
-    "case $g in ''|*[!0-9]*) g=0 ;; esac",
+    `setsid ${interpreter.map(shellQuote).join(' ')} ${shellQuote(fileName)} </dev/null 2>&1 &`,
+    'g=$!',
+    `t=; IFS=' ' read -r ${fields21} t _ </proc/$g/stat 2>/dev/null`,
     'case $t in *[!0-9]*) t= ;; esac',
-    'if [ "$g" -gt 1 ]; then',
+    `echo "${PGID_MARKER}$g $t" >&2`,
+    'wait "$g"',
+    'rc=$?',
+    // While any member of the group lives, the number g cannot be given to another process.
+    'if kill -s 0 -- "-$g" 2>/dev/null; then',
     ...ladderFunctions(),
-    // Anything of the group (a builtin kill -0), or a session member that left the group (/proc).
-    '  left() {',
-    '    kill -s 0 -- "-$g" 2>/dev/null && return 0',
-    '    [ -r /proc/self/stat ] || { alive; return; }',
-    '    for f in /proc/[0-9]*/stat; do',
-    '      { read -r l <"$f"; } 2>/dev/null || continue',
-    '      l=${l##*) }; set -- $l',
-    '      [ "$1" != Z ] && { [ "$3" = "$g" ] || [ "$4" = "$g" ]; } && return 0',
-    '    done',
-    '    return 1',
-    '  }',
-    `  if left; then`,
-    ...ladderSteps(
-      `[ -n "$t" ] && [ -r /proc/$g/stat ] && [ "$(cut -d' ' -f22 /proc/$g/stat 2>/dev/null)" != "$t" ]`,
-      graceMs,
-    ),
-    '  fi',
+    ...ladderSteps('false', graceMs),
     'fi >/dev/null 2>&1',
+    // Redirected as a whole: a background job holding the channel's stdout would keep it open.
+    `sh -c ${shellQuote(sweep)} sh "$g" </dev/null >/dev/null 2>&1 &`,
     'cd / && rm -rf -- "$d"',
     'exit "$rc"',
   ].join('\n');
-  return `exec sh -c ${shellQuote(body)}`;
 }
 
 function positiveInteger(value: number, what: string): number {

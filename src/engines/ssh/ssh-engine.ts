@@ -192,7 +192,6 @@ export class SshEngine implements Engine {
     let pgid: number | undefined;
     let startTicks: number | null = null;
     let preamble = Buffer.alloc(0);
-    const preambleErr: Buffer[] = [];
     let markStarted!: () => void;
     const leaderKnown = new Promise<void>((resolve) => (markStarted = resolve));
 
@@ -210,36 +209,43 @@ export class SshEngine implements Engine {
     // Past the limit, or output.log failed: the run ends (the kind names the limit, the message says which).
     output.onEnded(() => endRun('output-limit'));
     const onOutput = (chunk: Buffer) => output.add(chunk);
+    // stdout: login-shell talk, the directory line, then the script's output (see runScriptCommand).
+    let outputStarted = false;
     const onData = (chunk: Buffer) => {
-      if (pgid !== undefined) {
+      if (outputStarted) {
         onOutput(chunk);
         return;
       }
       preamble = Buffer.concat([preamble, chunk]);
       // latin1 maps bytes 1:1 to characters, so string indexes are byte offsets.
-      const text = preamble.toString('latin1');
-      if (dir === undefined) {
-        const printed = new RegExp(`(?:^|\\n)${DIR_MARKER}([^\\n]*)\\n`).exec(text);
-        const path = printed ? Buffer.from(printed[1] ?? '', 'latin1').toString('utf8') : '';
-        if (isRemoteRunDir(path)) dir = path;
-      }
-      const match = new RegExp(`(?:^|\\n)${PGID_MARKER}(\\d+) ?(\\d*)\\n`).exec(text);
+      const match = new RegExp(`(?:^|\\n)${DIR_MARKER}([^\\n]*)\\n`).exec(preamble.toString('latin1'));
       if (!match) {
         if (preamble.length > PREAMBLE_KEEP_BYTES) preamble = preamble.subarray(-1024);
         return;
       }
-      pgid = Number(match[1]);
-      startTicks = match[2] ? Number(match[2]) : null;
+      outputStarted = true;
+      const path = Buffer.from(match[1] ?? '', 'latin1').toString('utf8');
+      if (isRemoteRunDir(path)) dir = path;
       const rest = preamble.subarray(match.index + match[0].length);
       preamble = Buffer.alloc(0);
-      markStarted();
       if (rest.length > 0) onOutput(rest);
     };
-    // The script's own stderr arrives on stdout (see runScriptCommand); this is setsid/shell talk.
-    let sideErr = '';
+    // stderr: the group line, then only messages of the shell (the script's stderr is on stdout).
+    let sidePreamble = Buffer.alloc(0);
     const onSideErr = (chunk: Buffer) => {
-      if (pgid !== undefined) sideErr = (sideErr + chunk.toString('utf8')).slice(-PREAMBLE_KEEP_BYTES);
-      else preambleErr.push(chunk);
+      if (pgid !== undefined) return;
+      sidePreamble = Buffer.concat([sidePreamble, chunk]);
+      const match = new RegExp(`(?:^|\\n)${PGID_MARKER}(\\d+) ?(\\d*)\\n`).exec(
+        sidePreamble.toString('latin1'),
+      );
+      if (!match) {
+        if (sidePreamble.length > PREAMBLE_KEEP_BYTES) sidePreamble = sidePreamble.subarray(-1024);
+        return;
+      }
+      pgid = Number(match[1]);
+      startTicks = match[2] ? Number(match[2]) : null;
+      sidePreamble = Buffer.alloc(0);
+      markStarted();
     };
 
     let exit: { code: number | null; signal: string | null } | undefined;
@@ -283,9 +289,7 @@ export class SshEngine implements Engine {
         await this.stopGroup(liveLease(), this.target, undefined, null, 0, dir);
       }
       if (signal.aborted) return { kind: 'aborted', confirmed: true };
-      const said = Buffer.concat([...preambleErr, preamble])
-        .toString('utf8')
-        .trim();
+      const said = Buffer.concat([sidePreamble, preamble]).toString('utf8').trim();
       const why =
         said ||
         (lease.isOpen()
@@ -344,10 +348,6 @@ export class SshEngine implements Engine {
         ? 'the SSH session ended without an exit status'
         : (lease.lostReason() ?? 'the connection closed unexpectedly');
       return { kind: 'lost', reason, pgid: runPgid, groupGone };
-    }
-    // `setsid -w` reports a leader killed by a signal as "did not exit normally", exit code = signal.
-    if (exit.code !== null && exit.code !== 0 && /did not exit normally/.test(sideErr)) {
-      return { kind: 'exited', code: null, signal: String(exit.code & 0x7f) };
     }
     return { kind: 'exited', code: exit.code, signal: exit.signal };
   }
