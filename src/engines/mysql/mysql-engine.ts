@@ -123,6 +123,7 @@ export class MysqlEngine implements Engine {
   private readonly open = new Set<mysql.Connection>();
   /** Reset connections waiting for the next run, per database (last in, first out). */
   private readonly idle = new Map<string, PooledConnection[]>();
+  private controlWarmedAt = 0;
   /** Connections being reset after their run returned; `close` waits for them. */
   private readonly resets = new Set<Promise<void>>();
 
@@ -154,6 +155,7 @@ export class MysqlEngine implements Engine {
     },
     setupFailure: (error) => `The MySQL session could not be set up: ${describeMysqlError(error)}`,
     stopControl: (session, handle, context) => {
+      this.warmControl();
       const threadId = Number(handle['threadId']);
       return new StopLadder(context.signal, context.stopGraceMs, {
         polite: () => this.controlQuery(`KILL QUERY ${threadId}`).then(ignore),
@@ -372,6 +374,20 @@ export class MysqlEngine implements Engine {
       this.controlPool = pool;
     }
     return this.controlPool;
+  }
+
+  /**
+   * Keeps one control connection open while runs come (a KILL must not wait for a connect and
+   * authentication): each run's start checks one out and back in, which restarts its idle timer,
+   * at most once per half idle timeout. A failure here is the stop's to report, not the run's.
+   */
+  private warmControl(): void {
+    const now = Date.now();
+    if (now - this.controlWarmedAt < IDLE_TIMEOUT_MS / 2) return;
+    this.controlWarmedAt = now;
+    this.control().getConnection((error, connection) => {
+      if (!error) connection.release();
+    });
   }
 
   private controlQuery(sql: string, values: unknown[] = []): Promise<unknown[][]> {

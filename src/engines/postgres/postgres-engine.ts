@@ -22,7 +22,7 @@ import type { ScriptType } from '../../domain/script.js';
 import { describeDriverError } from '../driver-error.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
 import { SessionSlots } from '../session-slots.js';
-import type { StatementResultBuilder} from '../sql-result.js';
+import type { StatementResultBuilder } from '../sql-result.js';
 import { type ResultColumn } from '../sql-result.js';
 import { runSqlSession, type SqlSessionDriver, type SqlSessionEnd } from '../sql-session-loop.js';
 import { ABORTED, raceAbort, StopLadder } from '../stop-ladder.js';
@@ -128,6 +128,7 @@ export class PostgresEngine implements Engine {
   private readonly databases = new Map<string, DatabaseSessions>();
   private controlPool: pg.Pool | undefined;
   private readonly maxPoolSize: number;
+  private controlWarmedAt = 0;
   /** Sessions being reset after their run returned; `close` waits for them. */
   private readonly resets = new Set<Promise<void>>();
 
@@ -163,6 +164,7 @@ export class PostgresEngine implements Engine {
     },
     setupFailure: (error) => `The PostgreSQL session could not be set up: ${describePgError(error)}`,
     stopControl: (session, handle, context) => {
+      this.warmControl();
       const pid = Number(handle['backendPid']);
       return new StopLadder(context.signal, context.stopGraceMs, {
         polite: () => this.controlQuery('SELECT pg_cancel_backend($1)', [pid]).then(ignore),
@@ -315,6 +317,20 @@ export class PostgresEngine implements Engine {
   private control(): pg.Pool {
     this.controlPool ??= this.newPool(this.target.database, 2, { query_timeout: CONTROL_QUERY_TIMEOUT_MS });
     return this.controlPool;
+  }
+
+  /**
+   * Keeps one control session open while runs come (a stop must not wait for a connect and
+   * authentication): each run's start checks one out and back in, which restarts its idle timer,
+   * at most once per half idle timeout. A failure here is the stop's to report, not the run's.
+   */
+  private warmControl(): void {
+    const now = Date.now();
+    if (now - this.controlWarmedAt < IDLE_TIMEOUT_MS / 2) return;
+    this.controlWarmedAt = now;
+    void this.control()
+      .connect()
+      .then((client) => client.release(), ignore);
   }
 
   private controlQuery(sql: string, params: unknown[]): Promise<pg.QueryResult> {
