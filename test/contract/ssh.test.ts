@@ -297,6 +297,24 @@ describe('ssh engine', { skip: skipReason ?? false }, () => {
     assert.equal(second, first);
   });
 
+  it('opens a new connection when the kept one was dropped, and closes an idle one', async () => {
+    const engine = engineFor();
+    const first = connectionOf(await start(engine, SHOW_CONNECTION).outcome);
+    assert.ok(sshd.dropConnections() > 0, 'the connection was kept open after the run');
+    const second = connectionOf(await start(engine, SHOW_CONNECTION).outcome);
+    assert.notEqual(second, first);
+
+    // Only the idle engine's connection may be open from here on.
+    sshd.dropConnections();
+    const idle = new SshEngine('ssh-test', targetFor(sshd, join(dir, 'idle-hosts.json')), {
+      pool: { idleTimeoutMs: 50 },
+    });
+    engines.push(idle);
+    connectionOf(await start(idle, 'true\n').outcome);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(sshd.dropConnections(), 0, 'no connection is left open once idle');
+  });
+
   it('spreads concurrent runs over several connections (a bounded number of channels each)', async () => {
     const engine = engineFor();
     const outcomes = await Promise.all(

@@ -31,7 +31,7 @@ import {
   stopGroupCommand,
 } from './remote-commands.js';
 import { openExecChannel, runCommand, type SshConnectError } from './ssh-connection.js';
-import { SshConnectionPool, type Lease } from './ssh-pool.js';
+import { SshConnectionPool, type Lease, type SshPoolOptions } from './ssh-pool.js';
 import { describeTarget, type SshTarget } from './ssh-target.js';
 
 export type { HostKeyPolicy } from './known-hosts.js';
@@ -40,6 +40,8 @@ export type { SshTarget } from './ssh-target.js';
 export interface SshEngineOptions {
   /** Python interpreter on the remote host (a command name or an absolute path). Default `python3`. */
   readonly python?: string;
+  /** How connections are kept between runs (defaults in ssh-pool.ts). */
+  readonly pool?: SshPoolOptions;
 }
 
 /** After the kill, how long trailing output may take to arrive before the channel is closed by us. */
@@ -71,14 +73,16 @@ const waitAtMost = (promise: Promise<unknown>, ms: number) =>
 export class SshEngine implements Engine {
   readonly capabilities = { recoversOrphans: true, recoversFromAnyNode: true } as const;
   /** Connections kept open between runs (ssh-pool.ts). */
-  private readonly pool = new SshConnectionPool();
+  private readonly pool: SshConnectionPool;
   private closed = false;
 
   constructor(
     readonly name: string,
     private readonly target: SshTarget,
     private readonly options: SshEngineOptions = {},
-  ) {}
+  ) {
+    this.pool = new SshConnectionPool(options.pool);
+  }
 
   supports(type: ScriptType): boolean {
     return type === 'Shell' || type === 'PYTHON';
