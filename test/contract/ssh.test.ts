@@ -158,6 +158,18 @@ describe('ssh engine', { skip: skipReason ?? false }, () => {
     assert.equal(groupGone(await run.handle), true);
   });
 
+  it('ends, just after the script exits, a job that left its process group (set -m)', async () => {
+    // The job's group is its own, so nothing of the script's group is left: only its session
+    // links it to the run, and the sweep after the exit finds it there.
+    const run = start(engineFor(), 'bash -c "set -m; sleep 300 & exit"\necho started\n');
+    const outcome = await run.outcome;
+    assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome));
+    const handle = await run.handle;
+    const deadline = Date.now() + 10_000;
+    while (!groupGone(handle) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(groupGone(handle), true);
+  });
+
   it('runs PYTHON, maps a traceback to failed, and stops a Python process tree', async () => {
     const engine = engineFor({}, { python: 'python3' });
     const ok = await start(engine, 'import sys\nprint("hello")\nprint(6 * 7, file=sys.stderr)\n', 'PYTHON')
