@@ -22,6 +22,8 @@ export interface ActiveRun {
   stopRequest: { at: Date; by: string } | undefined;
   /** The settling update has returned (its waiters were woken in the same step). */
   settleWritten: boolean;
+  /** The engine reported its handle: the work runs, whether or not RUNNING is written yet. */
+  handleReported: boolean;
 }
 
 /** The runs this node holds, by instance id. */
@@ -37,6 +39,7 @@ export function newActiveRun(instance: Instance, leaseValidUntil: number): Activ
     pendingHandle: undefined,
     stopRequest: undefined,
     settleWritten: false,
+    handleReported: false,
   };
 }
 

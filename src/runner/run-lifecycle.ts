@@ -6,7 +6,7 @@
  * Store writes per run: none between claim and work for engines whose work dies with this process
  * (in-process DuckDB: its handle is useless to recovery), whose RUNNING is written only if the run
  * is still going after RUNNING_WRITE_DELAY_MS — a trivial run goes LAUNCHING → FINISHED in its one
- * settling update. Engines whose work can outlive the process (processes, remote sessions) write
+ * settling update — while reads on this node show RUNNING as soon as the engine reports it. Engines whose work can outlive the process (processes, remote sessions) write
  * RUNNING with the handle before the work starts, so recovery and the reaper can end it.
  */
 import type { Logger } from 'pino';
@@ -29,10 +29,11 @@ import type { RunObserver } from './run-observer.js';
 export type EngineLookup = (instance: Instance) => Promise<Engine | undefined>;
 
 /**
- * How long an in-process run goes before its RUNNING state is written: a GET during the first
- * milliseconds of such a run sees LAUNCHING (documented: "the engine is starting the work").
+ * How long an in-process run goes before its RUNNING state is written. A GET on this node sees
+ * RUNNING at once (RunQueue.runningHere); a GET served by another node of a shared store sees
+ * LAUNCHING for at most this long after the work started.
  */
-export const RUNNING_WRITE_DELAY_MS = 20;
+export const RUNNING_WRITE_DELAY_MS = 250;
 
 export interface RunLifecycleConfig {
   readonly nodeId: string;
@@ -108,6 +109,7 @@ export class RunLifecycle {
           signal,
           stopGraceMs: this.config.stopGraceMs,
           reportHandle: (handle: RunHandle) => {
+            run.handleReported = true;
             if (!deferRunning) return this.markRunning(id, run, handle, log);
             runningTimer = setTimeout(
               () => void this.markRunning(id, run, handle, log),

@@ -183,6 +183,11 @@ export class RunSupervisor implements RunQueue {
     return this.waiters.untilSettled(instanceId, timeoutMs, run !== undefined && !run.settleWritten);
   }
 
+  runningHere(instanceId: string): boolean {
+    const run = this.active.get(instanceId);
+    return run !== undefined && run.handleReported && !run.settleWritten;
+  }
+
   get accepting(): boolean {
     return this.claims.accepting;
   }

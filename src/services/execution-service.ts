@@ -77,6 +77,9 @@ export class ExecutionService {
     ) {
       throw new DlfError('DLF.6205');
     }
+    // An in-process run on this node writes RUNNING late (or never, when it ends first).
+    if (instance.state === 'LAUNCHING' && this.runs.runningHere(instance.id))
+      return { ...instance, state: 'RUNNING' };
     return instance;
   }
 

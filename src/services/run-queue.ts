@@ -33,6 +33,11 @@ export interface RunQueue {
    * `timeoutMs` or when it is gone (long-polling reads).
    */
   waitUntilSettled(instanceId: string, timeoutMs: number): Promise<Instance | undefined>;
+  /**
+   * True while this node runs the instance and its engine reported the work started: the state is
+   * RUNNING even where the store still says LAUNCHING (in-process runs write RUNNING late, if at all).
+   */
+  runningHere(instanceId: string): boolean;
   /** Removes whatever the runner keeps on disk for these instances (output logs, script files). */
   discardRunFiles(instanceIds: readonly string[]): Promise<void>;
 }

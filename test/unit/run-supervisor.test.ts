@@ -162,15 +162,17 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
     assert.equal(done.stopRequestedBy, 'dave');
   });
 
-  it('an in-process run still going after a moment is shown RUNNING', async () => {
+  it('an in-process run is RUNNING here at once, and in the store once it has gone on a moment', async () => {
     await startSupervisor();
     const instance = await supervisor.submit(submission('hang'));
     await engine.whenStarted(instance.id);
+    assert.equal(supervisor.runningHere(instance.id), true);
     for (let i = 0; i < 200 && (await store.instances.get(instance.id))?.state !== 'RUNNING'; i++) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     assert.equal((await store.instances.get(instance.id))?.state, 'RUNNING');
     await supervisor.stop(instance.id, 'x');
+    assert.equal(supervisor.runningHere(instance.id), false);
   });
 
   it('ends a run that exceeds the timeout as TIMED_OUT', async () => {

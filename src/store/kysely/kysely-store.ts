@@ -168,6 +168,9 @@ class KyselyScriptStore implements ScriptStore {
   }
 
   async get(ns: Namespace, name: string): Promise<Script | undefined> {
+    const cached = this.order?.script(ns, name);
+    if (cached !== undefined) return cached;
+    const token = this.order?.loadToken();
     const row = await this.db
       .selectFrom('scripts')
       .selectAll()
@@ -175,10 +178,14 @@ class KyselyScriptStore implements ScriptStore {
       .where('workspace_id', '=', ns.workspaceId)
       .where('name', '=', name)
       .executeTakeFirst();
-    return row ? toScript(row) : undefined;
+    if (!row) return undefined;
+    const script = toScript(row);
+    if (token !== undefined) this.order?.putScript(row.seq, script, token);
+    return script;
   }
 
   async update(ns: Namespace, input: ScriptInput, approval: Approval): Promise<boolean> {
+    this.order?.invalidate(ns, input.name);
     const result = await this.db
       .updateTable('scripts')
       .set((eb) => ({
@@ -192,6 +199,7 @@ class KyselyScriptStore implements ScriptStore {
       .where('workspace_id', '=', ns.workspaceId)
       .where('name', '=', input.name)
       .executeTakeFirst();
+    this.order?.invalidate(ns, input.name);
     return Number(result.numUpdatedRows) === 1;
   }
 
@@ -201,6 +209,7 @@ class KyselyScriptStore implements ScriptStore {
     from: { readonly states: readonly ApprovalState[]; readonly version: number },
     approval: Approval,
   ): Promise<boolean> {
+    this.order?.invalidate(ns, name);
     const result = await this.db
       .updateTable('scripts')
       .set({ approval_state: approval.state, approved_by: approval.by })
@@ -210,11 +219,12 @@ class KyselyScriptStore implements ScriptStore {
       .where('approval_state', 'in', [...from.states])
       .where('version', '=', from.version)
       .executeTakeFirst();
+    this.order?.invalidate(ns, name);
     return Number(result.numUpdatedRows) === 1;
   }
 
   async delete(ns: Namespace, name: string): Promise<boolean> {
-    this.order?.invalidate(ns);
+    this.order?.invalidate(ns, name);
     const deleted = await this.db.transaction().execute(async (trx) => {
       const row = await trx
         .deleteFrom('scripts')
@@ -233,7 +243,7 @@ class KyselyScriptStore implements ScriptStore {
       await trx.deleteFrom('instances').where('script_id', '=', row.id).execute();
       return true;
     });
-    this.order?.invalidate(ns);
+    this.order?.invalidate(ns, name);
     return deleted;
   }
 
@@ -290,6 +300,9 @@ class KyselyScriptStore implements ScriptStore {
     const first = seqs[query.offset];
     const last = seqs[Math.min(query.offset + query.limit, seqs.length) - 1];
     if (first === undefined || last === undefined) return { total: seqs.length, scripts: [] };
+    const cached = order.scriptsBySeq(seqs.slice(query.offset, query.offset + query.limit));
+    if (cached !== undefined) return { total: seqs.length, scripts: cached };
+    const rowsToken = order.loadToken();
     const rows = await this.db
       .selectFrom('scripts')
       .selectAll()
@@ -299,7 +312,12 @@ class KyselyScriptStore implements ScriptStore {
       .where('seq', '<=', last)
       .orderBy('seq')
       .execute();
-    return { total: seqs.length, scripts: rows.map(toScript) };
+    const scripts = rows.map((row) => {
+      const script = toScript(row);
+      order.putScript(row.seq, script, rowsToken);
+      return script;
+    });
+    return { total: seqs.length, scripts };
   }
 
   async count(ns: Namespace): Promise<number> {
@@ -370,7 +388,9 @@ class KyselyInstanceStore implements InstanceStore {
     patch: TransitionPatch,
   ): Promise<Instance | undefined> {
     // The sources come from the caller's named change (domain STATE_CHANGES); this is the guard.
-    if (from.length === 0) return undefined;
+    // Whatever a caller passes, a terminal state (no way out in the table) is never a source.
+    const sources = from.filter((state) => !isTerminal(state));
+    if (sources.length === 0) return undefined;
     const set: Updateable<InstancesTable> = { state: to };
     // A settled instance is no longer leased to anyone.
     if (isTerminal(to)) set.lease_expires_at = null;
@@ -397,7 +417,7 @@ class KyselyInstanceStore implements InstanceStore {
       .updateTable('instances')
       .set({ ...set, ...stop })
       .where('id', '=', id)
-      .where('state', 'in', [...from])
+      .where('state', 'in', sources)
       .returningAll()
       .executeTakeFirst();
     return row ? toInstance(row) : undefined;
