@@ -4,7 +4,9 @@
  * Each run is spawned detached: its own session and process group, id = the leader's pid. The
  * instance owns that group: when the leader exits, anything it left running in the background is
  * ended too, and a stop ends the whole tree (see process-tree.ts for how members are found).
- * Output (stdout and stderr interleaved as they arrive) goes to `<runDir>/output.log`.
+ * Output (stdout and stderr interleaved as they arrive) goes to `<runDir>/output.log`
+ * (process-output.ts). The process itself is forked by the shared spawner process (spawner.ts), not
+ * by the server: a fork of the server blocked its event loop for milliseconds per run.
  *
  * With `runAs` (multi-user mode) the child runs as that unprivileged OS user — libuv's setuid path
  * also calls setgroups(0), so no supplementary group of the server's stays — with a minimal
@@ -12,7 +14,7 @@
  * outside the server's 0700 data directory. The server keeps writing output.log from the pipes, so
  * the script needs nothing of the data directory; the working directory is removed after the run.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chmod, chown, lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { RunHandle } from '../../domain/instance.js';
@@ -20,7 +22,8 @@ import type { ScriptType } from '../../domain/script.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
 import { ProcessOutput } from '../process-output.js';
 import type { OsUser } from './os-user.js';
-import { processStartTicks, runMembers, terminateRun } from './process-tree.js';
+import { processStartTicks, terminateRun } from './process-tree.js';
+import { ProcessSpawner, type RunSpawner } from './spawner.js';
 
 export interface LocalProcessEngineOptions {
   /** Engine name persisted with instances, e.g. `local-shell`. */
@@ -52,8 +55,8 @@ export interface LocalProcessEngineOptions {
 function childEnvironment(
   extra: Readonly<Record<string, string>>,
   runAs: OsUser | undefined,
-): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
+): Record<string, string> {
+  const env: Record<string, string> = {};
   if (runAs) {
     // Nothing of the server's environment beyond what programs need to start: it may hold secrets.
     env.PATH = process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin';
@@ -63,7 +66,7 @@ function childEnvironment(
     env.LANG = process.env.LANG ?? 'C.UTF-8';
   } else {
     for (const [key, value] of Object.entries(process.env)) {
-      if (!key.startsWith('OPENDLF_')) env[key] = value;
+      if (!key.startsWith('OPENDLF_') && value !== undefined) env[key] = value;
     }
   }
   return { ...env, ...extra };
@@ -87,6 +90,8 @@ export class LocalProcessEngine implements Engine {
   readonly capabilities = { recoversOrphans: true, recoversFromAnyNode: false } as const;
 
   private workDirectoryReady: Promise<void> | undefined;
+  /** Set on the first run: the shared spawner process (spawner.ts), released on close. */
+  private sharedSpawner: ProcessSpawner | undefined;
 
   constructor(private readonly options: LocalProcessEngineOptions) {
     this.name = options.name;
@@ -194,82 +199,76 @@ export class LocalProcessEngine implements Engine {
     const [file, ...args] = runAs
       ? ['bash', '-c', CLOSE_INHERITED_DESCRIPTORS, 'opendlf-run', ...command]
       : command;
-    const child = spawn(file!, args, {
-      cwd: workDir,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
-      env: childEnvironment(
-        {
-          ...this.options.env,
-          OPENDLF_INSTANCE_ID: request.instanceId,
-          OPENDLF_PROJECT_ID: request.namespace.projectId,
-          OPENDLF_WORKSPACE: request.namespace.workspaceId,
-        },
-        runAs,
-      ),
-    });
-
-    let endReason: 'aborted' | 'output' | undefined;
-    let ladder: Promise<boolean> | undefined;
-    const runId = child.pid;
-    const endRun = (reason: 'aborted' | 'output') => {
-      endReason ??= reason;
-      if (runId !== undefined) ladder ??= terminateRun(runId, context.stopGraceMs);
-    };
-    output.onEnded(() => endRun('output'));
-
-    const onData = (chunk: Buffer) => output.add(chunk);
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    const streamsClosed = Promise.all([
-      new Promise<void>((resolve) => child.stdout.once('close', resolve)),
-      new Promise<void>((resolve) => child.stderr.once('close', resolve)),
-    ]);
-
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>(
-      (resolve) => {
-        child.once('exit', (code, sig) => resolve({ code, signal: sig }));
-        child.once('error', (error) => resolve({ code: null, signal: null, error }));
+    const spawned = await this.spawner().spawn(
+      {
+        file: file!,
+        args,
+        cwd: workDir,
+        ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
+        env: childEnvironment(
+          {
+            ...this.options.env,
+            OPENDLF_INSTANCE_ID: request.instanceId,
+            OPENDLF_PROJECT_ID: request.namespace.projectId,
+            OPENDLF_WORKSPACE: request.namespace.workspaceId,
+          },
+          runAs,
+        ),
       },
+      (chunk) => output.add(chunk),
     );
-
-    const onAbort = () => endRun('aborted');
-    if (runId !== undefined) {
-      const handle: RunHandle = {
-        engine: this.name,
-        runId,
-        startTicks: processStartTicks(runId) ?? null,
-      };
-      await context.reportHandle(handle);
-      // Stopped while launching: the handle exists only now, so the stop takes effect here.
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-    }
-
-    const exit = await exited;
-    signal.removeEventListener('abort', onAbort);
-    // The instance owns its process group: whatever the leader left in the background ends with it.
-    if (runId !== undefined && runMembers(runId).length > 0) {
-      ladder ??= terminateRun(runId, context.stopGraceMs);
-    }
-    if (ladder) await ladder;
-    // All writers are gone now, so the pipes close; the bound guards against a stuck descriptor
-    // inherited by a process that escaped even the session (documented limitation).
-    await Promise.race([streamsClosed, new Promise((r) => setTimeout(r, 2_000))]);
-    await output.close();
-
-    const result = output.result();
-    if (exit.error) {
+    if ('error' in spawned) {
+      await output.close();
       return {
         kind: 'failed',
         results: [],
-        message: `Could not start ${this.options.interpreter}: ${exit.error.message}`,
+        message: `Could not start ${this.options.interpreter}: ${spawned.error}`,
       };
     }
+    const runId = spawned.pid;
+    let endReason: 'aborted' | 'output' | undefined;
+    let ladder: Promise<boolean> | undefined;
+    const endRun = (reason: 'aborted' | 'output') => {
+      endReason ??= reason;
+      ladder ??= terminateRun(runId, context.stopGraceMs);
+    };
+    // Output seen while the spawn was reported counts too: onEnded fires at once if it is over.
+    output.onEnded(() => endRun('output'));
+
+    const onAbort = () => endRun('aborted');
+    const handle: RunHandle = { engine: this.name, runId, startTicks: spawned.startTicks };
+    await context.reportHandle(handle);
+    // Stopped while launching: the handle exists only now, so the stop takes effect here.
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+
+    const exit = await spawned.exited;
+    signal.removeEventListener('abort', onAbort);
+    // The instance owns its process group: whatever the leader left in the background ends with it.
+    if (exit.membersLeft) ladder ??= terminateRun(runId, context.stopGraceMs);
+    if (ladder) await ladder;
+    // All writers are gone now, so the pipes close; the bound guards against a stuck descriptor
+    // inherited by a process that escaped even the session (documented limitation).
+    let bound: NodeJS.Timeout | undefined;
+    const outputClosed = await Promise.race([
+      spawned.outputClosed.then(() => true),
+      new Promise<false>((resolve) => (bound = setTimeout(() => resolve(false), 2_000))),
+    ]);
+    clearTimeout(bound);
+    if (!outputClosed) spawned.release();
+    await output.close();
+
+    const result = output.result();
     if (endReason === 'aborted') return { kind: 'aborted', results: [result] };
     if (endReason === 'output') {
       return { kind: 'failed', results: [result], message: output.problemMessage(), exitCode: exit.code };
+    }
+    if (exit.lost !== undefined) {
+      return {
+        kind: 'failed',
+        results: [result],
+        message: `The script's end could not be observed (${exit.lost}); its process tree was ended.`,
+      };
     }
     if (exit.code === 0) return { kind: 'succeeded', results: [result], exitCode: 0 };
     const how = exit.code !== null ? `exit code ${exit.code}` : `signal ${exit.signal ?? 'unknown'}`;
@@ -307,7 +306,15 @@ export class LocalProcessEngine implements Engine {
     });
   }
 
+  /** Runs are spawned by the shared spawner process, not by the server (see spawner.ts). */
+  private spawner(): RunSpawner {
+    this.sharedSpawner ??= ProcessSpawner.acquire();
+    return this.sharedSpawner;
+  }
+
   close(): Promise<void> {
+    if (this.sharedSpawner) ProcessSpawner.release();
+    this.sharedSpawner = undefined;
     return Promise.resolve();
   }
 }

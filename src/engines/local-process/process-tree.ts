@@ -75,6 +75,20 @@ export function runMembers(runId: number): number[] {
   return [...members];
 }
 
+/**
+ * True when the run's process group still has a live member: one syscall, no scan. False says
+ * nothing about members that left the group (setpgid, setsid): only `runMembers` finds those.
+ */
+export function groupHasMembers(runId: number): boolean {
+  try {
+    process.kill(-runId, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the group exists, it is only not ours to signal.
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
 function isLive(pid: number): boolean {
   const stat = readStat(pid);
   return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X';
@@ -136,6 +150,15 @@ async function waitUntilGone(
  * SIGKILL and wait (bounded) until none is left. Resolves true when no member remains.
  */
 export async function terminateRun(runId: number, graceMs: number, pollMs = 2): Promise<boolean> {
+  // The group at once; the scan for members that left it one poll later, so that it does not take
+  // a CPU from the group's processes while they handle the signal (measured: the tree died ~2x
+  // slower than a bare kill(-pgid) with the scan right after the signal, on 2 busy cores).
+  try {
+    process.kill(-runId, 'SIGTERM');
+  } catch {
+    // ESRCH: the group is empty; members that left it are signalled below.
+  }
+  await sleep(pollMs);
   const members = signalRun(runId, 'SIGTERM');
   if (await waitUntilGone(runId, members, 'SIGTERM', Date.now() + graceMs, pollMs)) return true;
   // SIGKILL cannot be caught; a process in uninterruptible sleep (D state) may still take a while.
