@@ -91,16 +91,18 @@ describe('ProcessSpawner', () => {
     }
   });
 
-  it('reports a run as lost when the spawner dies, and the run can still be ended', async () => {
+  it('reports a run as lost when the spawner dies; the run can still be ended, and a new spawner takes over', async () => {
     const run = await start('sleep 300');
-    process.kill(parentOf(run.pid), 'SIGKILL');
+    const firstSpawner = parentOf(run.pid);
+    process.kill(firstSpawner, 'SIGKILL');
     const exit = await run.exited;
     assert.match(exit.lost ?? '', /spawner exited/);
     assert.equal(exit.membersLeft, true);
     assert.equal(await terminateRun(run.pid, 500), true);
-    // Later runs are spawned by the server itself.
+    // The next run starts a new spawner.
     const next = await start('sleep 0.2; exit 0');
-    assert.equal(parentOf(next.pid), process.pid);
+    assert.notEqual(parentOf(next.pid), firstSpawner);
+    assert.notEqual(parentOf(next.pid), process.pid);
     assert.equal((await next.exited).code, 0);
   });
 });

@@ -136,10 +136,10 @@ export class ProcessSpawner implements RunSpawner {
   }
 
   private child: ChildProcess | undefined;
-  /** Set once the spawner could not be started or died: later runs use `spawnInServer`. */
+  /** Set once the spawner could not be started at all: later runs use `spawnInServer`. */
   private broken = false;
   private readonly runs = new Map<number, PendingRun>();
-  /** The spawner said it runs; before that, its death means it could not start at all. */
+  /** The current spawner said it runs; before that, its death means it could not start at all. */
   private ready = false;
   private nextKey = 1;
 
@@ -256,13 +256,16 @@ export class ProcessSpawner implements RunSpawner {
   private onSpawnerGone(reason: string): void {
     if (!this.child) return;
     this.child = undefined;
-    // A spawner that dies is not restarted in a loop: this server spawns in-process from now on.
-    this.broken = true;
+    // One that never ran will not run on a retry (an installation problem): spawn in-process from
+    // now on. One that ran and died (killed, out of memory) is replaced on the next run.
+    const wasReady = this.ready;
+    this.ready = false;
+    if (!wasReady) this.broken = true;
     for (const [key, run] of [...this.runs]) {
       if (run.started && !run.exited) {
         this.forget(key);
         // Never started (a broken installation): these runs are spawned here instead of failing.
-        if (!this.ready) void spawnInServer.spawn(run.request, run.onOutput).then(run.started);
+        if (!wasReady) void spawnInServer.spawn(run.request, run.onOutput).then(run.started);
         else run.started({ error: reason });
       } else {
         this.finish(key, run, reason);
