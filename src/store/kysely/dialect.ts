@@ -27,6 +27,9 @@ export function dbNowMillis(dialect: StoreDialect): RawBuilder<number> {
     : sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint`;
 }
 
+/** How stale another process's commit may be seen through `dataVersion()`. */
+export const DATA_VERSION_RECHECK_MS = 1;
+
 /** Distinct SQL texts whose prepared statements are kept (the store issues a few dozen shapes). */
 export const STATEMENT_CACHE_SIZE = 256;
 
@@ -42,6 +45,8 @@ export const STATEMENT_CACHE_SIZE = 256;
 export class CachingSqliteDatabase implements SqliteDatabase {
   private readonly statements = new Map<string, BetterSqlite3.Statement>();
   private readonly dataVersionStatement: BetterSqlite3.Statement<[], number>;
+  private dataVersionReadAt = Number.NEGATIVE_INFINITY;
+  private lastDataVersion = 0;
 
   constructor(
     private readonly database: BetterSqlite3.Database,
@@ -71,10 +76,17 @@ export class CachingSqliteDatabase implements SqliteDatabase {
   /**
    * SQLite's `PRAGMA data_version` of this connection: it changes whenever another connection (another
    * process, such as `opendlf credentials add`) commits to the file, never for this connection's own
-   * writes. Synchronous and about a microsecond, so it can be read on every request.
+   * writes. Reading it opens a read transaction (about 4 µs in WAL mode, as much as a small query),
+   * so it is read at most once per DATA_VERSION_RECHECK_MS: another process's commit is seen within
+   * that time, far less than a CLI command takes from its commit to its exit.
    */
   dataVersion(): number {
-    return this.dataVersionStatement.get() ?? 0;
+    const now = performance.now();
+    if (now - this.dataVersionReadAt >= DATA_VERSION_RECHECK_MS) {
+      this.dataVersionReadAt = now;
+      this.lastDataVersion = this.dataVersionStatement.get() ?? 0;
+    }
+    return this.lastDataVersion;
   }
 
   close(): void {
