@@ -206,6 +206,10 @@ export class SshEngine implements Engine {
     const endRun = (reason: 'aborted' | 'output-limit') => {
       endReason ??= reason;
       if (pgid === undefined || ladder) return;
+      // No exit status yet: the script, or the clean-up of its last milliseconds, is still running,
+      // so the number is still its group's (pids are handed out in sequence, not reused within
+      // milliseconds). Signal it at once over the kept shell; the ladder confirms and escalates.
+      if (exit === undefined) lease.terminateGroup(pgid);
       ladder = this.stopGroup(liveLease(), this.target, pgid, startTicks, stopGraceMs, undefined);
       void ladder.then(markLadderDone);
     };

@@ -10,7 +10,8 @@
  *   An edited connection gets a new engine (ConnectionResolver), hence a new pool.
  * - A connection carries at most `runsPerConnection` leases. Each run may have two channels open
  *   at once (its script and a stop), and OpenSSH refuses more than `MaxSessions` (default 10)
- *   channels per connection: 4 runs × 2 channels leaves room for a late clean-up channel.
+ *   channels per connection: 4 runs × 2 channels leaves room for the signalling shell
+ *   (`Lease.terminateGroup`) and a late clean-up channel.
  * - A connection that closed or errored is never handed out again; the next lease opens a new one.
  *   Nor is one whose host key is no longer recorded in the known hosts file (checked on every
  *   reuse). A server re-keyed meanwhile cannot be detected on a live connection (the sshd process
@@ -24,9 +25,9 @@
  *   engine it builds dials only the admitted address (`connectAddress`).
  */
 import { createHash } from 'node:crypto';
-import type { Client } from 'ssh2';
+import type { Client, ClientChannel } from 'ssh2';
 import { isHostKeyStillRecorded } from './known-hosts.js';
-import { openConnection, SshConnectError, type SshConnection } from './ssh-connection.js';
+import { openConnection, openExecChannel, SshConnectError, type SshConnection } from './ssh-connection.js';
 import type { SshTarget } from './ssh-target.js';
 
 /** Runs sharing one connection (see the header: two channels each under MaxSessions 10). */
@@ -50,6 +51,13 @@ export interface Lease {
   readonly closed: Promise<void>;
   /** Keeps the connection from new runs (a channel could not be opened on it, a command timed out). */
   retire(): void;
+  /**
+   * Sends SIGTERM to remote process group `pgid` at once, through a shell kept open on the
+   * connection (no channel to open, no process to start: a line to write). Best effort, never
+   * throws: the caller's stop ladder follows and confirms. Only for the group of a script still
+   * running, so the number cannot belong to another process (the ladder checks the start time).
+   */
+  terminateGroup(pgid: number): void;
   release(): void;
 }
 
@@ -64,6 +72,8 @@ interface PooledConnection {
   readonly closed: Promise<void>;
   markClosed(): void;
   idleTimer?: NodeJS.Timeout;
+  /** The shell that delivers quick signals (`terminateGroup`), opened on the first stop. */
+  signaller?: Promise<ClientChannel | undefined>;
 }
 
 /** The pool key of a target: a digest, so no secret is kept in a readable map key. */
@@ -154,6 +164,7 @@ export class SshConnectionPool {
       retire: () => {
         entry.retired = true;
       },
+      terminateGroup: (pgid) => this.terminateGroup(entry, pgid),
       release: () => {
         if (released) return;
         released = true;
@@ -161,6 +172,28 @@ export class SshConnectionPool {
         if (entry.leases === 0) this.idle(entry);
       },
     };
+  }
+
+  private terminateGroup(entry: PooledConnection, pgid: number): void {
+    if (!Number.isSafeInteger(pgid) || pgid <= 1 || !entry.open || !entry.client) return;
+    // A channel of its own: with RUNS_PER_CONNECTION × 2 it stays within MaxSessions (10).
+    entry.signaller ??= openExecChannel(entry.client, 'exec sh').then(
+      (channel) => {
+        channel.resume();
+        channel.stderr.resume();
+        channel.once('close', () => {
+          entry.signaller = undefined;
+        });
+        return channel;
+      },
+      () => {
+        entry.signaller = undefined;
+        return undefined;
+      },
+    );
+    void entry.signaller.then((channel) => {
+      if (channel?.writable) channel.write(`kill -s TERM -- -${pgid} 2>/dev/null\n`);
+    });
   }
 
   /** Ends every connection (runs still on them see them close). */
