@@ -87,5 +87,10 @@ export function namespaceOf(
 }
 
 export function sendJson(reply: FastifyReply, status: number, body: unknown): FastifyReply {
-  return reply.status(status).header('content-type', JSON_CONTENT_TYPE).send(JSON.stringify(body));
+  return sendJsonText(reply, status, JSON.stringify(body));
+}
+
+/** A body already serialised as JSON. */
+export function sendJsonText(reply: FastifyReply, status: number, json: string): FastifyReply {
+  return reply.status(status).header('content-type', JSON_CONTENT_TYPE).send(json);
 }
