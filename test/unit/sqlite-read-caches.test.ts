@@ -1,0 +1,163 @@
+/**
+ * The SQLite adapter's read caches keep answers exact: the prepared-statement cache (bounded, and a
+ * busy statement is never reused), and the auth mode and script reads, which another process's
+ * commit (here: a second connection to the same file, as `opendlf credentials add` opens) must
+ * invalidate. No timing is asserted; the one waits are for the data_version re-read (1 ms).
+ */
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import BetterSqlite3 from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
+import { CredentialDirectory } from '../../src/services/credential-directory.js';
+import { SecretCipher } from '../../src/services/secret-cipher.js';
+import { CachingSqliteDatabase, DATA_VERSION_RECHECK_MS } from '../../src/store/kysely/dialect.js';
+import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { tempDir } from '../helpers/server.js';
+
+const afterRecheck = () => sleep(DATA_VERSION_RECHECK_MS + 5);
+
+describe('CachingSqliteDatabase', () => {
+  it('serves more distinct statements than it keeps, each with its own result', () => {
+    const db = new CachingSqliteDatabase(new BetterSqlite3(':memory:'), 4);
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 10; i++) {
+        assert.deepEqual(db.prepare(`SELECT ${i} AS n`).all([]), [{ n: i }]);
+      }
+    }
+    db.close();
+  });
+
+  it('gives a statement still iterating a fresh one instead of reusing it', () => {
+    const db = new CachingSqliteDatabase(new BetterSqlite3(':memory:'));
+    const text = 'SELECT value FROM json_each(?)';
+    const iterator = db.prepare(text).iterate(['[1,2,3]']);
+    assert.deepEqual(iterator.next().value, { value: 1 });
+    // The same text while the first is mid-iteration: better-sqlite3 would refuse a busy statement.
+    assert.deepEqual(db.prepare(text).all(['[7]']), [{ value: 7 }]);
+    assert.deepEqual(iterator.next().value, { value: 2 });
+    iterator.return?.();
+    db.close();
+  });
+
+  it("sees another connection's commit in data_version, never its own", async () => {
+    const dir = tempDir();
+    const file = join(dir, 'dv.db');
+    const own = new BetterSqlite3(file);
+    own.pragma('journal_mode = WAL');
+    const db = new CachingSqliteDatabase(own);
+    db.prepare('CREATE TABLE t (a)').run([]);
+    await afterRecheck();
+    const before = db.dataVersion();
+    db.prepare('INSERT INTO t VALUES (1)').run([]);
+    await afterRecheck();
+    assert.equal(db.dataVersion(), before);
+    const other = new BetterSqlite3(file);
+    other.prepare('INSERT INTO t VALUES (2)').run();
+    other.close();
+    await afterRecheck();
+    assert.notEqual(db.dataVersion(), before);
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('SQLite store read caches against another process', () => {
+  const dir = tempDir();
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'store.db');
+  const cipher = new SecretCipher(randomBytes(32));
+  const ns = { projectId: 'p', workspaceId: 'w' };
+
+  it('the auth mode: known as none until another connection adds a credential, then enforced', async () => {
+    const server = await openSqliteStore(file);
+    const cli = await openSqliteStore(file);
+    try {
+      const directory = new CredentialDirectory(server.credentials, cipher);
+      assert.equal(await directory.mode(), 'none');
+      assert.equal(directory.knownMode(), 'none');
+      await new CredentialDirectory(cli.credentials, cipher).putToken({
+        token: 'another-process-token-0001',
+        projects: ['p'],
+        grants: [{ workspace: '*', role: 'admin' }],
+        expiresAt: null,
+      });
+      await afterRecheck();
+      assert.equal(
+        directory.knownMode(),
+        undefined,
+        'a stale "none" after another process added a credential',
+      );
+      assert.equal(await directory.mode(), 'enforced');
+    } finally {
+      await cli.close();
+      await server.close();
+    }
+  });
+
+  it("the auth mode: this process's own credential write is seen at once", async () => {
+    const store = await openSqliteStore(join(dir, 'own.db'));
+    try {
+      const directory = new CredentialDirectory(store.credentials, cipher);
+      assert.equal(await directory.mode(), 'none');
+      assert.equal(directory.knownMode(), 'none');
+      await directory.putToken({
+        token: 'same-process-token-000001',
+        projects: ['p'],
+        grants: [{ workspace: '*', role: 'admin' }],
+        expiresAt: null,
+      });
+      assert.equal(directory.knownMode(), undefined);
+      assert.equal(await directory.mode(), 'enforced');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('scripts read from memory are dropped when another connection changes them', async () => {
+    const server = await openSqliteStore(file);
+    try {
+      const input = {
+        name: 's',
+        type: 'DWSSQL' as const,
+        content: 'SELECT 1',
+        directory: '/',
+        connectionName: 'duckdb',
+        database: '',
+        queueName: '',
+        configuration: {},
+        description: '',
+      };
+      assert.equal(await server.scripts.create(ns, input, 'u', { state: 'NONE', by: null }), true);
+      assert.equal((await server.scripts.get(ns, 's'))?.content, 'SELECT 1');
+      const page = await server.scripts.list(ns, { offset: 0, limit: 10, nameContains: '' });
+      assert.equal(page.total, 1);
+      const other = new BetterSqlite3(file);
+      other.prepare("UPDATE scripts SET content = 'SELECT 2' WHERE name = 's'").run();
+      other
+        .prepare(
+          `INSERT INTO scripts (id, project_id, workspace_id, name, type, content, directory, connection_name,
+            database_name, queue_name, configuration, description, owner, create_user, version, created_at, updated_at)
+           SELECT 'id-t', project_id, workspace_id, 't', type, content, directory, connection_name, database_name,
+            queue_name, configuration, description, owner, create_user, 1, created_at, updated_at FROM scripts WHERE name = 's'`,
+        )
+        .run();
+      other.close();
+      await afterRecheck();
+      assert.equal((await server.scripts.get(ns, 's'))?.content, 'SELECT 2');
+      const after = await server.scripts.list(ns, { offset: 0, limit: 10, nameContains: '' });
+      assert.deepEqual(
+        after.scripts.map((s) => [s.name, s.content]),
+        [
+          ['s', 'SELECT 2'],
+          ['t', 'SELECT 2'],
+        ],
+      );
+      assert.equal(after.total, 2);
+    } finally {
+      await server.close();
+    }
+  });
+});
