@@ -165,6 +165,20 @@ describe('mysql engine: sessions, failures, types', () => {
     assert.equal(rows.length, 0);
   });
 
+  it('a transaction the script leaves open holds no row lock once the run has returned', async () => {
+    const outcome = await start(engine, 'START TRANSACTION; SELECT * FROM lock_probe FOR UPDATE').outcome;
+    assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome));
+    // NOWAIT: a lock released a moment after the run returned would still fail here.
+    const connection = await observer.getConnection();
+    try {
+      await connection.query('START TRANSACTION');
+      await connection.query('SELECT * FROM lock_probe WHERE id = 1 FOR UPDATE NOWAIT');
+    } finally {
+      await connection.query('ROLLBACK').catch(() => undefined);
+      connection.release();
+    }
+  });
+
   it('a reused connection carries no session state into the next run', async () => {
     const single = new MysqlEngine('mysql', TARGET, { maxConnections: 1 });
     try {

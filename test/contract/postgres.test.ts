@@ -171,6 +171,20 @@ describe('postgres engine: sessions, failures, types', () => {
     );
   });
 
+  it('a transaction the script leaves open holds no lock once the run has returned', async () => {
+    const outcome = await start(engine, 'BEGIN; LOCK TABLE lock_probe IN ACCESS EXCLUSIVE MODE').outcome;
+    assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome));
+    // NOWAIT: a lock released a moment after the run returned would still fail here.
+    const client = await observer.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('LOCK TABLE lock_probe IN ACCESS EXCLUSIVE MODE NOWAIT');
+    } finally {
+      await client.query('ROLLBACK').catch(ignore);
+      client.release();
+    }
+  });
+
   it('shapes results: numbers for numeric types, text otherwise, null for NULL, capped rows', async () => {
     const outcome = await start(
       engine,
