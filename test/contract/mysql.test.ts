@@ -206,6 +206,19 @@ describe('mysql engine: sessions, failures, types', () => {
     }
   });
 
+  it('a run that changed the character set does not hand its connection to the next run', async () => {
+    const single = new MysqlEngine('mysql', TARGET, { maxConnections: 1 });
+    try {
+      const first = await start(single, 'SET NAMES latin1; SELECT 1').outcome;
+      assert.equal(first.kind, 'succeeded', JSON.stringify(first));
+      const second = await start(single, "SELECT 'é✓'").outcome;
+      assert.equal(second.kind, 'succeeded', JSON.stringify(second));
+      assert.equal(second.results[0]?.rows[0]?.[0], 'é✓');
+    } finally {
+      await single.close();
+    }
+  });
+
   it('a run that switched databases with USE does not hand its connection to the next run', async () => {
     const single = new MysqlEngine('mysql', TARGET, { maxConnections: 1 });
     try {

@@ -66,6 +66,13 @@ const IDLE_TIMEOUT_MS = 30_000;
 /** Server status flags of an OK packet (MySQL protocol). */
 const SERVER_STATUS_IN_TRANS = 1;
 const SERVER_STATUS_AUTOCOMMIT = 2;
+/**
+ * A statement that changes the connection's character set. Measured on MariaDB 10.11: after
+ * `SET NAMES latin1` and COM_RESET_CONNECTION the variables read utf8mb4 again, yet non-ASCII
+ * text came back garbled; and mysql2 follows the server's session-state reports of
+ * `character_set_client` on its side. Such a connection is closed, not reused.
+ */
+const CHANGES_CHARSET = /\b(?:names|charset|character\s+set|character_set_\w+|collation_\w+)\b/i;
 /** A statement that switches the connection's database, which COM_RESET_CONNECTION keeps. */
 const SWITCHES_DATABASE = /^(?:\s+|--[^\n]*(?:\n|$)|#[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*use\b/i;
 
@@ -95,6 +102,8 @@ const INTEGER_TYPES: ReadonlySet<number> = new Set([T.TINY, T.SHORT, T.LONG, T.I
 interface PooledConnection {
   readonly connection: mysql.Connection;
   readonly database: string;
+  /** The client character set mysql2 negotiated when the connection opened. */
+  readonly charsetNumber: number | undefined;
   identity: { threadId: number; serverStartedAt: number } | undefined;
   idleTimer?: NodeJS.Timeout;
   onIdleLost?: () => void;
@@ -198,7 +207,12 @@ export class MysqlEngine implements Engine {
           void connecting.then(ignore, ignore).finally(releaseSlot);
           return ABORTED;
         }
-        pooled = { connection: opened, database, identity: undefined };
+        pooled = {
+          connection: opened,
+          database,
+          charsetNumber: charsetNumberOf(opened),
+          identity: undefined,
+        };
       } catch (error) {
         releaseSlot();
         throw error;
@@ -253,7 +267,9 @@ export class MysqlEngine implements Engine {
       finish(false);
       return;
     }
-    const reusable = !end.statements.some((sql) => SWITCHES_DATABASE.test(sql));
+    const reusable =
+      !end.statements.some((sql) => SWITCHES_DATABASE.test(sql) || CHANGES_CHARSET.test(sql)) &&
+      charsetNumberOf(connection) === session.pooled.charsetNumber;
     const reset = bounded(
       new Promise<void>((resolve, reject) =>
         connection.reset((error) => (error ? reject(error) : resolve())),
@@ -588,6 +604,11 @@ function typeName(field: FieldPacket, type: number): string {
     default:
       return `TYPE ${type}`;
   }
+}
+
+/** The client character set mysql2 uses on this connection (it follows the server's state reports). */
+function charsetNumberOf(connection: mysql.Connection): number | undefined {
+  return (connection.config as { charsetNumber?: number }).charsetNumber;
 }
 
 /** Whether `query` ended well within `CLEANUP_TIMEOUT_MS`; a connection that fails or hangs here is sick. */
