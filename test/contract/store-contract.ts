@@ -189,6 +189,20 @@ export function runStoreContract(fixture: StoreContractFixture): void {
             );
           }
           assert.equal(await store.scripts.count(ns), expected.length);
+          for (const nameContains of ['1', 's', 'x']) {
+            const filtered = await store.scripts.list(ns, { offset: 0, limit: 100, nameContains });
+            const matching = expected.filter((name) => name.includes(nameContains));
+            assert.equal(filtered.total, matching.length);
+            assert.deepEqual(
+              filtered.scripts.map((s) => s.name),
+              matching,
+            );
+            const second = await store.scripts.list(ns, { offset: 1, limit: 1, nameContains });
+            assert.deepEqual(
+              second.scripts.map((s) => s.name),
+              matching.slice(1, 2),
+            );
+          }
         };
         await check();
         for (const name of ['s1', 's2', 's3', 's4', 's5', 's6']) {

@@ -248,13 +248,14 @@ class KyselyScriptStore implements ScriptStore {
   }
 
   /**
-   * Unfiltered: with the namespace's order in memory (NamespaceOrderCache) the page is a key range
-   * found by position; otherwise `total` is the namespace counter (one row) and the page a deferred
-   * join, whose OFFSET walks only the (project, workspace, seq) index and reads just the page's
-   * rows. A name filter must test every name, so it counts and pages over the namespace's rows.
+   * With the namespace's order and names in memory (NamespaceOrderCache, SQLite) the page is found
+   * by position and a name filter tested in memory. Otherwise, unfiltered, `total` is the namespace
+   * counter (one row) and the page a deferred join, whose OFFSET walks only the (project,
+   * workspace, seq) index and reads just the page's rows; a name filter counts and pages over the
+   * namespace's rows.
    */
   async list(ns: Namespace, query: ScriptListQuery): Promise<ScriptPage> {
-    if (query.nameContains === '' && this.order) return this.listByPosition(ns, query, this.order);
+    if (this.order) return this.listByPosition(ns, query, this.order);
     let base = this.db
       .selectFrom('scripts')
       .where('project_id', '=', ns.projectId)
@@ -282,42 +283,50 @@ class KyselyScriptStore implements ScriptStore {
   private async listByPosition(
     ns: Namespace,
     query: ScriptListQuery,
-    order: NamespaceOrderCache,
+    cache: NamespaceOrderCache,
   ): Promise<ScriptPage> {
-    let seqs = order.get(ns);
-    if (seqs === undefined) {
-      const token = order.loadToken();
+    let order = cache.get(ns);
+    if (order === undefined) {
+      const token = cache.loadToken();
       const rows = await this.db
         .selectFrom('scripts')
-        .select('seq')
+        .select(['seq', 'name'])
         .where('project_id', '=', ns.projectId)
         .where('workspace_id', '=', ns.workspaceId)
         .orderBy('seq')
         .execute();
-      seqs = rows.map((r) => Number(r.seq));
-      order.put(ns, seqs, token);
+      order = { seqs: rows.map((r) => Number(r.seq)), names: rows.map((r) => r.name) };
+      cache.put(ns, order, token);
     }
-    const first = seqs[query.offset];
-    const last = seqs[Math.min(query.offset + query.limit, seqs.length) - 1];
-    if (first === undefined || last === undefined) return { total: seqs.length, scripts: [] };
-    const cached = order.scriptsBySeq(seqs.slice(query.offset, query.offset + query.limit));
-    if (cached !== undefined) return { total: seqs.length, scripts: cached };
-    const rowsToken = order.loadToken();
-    const rows = await this.db
+    const { seqs, names } = order;
+    // The same test as the SQL filter: an exact, case-sensitive substring (substringFunction).
+    const needle = query.nameContains;
+    const matching = needle === '' ? seqs : seqs.filter((_seq, i) => names[i]?.includes(needle));
+    const pageSeqs = matching.slice(query.offset, query.offset + query.limit);
+    const total = matching.length;
+    const first = pageSeqs[0];
+    const last = pageSeqs[pageSeqs.length - 1];
+    if (first === undefined || last === undefined) return { total, scripts: [] };
+    const cached = cache.scriptsBySeq(pageSeqs);
+    if (cached !== undefined) return { total, scripts: cached };
+    const rowsToken = cache.loadToken();
+    let rowsQuery = this.db
       .selectFrom('scripts')
       .selectAll()
       .where('project_id', '=', ns.projectId)
-      .where('workspace_id', '=', ns.workspaceId)
-      .where('seq', '>=', first)
-      .where('seq', '<=', last)
-      .orderBy('seq')
-      .execute();
+      .where('workspace_id', '=', ns.workspaceId);
+    // Unfiltered, the page is every seq from first to last; filtered, only the matching ones.
+    rowsQuery =
+      needle === ''
+        ? rowsQuery.where('seq', '>=', first).where('seq', '<=', last)
+        : rowsQuery.where('seq', 'in', pageSeqs);
+    const rows = await rowsQuery.orderBy('seq').execute();
     const scripts = rows.map((row) => {
       const script = toScript(row);
-      order.putScript(row.seq, script, rowsToken);
+      cache.putScript(row.seq, script, rowsToken);
       return script;
     });
-    return { total: seqs.length, scripts };
+    return { total, scripts };
   }
 
   async count(ns: Namespace): Promise<number> {
