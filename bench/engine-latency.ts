@@ -689,18 +689,28 @@ function sshExec(c: SshClient, command: string): Promise<ClientChannel> {
   );
 }
 
-/** Runs a short command and resolves with its stdout once the channel has closed. */
-async function sshRun(c: SshClient, command: string): Promise<{ code: number | null; stdout: string }> {
-  const channel = await sshExec(c, command);
-  return new Promise((resolve) => {
-    let stdout = '';
-    let code: number | null = null;
-    channel.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    channel.stderr.resume();
-    channel.on('exit', (exitCode: number | null) => (code = exitCode));
-    channel.once('close', () => resolve({ code, stdout }));
-    channel.end();
-  });
+/**
+ * Runs a short command and resolves with its stdout once the channel has closed. The listeners go
+ * on inside ssh2's exec callback: the exit status can arrive in the same socket read as the exec
+ * reply, and ssh2 emits 'exit' at once — a listener added after an `await` misses it (the run then
+ * "gave null", as the engine's "session ended without an exit status" did).
+ */
+function sshRun(c: SshClient, command: string): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((resolve, reject) =>
+    c.exec(command, (error, channel) => {
+      if (error) {
+        reject(error);
+        return;
+      }
+      let stdout = '';
+      let code: number | null = null;
+      channel.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+      channel.stderr.resume();
+      channel.on('exit', (exitCode: number | null) => (code = exitCode));
+      channel.once('close', () => resolve({ code, stdout }));
+      channel.end();
+    }),
+  );
 }
 
 const procStat = (pid: string) => {
