@@ -725,8 +725,8 @@ const procStat = (pid: string) => {
 
 /**
  * The session of the remote run of `instanceId` (this machine is the SSH host): the session leader
- * whose environment carries OPENDLF_INSTANCE_ID. `setsid -w` leaves a waiting parent with the same
- * environment that leads the sshd session, so that one (comm `setsid`) is skipped.
+ * whose environment carries OPENDLF_INSTANCE_ID. A process still named `setsid` has not become
+ * the interpreter yet (and with `setsid -w` it would be a waiting parent), so it is skipped.
  */
 function findRemoteSession(instanceId: string): number | undefined {
   const needle = `OPENDLF_INSTANCE_ID=${instanceId}`;
