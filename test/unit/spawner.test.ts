@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { runMembers, terminateRun } from '../../src/engines/local-process/process-tree.js';
+import { waitForRunMembers } from '../helpers/processes.js';
 import { ProcessSpawner, type SpawnedRun } from '../../src/engines/local-process/spawner.js';
 import { encodeFrame, FrameReader, FrameType } from '../../src/engines/local-process/spawner-protocol.js';
 
@@ -66,6 +67,19 @@ describe('ProcessSpawner', () => {
     assert.equal(exit.membersLeft, true);
     assert.equal(await terminateRun(run.pid, 500), true);
     assert.deepEqual(runMembers(run.pid), []);
+  });
+
+  it('finds the same members among pids younger than the leader as in a full scan', async () => {
+    // A process that left the session (setsid) while its parent lives is a member through its parent.
+    const run = await start('setsid sleep 300 & sleep 300 & wait');
+    try {
+      await waitForRunMembers(run.pid, 3);
+      const young = runMembers(run.pid, true).sort();
+      assert.equal(young.length, 3);
+      assert.deepEqual(young, runMembers(run.pid).sort());
+    } finally {
+      await terminateRun(run.pid, 500);
+    }
   });
 
   it('reports a command that cannot be started', async () => {

@@ -40,14 +40,26 @@ function readStat(pid: number): ProcStat | undefined {
   };
 }
 
-function allProcesses(): ProcStat[] {
+/** Every process, or with `above` only those whose pid is greater (their stat files only are read). */
+function allProcesses(above = 0): ProcStat[] {
   const out: ProcStat[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const stat = readStat(Number(entry));
+    const pid = Number(entry);
+    if (pid <= above) continue;
+    const stat = readStat(pid);
     if (stat) out.push(stat);
   }
   return out;
+}
+
+/** The last pid the kernel handed out in this pid namespace, if readable. */
+function lastPid(): number | undefined {
+  try {
+    return Number(readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 /** Start time of a process in clock ticks since boot (to tell a reused pid from the original). */
@@ -55,9 +67,19 @@ export function processStartTicks(pid: number): number | undefined {
   return readStat(pid)?.startTicks;
 }
 
-/** Live (non-zombie) pids of the run whose session/group id is `runId`, including escaped descendants. */
-export function runMembers(runId: number): number[] {
-  const procs = allProcesses().filter((p) => p.state !== 'Z' && p.state !== 'X');
+/**
+ * Live (non-zombie) pids of the run whose session/group id is `runId`, including escaped descendants.
+ *
+ * `youngRun`: the leader was started moments ago (well under a second). Every member was forked after
+ * it, and pids are handed out in increasing order until they wrap at pid_max, so only pids above
+ * `runId` need reading — a handful instead of every process on the machine. If the pids wrapped
+ * meanwhile (the last pid handed out is below `runId`), everything is read. Wrapping all the way
+ * round back above `runId` within a young run would take pid_max (≥ 32768) forks in that time.
+ */
+export function runMembers(runId: number, youngRun = false): number[] {
+  const newest = youngRun ? lastPid() : undefined;
+  const above = newest !== undefined && newest >= runId ? runId - 1 : 0;
+  const procs = allProcesses(above).filter((p) => p.state !== 'Z' && p.state !== 'X');
   const members = new Set<number>();
   for (const p of procs) if (p.sid === runId || p.pgid === runId || p.pid === runId) members.add(p.pid);
   // Descendants by parent pid, to a fixed point (a setsid'd grandchild is found through its parent).

@@ -26,6 +26,8 @@ import { groupHasMembers, processStartTicks, runMembers } from './process-tree.j
 // busy server must not block the spawner's loop.
 const toServer = new Socket({ fd: 1, readable: false, writable: true });
 const runs = new Map<number, ChildProcess>();
+/** Runs that exit sooner are scanned for leftovers among younger pids only (see runMembers). */
+const YOUNG_RUN_MS = 250;
 let paused = false;
 
 function send(type: FrameType, key: number, payload?: Buffer | string): void {
@@ -71,6 +73,7 @@ function start(key: number, request: SpawnRequest): void {
     });
     return;
   }
+  const spawnedAt = performance.now();
   runs.set(key, child);
   const started: SpawnStarted = { pid, startTicks: processStartTicks(pid) ?? null };
   send(FrameType.Started, key, JSON.stringify(started));
@@ -94,7 +97,9 @@ function start(key: number, request: SpawnRequest): void {
   child.once('exit', (code, signal) => {
     // The group still populated (a stop in progress, background jobs) needs no scan: one syscall.
     // Zombies count for kill(-pgid, 0) but not as members; the server's ladder sorts that out.
-    const membersLeft = groupHasMembers(pid) || runMembers(pid).length > 0;
+    // A short run (most trivial ones) needs only the processes younger than its leader read.
+    const young = performance.now() - spawnedAt < YOUNG_RUN_MS;
+    const membersLeft = groupHasMembers(pid) || runMembers(pid, young).length > 0;
     const exit: SpawnExit = { code, signal, membersLeft };
     send(FrameType.Exit, key, JSON.stringify(exit));
   });
