@@ -219,7 +219,7 @@ the same probe. A missing server (no clickhouse-server or sshd binary) or an unr
   \`connection.query('SELECT 1')\`; one HTTP POST of \`SELECT 1\` to ClickHouse on a keep-alive
   socket. opendlf reuses pooled PostgreSQL and MariaDB sessions (identity asked once per session;
   \`DISCARD ALL\` / \`COM_RESET_CONNECTION\` after the outcome), and sends a one-statement ClickHouse
-  run as one POST on a new HTTP connection (no \`USE\`, no HTTP session).
+  run as one POST on a kept-alive HTTP connection (no \`USE\`, no HTTP session).
 - **Execute SSH \`echo 1\` → FINISHED (three rows).** The same three ways; ${SSH_EXECUTE_RUNS} kept
   rounds (earlier tables kept 100 runs). Baseline: an exec channel running \`echo 1\` on an already
   open \`ssh2\` connection, until the channel closes, then the bare GET. opendlf opens a connection
