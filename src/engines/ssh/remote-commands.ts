@@ -78,7 +78,7 @@ function ladderSteps(reused: string, graceMs: number): string[] {
  * as in any shell. After the exit, a `kill -0` to the group (a builtin, no process) tells whether
  * anything of it is left, and only then does the stop ladder run. Members of the session that
  * left the group (`set -m` jobs) can only be found by reading every /proc/<pid>/stat (tens of ms),
- * so that sweep runs in the background after the exit is reported, and ends any it finds.
+ * so that sweep runs in the background (niced) after the exit is reported, and ends any it finds.
  */
 export function runScriptCommand(
   fileName: string,
@@ -104,6 +104,7 @@ export function runScriptCommand(
     '    exit 0',
     '  fi',
     'done',
+    'exit 0',
   ].join('\n');
   // Field 22 of /proc/<pid>/stat is the start time; the fields before it hold no space here (the
   // command name is the login shell's or setsid's), and anything unexpected leaves `t` empty.
@@ -127,7 +128,8 @@ export function runScriptCommand(
     ...ladderSteps('false', graceMs),
     'fi >/dev/null 2>&1',
     // Redirected as a whole: a background job holding the channel's stdout would keep it open.
-    `sh -c ${shellQuote(sweep)} sh "$g" </dev/null >/dev/null 2>&1 &`,
+    // At the lowest priority, so the next runs' processes do not wait behind it.
+    `(nice -n 19 sh -c ${shellQuote(sweep)} sh "$g" || sh -c ${shellQuote(sweep)} sh "$g") </dev/null >/dev/null 2>&1 &`,
     'cd / && rm -rf -- "$d"',
     'exit "$rc"',
   ].join('\n');
