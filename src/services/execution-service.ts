@@ -63,7 +63,9 @@ export class ExecutionService {
     if (waitMs <= 0 || isTerminal(instance.state)) return instance;
     // A settle on this node hands over the settled row itself: no re-read.
     const settled = await this.runs.waitUntilSettled(instance.id, waitMs);
-    return settled ?? (await this.store.instances.get(instance.id)) ?? instance;
+    if (settled) return settled;
+    const current = await this.store.instances.get(instance.id);
+    return current ? this.withLiveState(current) : instance;
   }
 
   private async getInstanceNow(ns: Namespace, scriptName: string, instanceId: string): Promise<Instance> {
@@ -77,10 +79,7 @@ export class ExecutionService {
     ) {
       throw new DlfError('DLF.6205');
     }
-    // An in-process run on this node writes RUNNING late (or never, when it ends first).
-    if (instance.state === 'LAUNCHING' && this.runs.runningHere(instance.id))
-      return { ...instance, state: 'RUNNING' };
-    return instance;
+    return this.withLiveState(instance);
   }
 
   /** @param actor the principal asking, recorded on the instance for the audit trail. */
@@ -103,7 +102,14 @@ export class ExecutionService {
   /** Extension: the most recent instances of a script. */
   async listInstances(ns: Namespace, scriptName: string, limit: number): Promise<Instance[]> {
     const script = await this.scripts.get(ns, scriptName);
-    return this.store.instances.listForScript(script.id, limit);
+    return (await this.store.instances.listForScript(script.id, limit)).map((i) => this.withLiveState(i));
+  }
+
+  /** An in-process run on this node writes RUNNING late (or never, when it ends first). */
+  private withLiveState(instance: Instance): Instance {
+    return instance.state === 'LAUNCHING' && this.runs.runningHere(instance.id)
+      ? { ...instance, state: 'RUNNING' }
+      : instance;
   }
 }
 
