@@ -104,6 +104,8 @@ interface PooledConnection {
   readonly database: string;
   /** The client character set mysql2 negotiated when the connection opened. */
   readonly charsetNumber: number | undefined;
+  /** The server knows COM_RESET_CONNECTION: without it the connection is never reused. */
+  readonly resettable: boolean;
   identity: { threadId: number; serverStartedAt: number } | undefined;
   idleTimer?: NodeJS.Timeout;
   onIdleLost?: () => void;
@@ -211,6 +213,7 @@ export class MysqlEngine implements Engine {
           connection: opened,
           database,
           charsetNumber: charsetNumberOf(opened),
+          resettable: supportsReset(opened),
           identity: undefined,
         };
       } catch (error) {
@@ -269,7 +272,8 @@ export class MysqlEngine implements Engine {
     }
     const reusable =
       !end.statements.some((sql) => SWITCHES_DATABASE.test(sql) || CHANGES_CHARSET.test(sql)) &&
-      charsetNumberOf(connection) === session.pooled.charsetNumber;
+      charsetNumberOf(connection) === session.pooled.charsetNumber &&
+      session.pooled.resettable;
     const reset = bounded(
       new Promise<void>((resolve, reject) =>
         connection.reset((error) => (error ? reject(error) : resolve())),
@@ -609,6 +613,23 @@ function typeName(field: FieldPacket, type: number): string {
 /** The client character set mysql2 uses on this connection (it follows the server's state reports). */
 function charsetNumberOf(connection: mysql.Connection): number | undefined {
   return (connection.config as { charsetNumber?: number }).charsetNumber;
+}
+
+/**
+ * COM_RESET_CONNECTION exists since MySQL 5.7.3 and MariaDB 10.2.4. mysql2 takes any answer to it
+ * as success, so on an older server a "reset" connection would keep the run's state: such servers
+ * get a new connection per run. MariaDB announces itself as `5.5.5-<version>-MariaDB`.
+ */
+function supportsReset(connection: mysql.Connection): boolean {
+  const handshake = (connection as unknown as { _handshakePacket?: { serverVersion?: unknown } })
+    ._handshakePacket;
+  const version = typeof handshake?.serverVersion === 'string' ? handshake.serverVersion : '';
+  const match = /^(?:5\.5\.5-)?(\d+)\.(\d+)\.(\d+)/.exec(version);
+  if (!match) return false;
+  const [major, minor, patch] = match.slice(1).map(Number) as [number, number, number];
+  const atLeast = (a: number, b: number, c: number) =>
+    major !== a ? major > a : minor !== b ? minor > b : patch >= c;
+  return /mariadb/i.test(version) ? atLeast(10, 2, 4) : atLeast(5, 7, 3);
 }
 
 /** Whether `query` ended well within `CLEANUP_TIMEOUT_MS`; a connection that fails or hangs here is sick. */
