@@ -25,7 +25,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Instance } from '../domain/instance.js';
-import { STATE_CHANGES, STOPPED_MESSAGE } from '../domain/instance-state.js';
+import { settleChange, STATE_CHANGES, STOPPED_MESSAGE } from '../domain/instance-state.js';
 import type { EngineLimits } from '../engines/engine.js';
 import type { RunQueue, RunSubmission } from '../services/run-queue.js';
 import type { ClaimedRun, InstanceSignal, Store } from '../store/store.js';
@@ -59,6 +59,8 @@ export interface SupervisorConfig {
   readonly runsDir: string;
   readonly limits: EngineLimits;
 }
+
+const NOT_STARTED_ON_SHUTDOWN = 'The server shut down before the script instance started.';
 
 /** How long a stop signal for a run not (yet) on this node is remembered, for a claim in flight. */
 const REMEMBER_STOP_MS = 10_000;
@@ -217,6 +219,18 @@ export class RunSupervisor implements RunQueue {
       } finally {
         this.reservedSlots -= 1;
       }
+      if (!this.claims.accepting) {
+        // Shutdown began during the insert: this node starts no new work (a queued row would have
+        // been aborted the same way). Settled within this call, so the store is still open.
+        const { from, to } = settleChange('ABORTED');
+        const aborted = await this.store.instances.transition(instance.id, from, to, {
+          endedAt: new Date(),
+          message: NOT_STARTED_ON_SHUTDOWN,
+          failureReason: 'shutdown',
+        });
+        if (aborted) this.announceSettled(instance.id, aborted);
+        return aborted ?? instance;
+      }
       this.begin({ instance, request: submission.request }, sentAt + this.config.leaseMs);
       return instance;
     }
@@ -334,7 +348,7 @@ export class RunSupervisor implements RunQueue {
         if (!from.includes(instance.state)) continue;
         const aborted = await this.store.instances.transition(instance.id, from, to, {
           endedAt: new Date(),
-          message: 'The server shut down before the script instance started.',
+          message: NOT_STARTED_ON_SHUTDOWN,
           failureReason: 'shutdown',
         });
         if (aborted) this.announceSettled(instance.id, aborted);

@@ -210,6 +210,19 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
     assert.equal(supervisor.accepting, false);
   });
 
+  it('an instance inserted claimed while shutdown begins is aborted, never started', async () => {
+    await startSupervisor();
+    assert.equal((await settled(await supervisor.submit(submission('ok')))).state, 'FINISHED');
+    const submitting = supervisor.submit(submission('hang'));
+    const shuttingDown = supervisor.shutdown(0, 1_000);
+    const instance = await submitting;
+    await shuttingDown;
+    const row = await store.instances.get(instance.id);
+    assert.equal(row?.state, 'ABORTED');
+    assert.equal(row?.failureReason, 'shutdown');
+    assert.ok(!engine.started.includes(instance.id));
+  });
+
   it('recovery settles what a previous process of this node left active (reason restart)', async () => {
     const left = await store.instances.create(
       {
