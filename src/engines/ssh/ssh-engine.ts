@@ -48,7 +48,7 @@ export interface SshEngineOptions {
 const CHANNEL_DRAIN_MS = 2_000;
 /** The ladder's SIGKILL phase polls up to 5 s on the remote; this adds round trips and a login. */
 const LADDER_SLACK_MS = 15_000;
-/** Bytes of login-shell output tolerated before the pgid line (e.g. a chatty ~/.bashrc). */
+/** Bytes of login-shell output tolerated before the directory and group lines (e.g. a chatty ~/.bashrc). */
 const PREAMBLE_KEEP_BYTES = 64 * 1024;
 
 type RunEnding =
