@@ -152,9 +152,10 @@ the server's peak over its idle RSS.
   a few ms shows up as ~100 ms plus a round trip: the interval, not opendlf; **polling every 1 ms**,
   the same with 1 ms (the only way earlier versions of this table measured it). Baseline, the same
   for the three rows: \`connection.runAndReadAll('SELECT 1')\` on an already open connection, then
-  one \`GET\` of a bare fastify route in the same process returning a small JSON body (~0.4 kB, shaped
+  two \`GET\`s of a bare fastify route in the same process returning a small JSON body (~0.4 kB, shaped
   like a finished result; fetch, body read and parsed, as the API client does), timed together: the
-  bare work plus the one HTTP round trip that any answer over an API costs. Each round runs the
+  bare work plus the two HTTP round trips that ours cannot do without (the POST that starts the run
+  and one GET that reads its result). Tables before 2026-12-01 counted one round trip. Each round runs the
   three variants and the baseline once, in an order that rotates from round to round, after 5
   discarded warm-up rounds: ${EXECUTE_RUNS} kept rounds (earlier tables kept 500 runs of 1 ms
   polling and of the bare call alone; fewer rounds keep the suite under ~9 minutes now that every
@@ -215,17 +216,18 @@ the same probe. A missing server (no clickhouse-server or sshd binary) or an unr
   same three ways as the DuckDB figure (long-poll \`?waitSeconds=30\`, polling every 100 ms, polling
   every 1 ms), in the same rotating rounds: ${ENGINE_EXECUTE_RUNS} kept rounds (earlier tables kept
   200 runs of 1 ms polling). Baselines on an already open connection, each followed by the same
-  kind of bare fastify GET and timed together with it: \`pg\` \`client.query('SELECT 1')\`; \`mysql2\`
+  two bare fastify GETs and timed together with them: \`pg\` \`client.query('SELECT 1')\`; \`mysql2\`
   \`connection.query('SELECT 1')\`; one HTTP POST of \`SELECT 1\` to ClickHouse on a keep-alive
   socket. opendlf reuses pooled PostgreSQL and MariaDB sessions (identity asked once per session;
   \`DISCARD ALL\` / \`COM_RESET_CONNECTION\` after the outcome), and sends a one-statement ClickHouse
   run as one POST on a kept-alive HTTP connection (no \`USE\`, no HTTP session).
 - **Execute SSH \`echo 1\` → FINISHED (three rows).** The same three ways; ${SSH_EXECUTE_RUNS} kept
   rounds (earlier tables kept 100 runs). Baseline: an exec channel running \`echo 1\` on an already
-  open \`ssh2\` connection, until the channel closes, then the bare GET. opendlf opens a connection
-  per run and uses three exec channels (upload, launch under \`setsid\`, clean-up); the notes give the
-  bare cost of opening a connection, and of the same exec on a connection with ssh2's default
-  socket (Nagle on), run once a round between the timed runs.
+  open \`ssh2\` connection, until the channel closes, then the two bare GETs. opendlf keeps
+  connections open between runs (a pool per target) and uses one exec channel per run (upload,
+  launch under \`setsid\` and clean-up in one); the notes give the bare cost of opening a
+  connection, and of the same exec on a connection with ssh2's default socket (Nagle on), run once a
+  round between the timed runs.
 
 ### Cluster (\`bench/cluster.ts\`)
 
