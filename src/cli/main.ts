@@ -6,8 +6,9 @@ import { ConfigError, isLoopback, loadConfig, type ConfigOverrides } from '../co
 import { startServer } from '../main.js';
 import { registerCredentialsCommand } from './credentials-command.js';
 
-// See bin/opendlf.js: size libuv's pool before DuckDB or fs work uses it (when run without the bin).
-process.env.UV_THREADPOOL_SIZE ??= '64';
+// libuv's pool is sized by bin/opendlf.js (CommonJS) before the pool starts. Started as an ES module
+// (`node --import tsx src/cli/main.ts`), setting UV_THREADPOOL_SIZE here would be too late: such a
+// process has the pool the environment gave it (libuv's default is 4).
 
 function integer(value: string): number {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError('must be a non-negative integer');
