@@ -1,6 +1,8 @@
 /**
  * The composition root: the only module that picks concrete adapters (SQLite or PostgreSQL store,
- * DuckDB and local-process engines, the RunSupervisor) and wires them into services and the HTTP app.
+ * the built-in DuckDB and local-process engines, the stored connections' engines through
+ * connection-engines.ts, the RunSupervisor) and wires them into services and the HTTP app
+ * (docs/architecture.md lists the steps of `startServer`).
  */
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
