@@ -5,7 +5,15 @@
  * (docs/architecture.md lists the steps of `startServer`).
  */
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, sep } from 'node:path';
 import pino, { type Logger } from 'pino';
@@ -23,6 +31,7 @@ import { connectionEngineFactory } from './connection-engines.js';
 import { ConnectionTargetPolicy } from './domain/connection-target-policy.js';
 import { TargetGuard } from './engines/target-guard.js';
 import { ConnectionResolver, type BuiltInConnection } from './services/connection-resolver.js';
+import { ConnectionTester } from './services/connection-tester.js';
 import { ConnectionService } from './services/connection-service.js';
 import { SecretCipher } from './services/secret-cipher.js';
 import { CredentialDirectory, startupAuthDecision, type AuthMode } from './services/credential-directory.js';
@@ -313,24 +322,20 @@ export async function startServer(
   const sshKeyDir = join(dataDir, 'ssh-keys');
   mkdirSync(importDir, { recursive: true, mode: 0o700 });
   mkdirSync(sshKeyDir, { recursive: true, mode: 0o700 });
-  const resolver = new ConnectionResolver(
-    builtIns,
-    store.connections,
-    connectionEngineFactory({
-      knownHostsFile: join(dataDir, 'ssh-known-hosts.json'),
-      onUnknownHostKey: config.sshHostKeyPolicy,
-      sshKeyDir,
-      connectTimeoutMs: config.connectTimeoutMs,
-      targetGuard: new TargetGuard(
-        new ConnectionTargetPolicy(
-          { allow: config.connectionTargets.allow ?? [], deny: config.connectionTargets.deny ?? [] },
-          authMode !== 'none',
-        ),
+  const engineFactory = connectionEngineFactory({
+    knownHostsFile: join(dataDir, 'ssh-known-hosts.json'),
+    onUnknownHostKey: config.sshHostKeyPolicy,
+    sshKeyDir,
+    connectTimeoutMs: config.connectTimeoutMs,
+    targetGuard: new TargetGuard(
+      new ConnectionTargetPolicy(
+        { allow: config.connectionTargets.allow ?? [], deny: config.connectionTargets.deny ?? [] },
+        authMode !== 'none',
       ),
-    }),
-    cipher,
-    join(dataDir, 'runs'),
-  );
+    ),
+  });
+  const resolver = new ConnectionResolver(builtIns, store.connections, engineFactory, cipher);
+  const connectionTester = new ConnectionTester(engineFactory, join(dataDir, 'runs'));
 
   const leaseMs = config.leaseSeconds * 1000;
   if (leaseMs / 6 <= config.pollMs + config.stopGraceMs) {
@@ -371,7 +376,7 @@ export async function startServer(
 
   const scripts = new ScriptService(store, supervisor, config.reviewWorkspaces, credentials);
   const executions = new ExecutionService(store, scripts, resolver, supervisor);
-  const connections = new ConnectionService(store, cipher, resolver, importDir);
+  const connections = new ConnectionService(store, cipher, resolver, connectionTester, importDir);
   const workspaces = new WorkspaceResolver({
     defaultWorkspace: config.defaultWorkspace,
     workspaces: config.workspaces,

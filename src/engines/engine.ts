@@ -78,10 +78,18 @@ export interface EngineCapabilities {
   readonly recoversFromAnyNode: boolean;
 }
 
+/** The smallest script an engine runs to show that a connection works (`ischeck=true`). */
+export interface EngineProbe {
+  readonly scriptType: ScriptType;
+  readonly content: string;
+}
+
 export interface Engine {
   /** Stable identifier persisted with each instance, e.g. `local-shell`, `duckdb`. */
   readonly name: string;
   readonly capabilities: EngineCapabilities;
+  /** What a connection test runs on this engine: its own choice, never guessed from `supports`. */
+  readonly connectionProbe: EngineProbe;
   supports(type: ScriptType): boolean;
   /** Runs the work. Never rejects for script errors; a rejection means the engine itself broke. */
   run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome>;

@@ -20,6 +20,7 @@ import type {
   Engine,
   EngineCapabilities,
   EngineOutcome,
+  EngineProbe,
   EngineRunContext,
   EngineRunRequest,
 } from './engine.js';
@@ -108,6 +109,10 @@ export class TargetCheckedEngine implements Engine {
         await engine.recover?.(handle);
       };
     }
+  }
+
+  get connectionProbe(): EngineProbe {
+    return this.byName.connectionProbe;
   }
 
   supports(type: ScriptType): boolean {

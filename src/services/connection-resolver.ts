@@ -3,7 +3,8 @@
  * built-in connections (`local`: Shell and PYTHON as local child processes; `duckdb`: an embedded
  * DuckDB database per workspace, every SQL type); other connections come from the store and get
  * engines from the ConnectionEngineFactory, one set per connection version, so an edited
- * connection's pools are retired once the runs using them have ended.
+ * connection's pools are retired once the runs using them have ended. Testing a connection
+ * (`ischeck=true`) is the ConnectionTester's job (connection-tester.ts).
  */
 import { DlfError, invalidParameter } from '../domain/dlf-error.js';
 import type { Connection } from '../domain/connection.js';
@@ -51,6 +52,7 @@ class EngineSet {
     return {
       name: engine.name,
       capabilities: engine.capabilities,
+      connectionProbe: engine.connectionProbe,
       supports: (type) => engine.supports(type),
       run: async (request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome> => {
         this.inFlight += 1;
@@ -79,8 +81,6 @@ class EngineSet {
   }
 }
 
-const TEST_TIMEOUT_MS = 15_000;
-
 export class ConnectionResolver {
   private readonly builtIns: ReadonlyMap<string, BuiltInConnection>;
   /** Keyed by connection id; holds the engines of the latest version seen. */
@@ -91,8 +91,6 @@ export class ConnectionResolver {
     private readonly store: ConnectionStore,
     private readonly factory: ConnectionEngineFactory,
     private readonly cipher: SecretCipher,
-    /** Scratch directory for connection tests. */
-    private readonly scratchDir: string,
   ) {
     this.builtIns = new Map(builtIns.map((c) => [c.name, c]));
   }
@@ -166,56 +164,6 @@ export class ConnectionResolver {
     const connection = await this.store.get(instance.namespace, instance.connectionName);
     if (!connection) return undefined;
     return this.enginesFor(connection, instance.namespace.projectId).find((e) => e.name === instance.engine);
-  }
-
-  /**
-   * `ischeck=true`: runs the smallest script each engine of the connection serves (`SELECT 1`, `exit 0`)
-   * with fresh engines and returns why it failed, or undefined when it worked. A refused target
-   * or a misconfiguration (a key file outside the project's directory) rejects with its DlfError:
-   * those say nothing about the network and are never hidden from the caller.
-   */
-  async test(ns: Namespace, connection: Connection): Promise<string | undefined> {
-    let engines: Engine[];
-    try {
-      await this.factory.assertTargetAllowed(connection);
-      engines = this.factory.create(connection, ns.projectId);
-    } catch (error) {
-      if (error instanceof DlfError) throw error;
-      return (error as Error).message;
-    }
-    if (engines.length === 0) return `connections of type ${connection.type} cannot be tested by this server`;
-    try {
-      for (const engine of engines) {
-        const sql =
-          engine.supports('RDSSQL') || engine.supports('DWSSQL') || engine.supports('ClickHouseSQL');
-        const scriptType: ScriptType = sql
-          ? (['DWSSQL', 'RDSSQL', 'ClickHouseSQL'] as const).find((t) => engine.supports(t))!
-          : engine.supports('Shell')
-            ? 'Shell'
-            : 'PYTHON';
-        const outcome = await engine.run(
-          {
-            instanceId: `connection-test-${connection.id}`,
-            namespace: ns,
-            scriptType,
-            content: sql ? 'SELECT 1' : scriptType === 'Shell' ? 'exit 0' : 'pass',
-            database: '',
-            runDir: `${this.scratchDir}/connection-test-${connection.id}-${Date.now()}`,
-            limits: { maxResultRows: 1, maxOutputBytes: 65536, maxResultOutputBytes: 65536 },
-          },
-          {
-            signal: AbortSignal.timeout(TEST_TIMEOUT_MS),
-            stopGraceMs: 1000,
-            reportHandle: () => Promise.resolve(),
-          },
-        );
-        if (outcome.kind === 'failed') return outcome.message;
-        if (outcome.kind === 'aborted') return `no answer within ${TEST_TIMEOUT_MS / 1000} s`;
-      }
-      return undefined;
-    } finally {
-      await Promise.all(engines.map((e) => e.close().catch(() => undefined)));
-    }
   }
 
   async close(): Promise<void> {

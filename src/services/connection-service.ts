@@ -27,6 +27,7 @@ import type { Namespace } from '../domain/script.js';
 import { toWireString } from '../domain/wire-values.js';
 import type { Store, SystemSubtask, SystemTask } from '../store/store.js';
 import type { ConnectionResolver } from './connection-resolver.js';
+import type { ConnectionTester } from './connection-tester.js';
 import type { SecretCipher } from './secret-cipher.js';
 
 export interface ConnectionListParams {
@@ -77,6 +78,7 @@ export class ConnectionService {
     private readonly store: Store,
     private readonly cipher: SecretCipher,
     private readonly resolver: ConnectionResolver,
+    private readonly tester: ConnectionTester,
     /** Server-local directory that import `path`s must be inside. */
     private readonly importDir: string,
   ) {}
@@ -147,7 +149,7 @@ export class ConnectionService {
     assertSecretsFollowTarget(input.config, stored.config);
     const merged: ConnectionInput = { ...input, config: mergeSecrets(input.config, stored.config) };
     if (check) {
-      const problem = await this.resolver.test(ns, {
+      const problem = await this.tester.test(ns, {
         ...stored,
         ...merged,
         config: this.cipher.openConfig(merged.config),

@@ -27,6 +27,8 @@ export class FakeEngine implements Engine {
     this.capabilities = { recoversOrphans: recoverable, recoversFromAnyNode: false };
   }
 
+  readonly connectionProbe = { scriptType: 'Shell', content: 'exit 0' } as const;
+
   supports(): boolean {
     return true;
   }

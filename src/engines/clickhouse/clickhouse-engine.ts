@@ -107,6 +107,8 @@ export class ClickHouseEngine implements Engine {
     });
   }
 
+  readonly connectionProbe = { scriptType: 'ClickHouseSQL', content: 'SELECT 1' } as const;
+
   supports(type: ScriptType): boolean {
     return type === 'ClickHouseSQL';
   }

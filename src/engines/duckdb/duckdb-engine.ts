@@ -98,6 +98,8 @@ export class DuckDbEngine implements Engine {
     return join(resolve(this.sandbox.filesDirectory), safeSegment(ns.projectId), safeSegment(ns.workspaceId));
   }
 
+  readonly connectionProbe = { scriptType: 'DWSSQL', content: 'SELECT 1' } as const;
+
   supports(type: ScriptType): boolean {
     return isSqlScriptType(type);
   }

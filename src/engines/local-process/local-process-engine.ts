@@ -19,7 +19,7 @@ import { chmod, chown, lstat, mkdir, readdir, rm, writeFile } from 'node:fs/prom
 import { basename, join } from 'node:path';
 import type { RunHandle } from '../../domain/instance.js';
 import type { ScriptType } from '../../domain/script.js';
-import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
+import type { Engine, EngineOutcome, EngineProbe, EngineRunContext, EngineRunRequest } from '../engine.js';
 import { ProcessOutput } from '../process-output.js';
 import type { OsUser } from './os-user.js';
 import { processStartTicks, terminateRun } from './process-tree.js';
@@ -157,6 +157,12 @@ export class LocalProcessEngine implements Engine {
     await Promise.all(
       runDirectories.map((entry) => rm(join(parent, entry), { recursive: true, force: true })),
     );
+  }
+
+  /** Only stored connections are tested; `local` is built in, so this is for the port's sake. */
+  get connectionProbe(): EngineProbe {
+    const scriptType = this.options.scriptTypes[0] ?? 'Shell';
+    return { scriptType, content: scriptType === 'PYTHON' ? 'pass' : 'exit 0' };
   }
 
   supports(type: ScriptType): boolean {

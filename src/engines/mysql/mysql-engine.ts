@@ -146,6 +146,8 @@ export class MysqlEngine implements Engine {
     this.slots = new SessionSlots(options.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
   }
 
+  readonly connectionProbe = { scriptType: 'RDSSQL', content: 'SELECT 1' } as const;
+
   supports(type: ScriptType): boolean {
     return type === 'RDSSQL';
   }

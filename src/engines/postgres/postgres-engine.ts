@@ -140,6 +140,8 @@ export class PostgresEngine implements Engine {
     this.maxPoolSize = options.maxPoolSize ?? DEFAULT_POOL_SIZE;
   }
 
+  readonly connectionProbe = { scriptType: 'DWSSQL', content: 'SELECT 1' } as const;
+
   supports(type: ScriptType): boolean {
     return type === 'DWSSQL' || type === 'RDSSQL';
   }

@@ -84,6 +84,8 @@ export class SshEngine implements Engine {
     this.pool = new SshConnectionPool(options.pool);
   }
 
+  readonly connectionProbe = { scriptType: 'Shell', content: 'exit 0' } as const;
+
   supports(type: ScriptType): boolean {
     return type === 'Shell' || type === 'PYTHON';
   }
