@@ -24,6 +24,11 @@ export interface ActiveRun {
   settleWritten: boolean;
   /** The engine reported its handle: the work runs, whether or not RUNNING is written yet. */
   handleReported: boolean;
+  /**
+   * The work runs inside this process (DuckDB): once aborted it ends within moments (an interrupt,
+   * no grace period or kill ladder), so a read may wait for its settle instead of showing RUNNING.
+   */
+  inProcess: boolean;
 }
 
 /** The runs this node holds, by instance id. */
@@ -40,6 +45,7 @@ export function newActiveRun(instance: Instance, leaseValidUntil: number): Activ
     stopRequest: undefined,
     settleWritten: false,
     handleReported: false,
+    inProcess: false,
   };
 }
 

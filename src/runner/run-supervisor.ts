@@ -190,6 +190,16 @@ export class RunSupervisor implements RunQueue {
     return run !== undefined && run.handleReported && !run.settleWritten;
   }
 
+  settlingHere(instanceId: string, boundMs: number): Promise<Instance | undefined> | undefined {
+    const run = this.active.get(instanceId);
+    if (!run || !run.inProcess || !run.controller.signal.aborted || run.settleWritten) return undefined;
+    let settledRow: Instance | undefined;
+    return waitAtMost(
+      run.settled.then((row) => (settledRow = row)),
+      boundMs,
+    ).then(() => settledRow);
+  }
+
   get accepting(): boolean {
     return this.claims.accepting;
   }
@@ -279,8 +289,13 @@ export class RunSupervisor implements RunQueue {
     const run = this.active.get(instanceId);
     if (run) {
       this.deliverStop(instanceId, actor);
-      await waitAtMost(run.settled, this.config.stopWaitMs);
-      return this.store.instances.get(instanceId);
+      // The settle hands over the row it wrote: no read after it.
+      let settledRow: Instance | undefined;
+      await waitAtMost(
+        run.settled.then((row) => (settledRow = row)),
+        this.config.stopWaitMs,
+      );
+      return settledRow ?? this.store.instances.get(instanceId);
     }
     // Still queued (on any node): one guarded update stops it (request recorded with it); it never starts.
     const { from, to } = STATE_CHANGES.stopQueued;

@@ -60,7 +60,13 @@ export class ExecutionService {
    */
   async getInstance(ns: Namespace, scriptName: string, instanceId: string, waitMs = 0): Promise<Instance> {
     const instance = await this.getInstanceNow(ns, scriptName, instanceId);
-    if (waitMs <= 0 || isTerminal(instance.state)) return instance;
+    if (isTerminal(instance.state)) return instance;
+    if (waitMs <= 0) {
+      // In-process work stopped here ends within a millisecond or so (DuckDB's interrupt): the read
+      // answers with the state it is settling into rather than the RUNNING it is leaving.
+      const settling = this.runs.settlingHere(instance.id, SETTLING_READ_WAIT_MS);
+      return (settling && (await settling)) ?? instance;
+    }
     // A settle on this node hands over the settled row itself: no re-read.
     const settled = await this.runs.waitUntilSettled(instance.id, waitMs);
     if (settled) return settled;
@@ -86,14 +92,22 @@ export class ExecutionService {
   async stop(ns: Namespace, scriptName: string, instanceId: string, actor: string): Promise<Instance> {
     // A run on this node is ended first, before any store read: its in-memory instance says which
     // namespace and script it belongs to (the checks getInstance makes against the store).
-    this.runs.stopHere(
-      instanceId,
-      actor,
-      (running) =>
+    let held: Instance | undefined;
+    const stoppedHere = this.runs.stopHere(instanceId, actor, (running) => {
+      held = running;
+      return (
         running.scriptName === scriptName &&
         running.namespace.projectId === ns.projectId &&
-        running.namespace.workspaceId === ns.workspaceId,
-    );
+        running.namespace.workspaceId === ns.workspaceId
+      );
+    });
+    if (stoppedHere && held) {
+      // The rest of getInstance's checks without reading the instance (the script read is served
+      // from memory); the answer waits for the settle only, not for reads before and after it.
+      const script = await this.scripts.get(ns, scriptName);
+      if (held.scriptId !== script.id) throw new DlfError('DLF.6205');
+      return (await this.runs.stop(instanceId, actor)) ?? held;
+    }
     const instance = await this.getInstance(ns, scriptName, instanceId);
     if (isTerminal(instance.state)) return instance;
     return (await this.runs.stop(instance.id, actor)) ?? instance;
@@ -112,6 +126,12 @@ export class ExecutionService {
       : instance;
   }
 }
+
+/**
+ * How long a read waits for the settle of in-process work that was aborted (bounded: work that
+ * ignores its interrupt for longer is shown as it is, RUNNING).
+ */
+const SETTLING_READ_WAIT_MS = 20;
 
 /** SQL types are SQL; every other type gets the strictest rule (one word), Python's as Shell's. */
 function contentKind(type: ScriptType): ParamContentKind {

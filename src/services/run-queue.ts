@@ -38,6 +38,12 @@ export interface RunQueue {
    * RUNNING even where the store still says LAUNCHING (in-process runs write RUNNING late, if at all).
    */
   runningHere(instanceId: string): boolean;
+  /**
+   * For an in-process run held here whose work has been aborted (stop, timeout, shutdown) and is
+   * ending: resolves with its settled row, or with undefined after `boundMs`. Undefined (no
+   * promise) for any other instance.
+   */
+  settlingHere(instanceId: string, boundMs: number): Promise<Instance | undefined> | undefined;
   /** Removes whatever the runner keeps on disk for these instances (output logs, script files). */
   discardRunFiles(instanceIds: readonly string[]): Promise<void>;
 }
