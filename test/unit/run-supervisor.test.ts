@@ -162,6 +162,35 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
     assert.equal(done.stopRequestedBy, 'dave');
   });
 
+  it('settlingHere: a read may wait for the settle of aborted in-process work, and only for that', async () => {
+    await startSupervisor();
+    const instance = await supervisor.submit(submission('hang'));
+    await engine.whenStarted(instance.id);
+    assert.equal(supervisor.settlingHere(instance.id, 1_000), undefined, 'not aborted: nothing to wait for');
+    assert.equal(
+      supervisor.stopHere(instance.id, 'dave', () => true),
+      true,
+    );
+    const settling = supervisor.settlingHere(instance.id, 5_000);
+    assert.ok(settling, 'aborted in-process work is settling');
+    const row = await settling;
+    assert.equal(row?.state, 'STOPPED');
+    assert.equal(row?.stopRequestedBy, 'dave');
+    assert.equal(supervisor.settlingHere(instance.id, 1_000), undefined, 'settled: nothing to wait for');
+  });
+
+  it('settlingHere does not wait for work that outlives the process (its stop may take the grace period)', async () => {
+    await startSupervisor({}, true);
+    const instance = await supervisor.submit(submission('hang'));
+    await engine.whenStarted(instance.id);
+    assert.equal(
+      supervisor.stopHere(instance.id, 'dave', () => true),
+      true,
+    );
+    assert.equal(supervisor.settlingHere(instance.id, 1_000), undefined);
+    assert.equal((await settled(instance)).state, 'STOPPED');
+  });
+
   it('an in-process run is RUNNING here at once, and in the store once it has gone on a moment', async () => {
     await startSupervisor();
     const instance = await supervisor.submit(submission('hang'));
