@@ -6,7 +6,13 @@
  * proved who it is.
  */
 import type { ConfigOverrides } from '../../src/config.js';
-import { ApiClient, startTestServer, type ApiResponse, type RequestOptions, type TestServer } from './server.js';
+import {
+  ApiClient,
+  startTestServer,
+  type ApiResponse,
+  type RequestOptions,
+  type TestServer,
+} from './server.js';
 
 export const PROJECT_A = 'projA0000000000000000000000000001';
 export const PROJECT_B = 'projB0000000000000000000000000002';
@@ -26,7 +32,12 @@ export const PRINCIPALS = {
     workspace: '*',
     role: 'operator',
   },
-  viewerA: { token: 'token-viewer-A-00000000000000004', projects: [PROJECT_A], workspace: '*', role: 'viewer' },
+  viewerA: {
+    token: 'token-viewer-A-00000000000000004',
+    projects: [PROJECT_A],
+    workspace: '*',
+    role: 'viewer',
+  },
   adminB: { token: 'token-admin-B-000000000000000005', projects: [PROJECT_B], workspace: '*', role: 'admin' },
   developerB: {
     token: 'token-developer-B-00000000000006',
