@@ -69,8 +69,6 @@ export type EngineOutcome =
 
 /** Optional features, so the runner can ask what an engine can do instead of which engine it is. */
 export interface EngineCapabilities {
-  /** The engine can end work left behind by a previous server process, given its persisted handle. */
-  readonly recoversOrphans: boolean;
   /**
    * `recover` works from any node, not only the machine that ran the work (the work lives on a
    * database or SSH host every node reaches): a lost node's work is ended by the node that reaps it.
@@ -93,7 +91,12 @@ export interface Engine {
   supports(type: ScriptType): boolean;
   /** Runs the work. Never rejects for script errors; a rejection means the engine itself broke. */
   run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome>;
-  /** Ends whatever is still running for a handle from a previous server process (best effort). */
+  /**
+   * Ends whatever is still running for a handle from a previous server process (best effort).
+   * Present exactly when the engine's work can outlive the server process (a process tree, a
+   * database or remote session): the runner then writes RUNNING with the handle before the work
+   * goes on, and recovery calls this. Absent (DuckDB): the work dies with the process.
+   */
   recover?(handle: RunHandle): Promise<void>;
   /**
    * Readiness probe: resolves when the engine could run work now (interpreter present, database

@@ -90,7 +90,7 @@ export class RunLifecycle {
     );
     timer.unref();
     // In-process work dies with this process: its RUNNING (and handle) need not be written first.
-    const deferRunning = !engine.capabilities.recoversOrphans;
+    const deferRunning = engine.recover === undefined;
     run.inProcess = deferRunning;
     let runningTimer: NodeJS.Timeout | undefined;
     log.info('run started');

@@ -24,7 +24,7 @@ export async function recoverLeftoverRuns(
   for (const instance of leftovers) {
     if (instance.state === 'QUEUED' && store.shared) continue;
     const engine = await engineOf(instance).catch(() => undefined);
-    if (instance.runHandle && engine?.capabilities.recoversOrphans && engine.recover) {
+    if (instance.runHandle && engine?.recover) {
       try {
         await engine.recover(instance.runHandle);
       } catch (error) {

@@ -14,7 +14,9 @@ import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '
 
 export class FakeEngine implements Engine {
   readonly name = 'fake';
-  readonly capabilities: { recoversOrphans: boolean; recoversFromAnyNode: boolean };
+  readonly capabilities = { recoversFromAnyNode: false } as const;
+  /** Present when constructed `recoverable` (the Engine port's sign that work outlives the process). */
+  readonly recover?: (handle: RunHandle) => Promise<void>;
   /** Instance ids in the order their runs started. */
   readonly started: string[] = [];
   /** Handles passed to `recover`. */
@@ -24,7 +26,12 @@ export class FakeEngine implements Engine {
 
   /** @param recoverable true: behaves like a process engine (RUNNING is written before the work). */
   constructor(recoverable = false) {
-    this.capabilities = { recoversOrphans: recoverable, recoversFromAnyNode: false };
+    if (recoverable) {
+      this.recover = (handle) => {
+        this.recovered.push(handle);
+        return Promise.resolve();
+      };
+    }
   }
 
   readonly connectionProbe = { scriptType: 'Shell', content: 'exit 0' } as const;
@@ -86,11 +93,6 @@ export class FakeEngine implements Engine {
       default:
         throw new Error(`fake engine: unknown content ${request.content}`);
     }
-  }
-
-  recover(handle: RunHandle): Promise<void> {
-    this.recovered.push(handle);
-    return Promise.resolve();
   }
 
   close(): Promise<void> {

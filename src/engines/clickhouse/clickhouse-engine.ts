@@ -88,7 +88,7 @@ interface ClickHouseRun {
 }
 
 export class ClickHouseEngine implements Engine {
-  readonly capabilities = { recoversOrphans: true, recoversFromAnyNode: true } as const;
+  readonly capabilities = { recoversFromAnyNode: true } as const;
   private readonly http: ClickHouseHttp;
   /** Query-id prefixes of the runs in progress, so `close` can end their queries on the server. */
   private readonly activeRuns = new Set<string>();

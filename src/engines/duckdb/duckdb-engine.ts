@@ -80,7 +80,7 @@ const safeSegment = (id: string) => encodeURIComponent(id).replace(/\./g, '%2E')
 
 export class DuckDbEngine implements Engine {
   readonly name = 'duckdb';
-  readonly capabilities = { recoversOrphans: false, recoversFromAnyNode: false } as const;
+  readonly capabilities = { recoversFromAnyNode: false } as const;
   private readonly databases = new Map<string, Promise<DuckDBInstance>>();
   private readonly openConnections = new Set<DuckDBConnection>();
   /** One connection opened ahead per workspace database, for its next run. */

@@ -87,7 +87,7 @@ const RUN_DIRECTORY_NAME =
 
 export class LocalProcessEngine implements Engine {
   readonly name: string;
-  readonly capabilities = { recoversOrphans: true, recoversFromAnyNode: false } as const;
+  readonly capabilities = { recoversFromAnyNode: false } as const;
 
   private workDirectoryReady: Promise<void> | undefined;
   /** Set on the first run: the shared spawner process (spawner.ts), released on close. */

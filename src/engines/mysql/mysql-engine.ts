@@ -128,7 +128,7 @@ const ignore = () => undefined;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class MysqlEngine implements Engine {
-  readonly capabilities = { recoversOrphans: true, recoversFromAnyNode: true } as const;
+  readonly capabilities = { recoversFromAnyNode: true } as const;
   private readonly slots: SessionSlots;
   private controlPool: mysql.Pool | undefined;
   private readonly open = new Set<mysql.Connection>();

@@ -124,7 +124,7 @@ const ignore = () => undefined;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class PostgresEngine implements Engine {
-  readonly capabilities = { recoversOrphans: true, recoversFromAnyNode: true } as const;
+  readonly capabilities = { recoversFromAnyNode: true } as const;
   private readonly databases = new Map<string, DatabaseSessions>();
   private controlPool: pg.Pool | undefined;
   private readonly maxPoolSize: number;

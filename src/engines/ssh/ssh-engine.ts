@@ -71,7 +71,7 @@ const waitAtMost = (promise: Promise<unknown>, ms: number) =>
   });
 
 export class SshEngine implements Engine {
-  readonly capabilities = { recoversOrphans: true, recoversFromAnyNode: true } as const;
+  readonly capabilities = { recoversFromAnyNode: true } as const;
   /** Connections kept open between runs (ssh-pool.ts). */
   private readonly pool: SshConnectionPool;
   private closed = false;
