@@ -106,6 +106,11 @@ export class ProcessOutput {
   }
 
   /** The failure message for `ended`: the limit with its unit, or why output.log failed. */
+  /** The failure reason of a run this output ended: too much output, or output.log failing us. */
+  problemReason(): 'output_limit' | 'engine_error' {
+    return this.problem === 'log-failed' ? 'engine_error' : 'output_limit';
+  }
+
   problemMessage(): string {
     if (this.problem === 'log-failed') {
       return `The script output could not be written to output.log (${this.logError?.message ?? 'unknown error'}); the run was ended.`;

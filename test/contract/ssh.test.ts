@@ -200,6 +200,7 @@ describe('ssh engine', { skip: skipReason ?? false }, () => {
     });
     const outcome = await run.outcome;
     assert.equal(outcome.kind, 'failed');
+    assert.equal(outcome.kind === 'failed' ? outcome.reason : undefined, 'output_limit');
     assert.match(messageOf(outcome), /exceeds/);
     assert.equal(groupGone(await run.handle), true);
   });
@@ -241,6 +242,7 @@ describe('ssh engine', { skip: skipReason ?? false }, () => {
     await new Promise<void>((resolve) => probe.close(() => resolve()));
     const outcome = await start(engineFor({ port }), 'true\n').outcome;
     assert.equal(outcome.kind, 'failed');
+    assert.equal(outcome.kind === 'failed' ? outcome.reason : undefined, 'connect_failed');
     assert.match(messageOf(outcome), /connection refused/);
   });
 

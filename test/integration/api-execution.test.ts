@@ -282,6 +282,7 @@ describe('Shell and Python results', () => {
     const { id, res } = await run(c, 'fails');
     assertTerminal(res, 'FAILED', id);
     assert.equal(res.json.detailedStatus, 'FAILED');
+    assert.equal(res.json.failureReason, 'script_error');
     assert.match(res.json.message, /exit code 7/);
     assert.equal(res.json.exitCode, 7);
     assert.equal(res.json.results.length, 1);
@@ -372,6 +373,7 @@ describe('SQL on the duckdb connection', () => {
     const failed = await run(c, 'failing');
     assertTerminal(failed.res, 'FAILED', failed.id);
     assert.equal(failed.res.json.detailedStatus, 'FAILED');
+    assert.equal(failed.res.json.failureReason, 'script_error');
     assert.match(failed.res.json.message, /no_such_table/);
     assert.match(failed.res.json.message, /Statement 3/);
     assert.equal(failed.res.json.results.length, 3);
@@ -572,6 +574,7 @@ describe('result limits', () => {
     const { id, res } = await run(c, 'flood');
     assertTerminal(res, 'FAILED', id);
     assert.equal(res.json.detailedStatus, 'FAILED');
+    assert.equal(res.json.failureReason, 'output_limit');
     assert.match(res.json.message, /output exceeds the .*limit/);
     assert.equal(res.json.results.length, 1);
     // The run was ended before its last lines: they are not in the result.

@@ -173,7 +173,8 @@ export class LocalProcessEngine implements Engine {
     const { signal } = context;
     if (signal.aborted) return { kind: 'aborted', results: [] };
     const refused = await this.options.refusal?.();
-    if (refused !== undefined) return { kind: 'failed', results: [], message: refused };
+    if (refused !== undefined)
+      return { kind: 'failed', results: [], message: refused, reason: 'engine_error' };
     await mkdir(request.runDir, { recursive: true });
     const workDir = await this.createWorkDirectory(request);
     try {
@@ -229,6 +230,7 @@ export class LocalProcessEngine implements Engine {
         kind: 'failed',
         results: [],
         message: `Could not start ${this.options.interpreter}: ${spawned.error}`,
+        reason: 'engine_error',
       };
     }
     const runId = spawned.pid;
@@ -267,13 +269,20 @@ export class LocalProcessEngine implements Engine {
     const result = output.result();
     if (endReason === 'aborted') return { kind: 'aborted', results: [result] };
     if (endReason === 'output') {
-      return { kind: 'failed', results: [result], message: output.problemMessage(), exitCode: exit.code };
+      return {
+        kind: 'failed',
+        results: [result],
+        message: output.problemMessage(),
+        reason: output.problemReason(),
+        exitCode: exit.code,
+      };
     }
     if (exit.lost !== undefined) {
       return {
         kind: 'failed',
         results: [result],
         message: `The script's end could not be observed (${exit.lost}); its process tree was ended.`,
+        reason: 'engine_error',
       };
     }
     if (exit.code === 0) return { kind: 'succeeded', results: [result], exitCode: 0 };
@@ -283,6 +292,7 @@ export class LocalProcessEngine implements Engine {
       kind: 'failed',
       results: [{ ...result, message: tail }],
       message: `The script failed with ${how}.${tail ? `\n${tail}` : ''}`,
+      reason: 'script_error',
       exitCode: exit.code,
     };
   }

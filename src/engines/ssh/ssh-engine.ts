@@ -52,7 +52,11 @@ const LADDER_SLACK_MS = 15_000;
 const PREAMBLE_KEEP_BYTES = 64 * 1024;
 
 type RunEnding =
-  | { readonly kind: 'not-started'; readonly message: string }
+  | {
+      readonly kind: 'not-started';
+      readonly message: string;
+      readonly reason: 'connect_failed' | 'engine_error';
+    }
   | { readonly kind: 'exited'; readonly code: number | null; readonly signal: string | null }
   | { readonly kind: 'aborted'; readonly confirmed: boolean; readonly pgid?: number }
   | { readonly kind: 'output-limit'; readonly code: number | null }
@@ -104,14 +108,20 @@ export class SshEngine implements Engine {
     const where = describeTarget(this.target);
     switch (ending.kind) {
       case 'not-started':
-        return { kind: 'failed', results: [], message: ending.message };
+        return { kind: 'failed', results: [], message: ending.message, reason: ending.reason };
       case 'aborted':
         if (!ending.confirmed && ending.pgid !== undefined) {
           result.message = `The stop could not be confirmed on ${where}: remote process group ${ending.pgid} may still be running.`;
         }
         return { kind: 'aborted', results: output.total > 0 || ending.pgid !== undefined ? [result] : [] };
       case 'output-limit':
-        return { kind: 'failed', results: [result], message: output.problemMessage(), exitCode: ending.code };
+        return {
+          kind: 'failed',
+          results: [result],
+          message: output.problemMessage(),
+          reason: output.problemReason(),
+          exitCode: ending.code,
+        };
       case 'lost': {
         const aftermath = ending.groupGone
           ? `its remote process group ${ending.pgid} was ended over a new connection`
@@ -120,6 +130,7 @@ export class SshEngine implements Engine {
           kind: 'failed',
           results: [{ ...result, message: tail }],
           message: `The SSH connection to ${where} was lost while the script was running (${ending.reason}); ${aftermath}.`,
+          reason: 'session_lost',
         };
       }
       case 'exited': {
@@ -130,6 +141,7 @@ export class SshEngine implements Engine {
           kind: 'failed',
           results: [{ ...result, message: tail }],
           message: `The script failed with ${how}.${tail ? `\n${tail}` : ''}`,
+          reason: 'script_error',
           exitCode: ending.code,
         };
       }
@@ -146,21 +158,27 @@ export class SshEngine implements Engine {
     // A pooled connection may have died unnoticed, or the server may refuse one more channel on
     // it (MaxSessions): the script never started then, so it is tried once more on a new connection.
     for (let attempt = 0; ; attempt++) {
-      if (this.closed) return { kind: 'not-started', message: `The SSH engine ${this.name} is closed.` };
+      if (this.closed) {
+        return {
+          kind: 'not-started',
+          message: `The SSH engine ${this.name} is closed.`,
+          reason: 'engine_error',
+        };
+      }
       let lease: Lease;
       try {
         lease = await this.pool.acquire(this.target, context.signal, attempt > 0);
       } catch (error) {
         const connectError = error as SshConnectError;
         if (connectError.aborted) return { kind: 'aborted', confirmed: true };
-        return { kind: 'not-started', message: connectError.message };
+        return { kind: 'not-started', message: connectError.message, reason: 'connect_failed' };
       }
       try {
         return await this.executeOn(lease, request, context, output);
       } catch (error) {
         if (!(error instanceof ChannelRefused)) throw error;
         lease.retire();
-        if (attempt >= 1) return { kind: 'not-started', message: error.message };
+        if (attempt >= 1) return { kind: 'not-started', message: error.message, reason: 'connect_failed' };
       } finally {
         lease.release();
       }
@@ -307,6 +325,8 @@ export class SshEngine implements Engine {
           : `the connection was lost (${lease.lostReason() ?? 'closed'})`);
       return {
         kind: 'not-started',
+        // The host took the connection but could not take or start the script (its disk, its shell).
+        reason: 'engine_error',
         message:
           dir === undefined
             ? `Could not copy the script to ${where}: ${why}`
