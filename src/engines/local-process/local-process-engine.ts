@@ -23,6 +23,7 @@ import type { Engine, EngineOutcome, EngineProbe, EngineRunContext, EngineRunReq
 import { ProcessOutput } from '../process-output.js';
 import type { OsUser } from './os-user.js';
 import { processStartTicks, terminateRun } from './process-tree.js';
+import { environmentWithoutServerSettings } from './server-environment.js';
 import { ProcessSpawner, type RunSpawner } from './spawner.js';
 
 export interface LocalProcessEngineOptions {
@@ -56,7 +57,7 @@ function childEnvironment(
   extra: Readonly<Record<string, string>>,
   runAs: OsUser | undefined,
 ): Record<string, string> {
-  const env: Record<string, string> = {};
+  let env: Record<string, string> = {};
   if (runAs) {
     // Nothing of the server's environment beyond what programs need to start: it may hold secrets.
     env.PATH = process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin';
@@ -65,9 +66,7 @@ function childEnvironment(
     env.LOGNAME = runAs.name;
     env.LANG = process.env.LANG ?? 'C.UTF-8';
   } else {
-    for (const [key, value] of Object.entries(process.env)) {
-      if (!key.startsWith('OPENDLF_') && value !== undefined) env[key] = value;
-    }
+    env = environmentWithoutServerSettings();
   }
   return { ...env, ...extra };
 }

@@ -15,6 +15,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { environmentWithoutServerSettings } from './server-environment.js';
 import {
   encodeFrame,
   FrameReader,
@@ -154,6 +155,8 @@ export class ProcessSpawner implements RunSpawner {
         // Its own session: a terminal's Ctrl-C reaches the server, which then stops the runs itself.
         detached: true,
         stdio: ['pipe', 'pipe', 'inherit'],
+        // It is every local run's parent ($PPID): its environment must not hold the server's secrets.
+        env: environmentWithoutServerSettings(),
       });
     } catch {
       this.broken = true;
