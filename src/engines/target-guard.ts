@@ -137,7 +137,7 @@ export class TargetCheckedEngine implements Engine {
       engine = await this.admitted();
     } catch (error) {
       // A refused or unresolvable target is the run's failure, like an unreachable database.
-      return { kind: 'failed', results: [], message: (error as Error).message };
+      return { kind: 'failed', results: [], message: (error as Error).message, reason: 'connect_failed' };
     }
     return engine.run(request, context);
   }
