@@ -67,6 +67,19 @@ export const ERROR_REGISTRY = {
   'OPENDLF.0612': { status: 400, message: 'The import archive is refused.' },
   /** The server is shutting down and accepts no new executions. */
   'OPENDLF.0503': { status: 503, message: 'The server is shutting down.' },
+  /**
+   * The store (PostgreSQL, or a locked SQLite file) could not be reached or did not answer within its
+   * deadline; the call may be retried, on another node too.
+   */
+  'OPENDLF.0504': { status: 503, message: 'The store is unavailable.' },
+  /**
+   * The server's disk (or its store's) is full: the request could not be saved. 507 Insufficient
+   * Storage (RFC 4918): a 5xx clients retry, naming the cause; it clears once space is freed.
+   */
+  'OPENDLF.0507': {
+    status: 507,
+    message: "The server's storage is full; the request could not be saved. Retry once space is freed.",
+  },
   /** Anything unexpected: logged with the request id, answered without internals. */
   'OPENDLF.0500': { status: 500, message: 'Internal server error.' },
 } as const satisfies Record<string, { status: number; message: string }>;

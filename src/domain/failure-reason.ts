@@ -9,6 +9,8 @@
  *   connect_failed  the engine could not reach its target (database down, SSH refused, bad login)
  *   session_lost    the connection to the target dropped while the script ran
  *   engine_error    opendlf's engine broke (a bug or an environment problem, not the script)
+ *   storage_full    the server's disk (or quota) was full: output.log, the run directory, the
+ *                   DuckDB workspace files or the store could not be written (ENOSPC, SQLITE_FULL)
  *   timeout         the per-instance timeout ended the work
  *   stopped         a stop request ended the work
  *   node_lost       the node running it stopped renewing its lease; another node settled it
@@ -22,6 +24,7 @@ export const FAILURE_REASONS = [
   'connect_failed',
   'session_lost',
   'engine_error',
+  'storage_full',
   'timeout',
   'stopped',
   'node_lost',
@@ -34,7 +37,7 @@ export type FailureReason = (typeof FAILURE_REASONS)[number];
 /** The reasons an engine may report for its own `failed` outcome (the others are the runner's). */
 export type EngineFailureReason = Extract<
   FailureReason,
-  'script_error' | 'output_limit' | 'connect_failed' | 'session_lost' | 'engine_error'
+  'script_error' | 'output_limit' | 'connect_failed' | 'session_lost' | 'engine_error' | 'storage_full'
 >;
 
 export function isFailureReason(value: string): value is FailureReason {

@@ -5,12 +5,16 @@
  * passes `maxOutputBytes` (the bytes past the limit are neither logged nor kept).
  *
  * A failed write of output.log (a full disk, a removed directory) must fail the run, not crash the
- * server: the stream's 'error' is kept and reported through `onProblem`, like the limit.
+ * server: the stream's 'error' is kept and reported through `onProblem`, like the limit. When the
+ * disk is full, output.log is truncated to a one-line note: the run that filled the disk would
+ * otherwise keep it full, and with it the store (its failure could not even be recorded) and every
+ * other run. Its first bytes and its last characters are still in the instance's result.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { StatementResult } from '../domain/instance.js';
+import { isStorageFull } from '../domain/storage-full.js';
 import type { EngineRunRequest } from './engine.js';
 import { OutputCapture, outputResult } from './output-result.js';
 
@@ -35,6 +39,9 @@ export class ProcessOutput {
   private problem: OutputProblem | undefined;
   private listener: ((problem: OutputProblem) => void) | undefined;
   private readonly started = performance.now();
+  private readonly logFile: string;
+  /** Frees a full disk of this run's output.log (see the header); close() waits for it. */
+  private released: Promise<void> = Promise.resolve();
 
   /** Creates the run directory and starts output.log. */
   static async open(request: Pick<EngineRunRequest, 'runDir' | 'limits'>): Promise<ProcessOutput> {
@@ -45,9 +52,12 @@ export class ProcessOutput {
   private constructor(private readonly request: Pick<EngineRunRequest, 'runDir' | 'limits'>) {
     const { maxResultOutputBytes, maxOutputBytes } = request.limits;
     this.capture = new OutputCapture(Math.min(maxResultOutputBytes, maxOutputBytes));
-    this.log = createWriteStream(join(request.runDir, 'output.log'), { flags: 'w', mode: 0o600 });
+    this.logFile = join(request.runDir, 'output.log');
+    this.log = createWriteStream(this.logFile, { flags: 'w', mode: 0o600 });
     this.log.on('error', (error) => {
-      this.logError ??= error;
+      if (this.logError !== undefined) return;
+      this.logError = error;
+      if (isStorageFull(error)) this.released = this.releaseFullDisk();
       this.report('log-failed');
     });
   }
@@ -88,12 +98,14 @@ export class ProcessOutput {
   }
 
   /** Flushes and closes output.log; never rejects (a write error is reported as `log-failed`). */
-  close(): Promise<void> {
-    if (this.log.destroyed || this.log.closed) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      this.log.once('close', resolve);
-      this.log.end();
-    });
+  async close(): Promise<void> {
+    if (!this.log.destroyed && !this.log.closed) {
+      await new Promise<void>((resolve) => {
+        this.log.once('close', resolve);
+        this.log.end();
+      });
+    }
+    await this.released;
   }
 
   /** The run's single Result: the output lines, truncated past the result cap or the limit. */
@@ -105,17 +117,32 @@ export class ProcessOutput {
     return result;
   }
 
-  /** The failure message for `ended`: the limit with its unit, or why output.log failed. */
-  /** The failure reason of a run this output ended: too much output, or output.log failing us. */
-  problemReason(): 'output_limit' | 'engine_error' {
-    return this.problem === 'log-failed' ? 'engine_error' : 'output_limit';
+  /** The failure reason of a run this output ended: too much output, a full disk, or another log failure. */
+  problemReason(): 'output_limit' | 'storage_full' | 'engine_error' {
+    if (this.problem !== 'log-failed') return 'output_limit';
+    return isStorageFull(this.logError) ? 'storage_full' : 'engine_error';
   }
 
+  /** The failure message for `ended`: the limit with its unit, or why output.log failed. */
   problemMessage(): string {
     if (this.problem === 'log-failed') {
-      return `The script output could not be written to output.log (${this.logError?.message ?? 'unknown error'}); the run was ended.`;
+      const cause = this.logError?.message ?? 'unknown error';
+      if (isStorageFull(this.logError)) {
+        return `The script output could not be written to output.log (${cause}): the server's storage is full; the run was ended and its output.log truncated to free the space.`;
+      }
+      return `The script output could not be written to output.log (${cause}); the run was ended.`;
     }
     return `The script output exceeds the ${formatBytes(this.request.limits.maxOutputBytes)} limit; the run was ended.`;
+  }
+
+  /**
+   * Truncates output.log (the stream has closed its descriptor on the error) and leaves a note
+   * there; either step may fail again (a device, a directory gone), which changes nothing.
+   */
+  private async releaseFullDisk(): Promise<void> {
+    await truncate(this.logFile, 0).catch(() => undefined);
+    const note = `opendlf: output.log truncated after ${this.total} bytes of output: the disk was full (${this.logError?.message ?? ''}). The first bytes and the last characters are in the instance's result.\n`;
+    await writeFile(this.logFile, note, { flag: 'w', mode: 0o600 }).catch(() => undefined);
   }
 
   private report(problem: OutputProblem): void {

@@ -8,6 +8,7 @@
  * what happens to the session afterwards (back to a pool, reset, closed).
  */
 import type { EngineFailureReason } from '../domain/failure-reason.js';
+import { isStorageFull } from '../domain/storage-full.js';
 import type { RunHandle, StatementResult } from '../domain/instance.js';
 import type { EngineOutcome, EngineRunContext, EngineRunRequest } from './engine.js';
 import {
@@ -113,7 +114,9 @@ export async function runSqlSession<Session>(
   try {
     session = await driver.open(request, signal);
   } catch (error) {
-    return { kind: 'failed', results, message: driver.openFailure(error, request), reason: 'connect_failed' };
+    // A database kept on this server's disk (DuckDB) cannot be opened while that disk is full.
+    const reason = isStorageFull(error) ? 'storage_full' : 'connect_failed';
+    return { kind: 'failed', results, message: driver.openFailure(error, request), reason };
   }
   if (session === ABORTED) return aborted();
 

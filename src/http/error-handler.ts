@@ -1,13 +1,15 @@
 /**
  * The one place that turns errors into responses. A DlfError becomes its registry status and the
  * DLF envelope; framework errors (body too large, bad request line) map to documented codes;
- * anything else is logged with the request id and answered as a generic 500 without internals.
+ * a full disk (ENOSPC, SQLITE_FULL) is OPENDLF.0507; anything else is logged with the request id and
+ * answered as a generic 500 without internals.
  */
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { DlfError, ERROR_REGISTRY, type DlfErrorCode } from '../domain/dlf-error.js';
+import { isStorageFull } from '../domain/storage-full.js';
 
 export const JSON_CONTENT_TYPE = 'application/json;charset=UTF-8';
 
@@ -33,6 +35,11 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
   const status = fastifyError.statusCode;
   if (status !== undefined && status >= 400 && status < 500) {
     return sendError(reply, 'DLF.3051', `The request parameter is invalid: ${fastifyError.message}`);
+  }
+  if (isStorageFull(error)) {
+    // The environment's failure, not a bug: named to the caller, and it clears once space is freed.
+    request.log.error({ err: error }, 'storage full');
+    return sendError(reply, 'OPENDLF.0507');
   }
   request.log.error({ err: error }, 'unhandled error');
   return sendError(reply, 'OPENDLF.0500');

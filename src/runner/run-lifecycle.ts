@@ -17,8 +17,10 @@ import {
   settlementOf,
   STATE_CHANGES,
   type EndCause,
+  type InstanceState,
   type Settlement,
 } from '../domain/instance-state.js';
+import { isStorageFull } from '../domain/storage-full.js';
 import type { Engine, EngineLimits, EngineOutcome } from '../engines/engine.js';
 import type { ClaimedRun, InstanceStore, TransitionPatch } from '../store/store.js';
 import type { ActiveRun } from './active-run.js';
@@ -34,6 +36,10 @@ export type EngineLookup = (instance: Instance) => Promise<Engine | undefined>;
  * LAUNCHING for at most this long after the work started.
  */
 export const RUNNING_WRITE_DELAY_MS = 250;
+
+/** A settle refused for a full disk is retried after this, doubling up to SETTLE_RETRY_MAX_MS. */
+const SETTLE_RETRY_FIRST_MS = 100;
+const SETTLE_RETRY_MAX_MS = 2_000;
 
 export interface RunLifecycleConfig {
   readonly nodeId: string;
@@ -122,11 +128,15 @@ export class RunLifecycle {
       );
     } catch (error) {
       log.error({ err: error }, 'engine error');
+      // Typically the run directory or the script file could not be written.
+      const full = isStorageFull(error);
       outcome = {
         kind: 'failed',
         results: [],
-        message: `The engine failed to run the script: ${(error as Error).message}`,
-        reason: 'engine_error',
+        message: full
+          ? `The server's storage is full: the script could not be run (${(error as Error).message}).`
+          : `The engine failed to run the script: ${(error as Error).message}`,
+        reason: full ? 'storage_full' : 'engine_error',
       };
     } finally {
       clearTimeout(timer);
@@ -158,6 +168,30 @@ export class RunLifecycle {
     }
   }
 
+  /**
+   * The settling update, retried while the store's disk is full (SQLITE_FULL, ENOSPC): the work is
+   * over and only its record is missing, which is written as soon as space returns — the run stays
+   * held here (settling, so it is not fenced) until then. Any other store error is thrown as before.
+   */
+  private async transitionWhenStored(
+    id: string,
+    from: readonly InstanceState[],
+    to: InstanceState,
+    patch: TransitionPatch,
+  ): Promise<Instance | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.instances.transition(id, from, to, patch);
+      } catch (error) {
+        if (!isStorageFull(error)) throw error;
+        if (attempt === 0) this.log.error({ err: error, instanceId: id }, 'storage full: the settle waits for space');
+        this.observer.storeError();
+        const delay = Math.min(SETTLE_RETRY_MAX_MS, SETTLE_RETRY_FIRST_MS * 2 ** attempt);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
   /** The one settling update: state, message, reason, results, handle release and a stop heard here. */
   private async settle(
     id: string,
@@ -177,7 +211,7 @@ export class RunLifecycle {
       runHandle: null,
       ...(run.stopRequest ? { stopRequest: run.stopRequest } : {}),
     };
-    const settled = await this.instances.transition(id, from, to, patch);
+    const settled = await this.transitionWhenStored(id, from, to, patch);
     run.settleWritten = true;
     if (settled) this.settled(settled);
     // Someone else settled it first (reaper, recovery): the work is still over, release the handle.

@@ -33,6 +33,7 @@ import {
 } from '@duckdb/node-api';
 import type { StatementResult } from '../../domain/instance.js';
 import { isSqlScriptType, type Namespace, type ScriptType } from '../../domain/script.js';
+import { mentionsStorageFull } from '../../domain/storage-full.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
 import type { StatementResultBuilder, ResultColumn } from '../sql-result.js';
 import { runSqlSession, type SqlSessionDriver, type SqlStopControl } from '../sql-session-loop.js';
@@ -75,6 +76,12 @@ const NUMERIC_TYPES = new Set<DuckDBTypeId>([
  */
 const WORKER_THREADS = String(Math.max(1, availableParallelism() - 1));
 
+/** The key of a workspace's database in the engine's caches. */
+const workspaceKey = (ns: Namespace) => `${ns.projectId}/${ns.workspaceId}`;
+
+/** DuckDB's words for a database a fatal error (e.g. a checkpoint on a full disk) left unusable. */
+const INVALIDATED = /^FATAL Error|database has been invalidated/;
+
 /** File-name-safe form of an id (ids are validated at the API edge; this is defence in depth). */
 const safeSegment = (id: string) => encodeURIComponent(id).replace(/\./g, '%2E');
 
@@ -105,7 +112,7 @@ export class DuckDbEngine implements Engine {
   }
 
   private database(ns: Namespace): Promise<DuckDBInstance> {
-    const key = `${ns.projectId}/${ns.workspaceId}`;
+    const key = workspaceKey(ns);
     let db = this.databases.get(key);
     if (!db) {
       let path = ':memory:';
@@ -178,7 +185,9 @@ export class DuckDbEngine implements Engine {
     open: async (request) => {
       const connection = await this.connection(request.namespace);
       this.openConnections.add(connection);
-      return { connection, attachedBefore: undefined };
+      const workspace = workspaceKey(request.namespace);
+      const database = this.databases.get(workspace) ?? this.database(request.namespace);
+      return { connection, workspace, database, attachedBefore: undefined, invalidated: false };
     },
     openFailure: (error) => `DuckDB could not be opened: ${(error as Error).message}`,
     identify: async (session, request) => {
@@ -192,13 +201,42 @@ export class DuckDbEngine implements Engine {
     stopControl: (session, _handle, context) => new InterruptLoop(session.connection, context),
     execute: async (session, sql, _index, builder) =>
       readResult(await startStatement(session.connection, sql), builder),
-    statementFailure: (error) => ({ detail: (error as Error).message }),
+    statementFailure: (error, session) => {
+      const detail = (error as Error).message;
+      if (INVALIDATED.test(detail)) session.invalidated = true;
+      // The database file, its WAL or a spill could not be written: the server's disk, not the script.
+      return mentionsStorageFull(detail) ? { detail, reason: 'storage_full' } : { detail };
+    },
     release: async (session) => {
       if (session.attachedBefore) await detachAttachedSince(session.connection, session.attachedBefore);
       this.openConnections.delete(session.connection);
       session.connection.closeSync();
+      if (session.invalidated) await this.reopenLater(session.workspace, session.database);
     },
   };
+
+  /**
+   * A write that failed for lack of space (a checkpoint, the WAL) leaves DuckDB's database
+   * "invalidated": every later statement fails until it is reopened. The cached instance and its
+   * spare connection are dropped and closed, so the workspace's next run opens the file afresh
+   * (and works once there is space again) instead of failing until the server restarts.
+   */
+  private async reopenLater(workspace: string, database: Promise<DuckDBInstance>): Promise<void> {
+    if (this.databases.get(workspace) !== database) return;
+    this.databases.delete(workspace);
+    const spare = this.spares.get(workspace);
+    this.spares.delete(workspace);
+    try {
+      (await spare)?.closeSync();
+    } catch {
+      // Never opened.
+    }
+    try {
+      (await database).closeSync();
+    } catch {
+      // Already closed or never opened.
+    }
+  }
 
   /**
    * A fresh connection to the workspace's database (per run: `USE`, temporary tables and
@@ -206,7 +244,7 @@ export class DuckDbEngine implements Engine {
    * handed out, so a run does not wait for the connect.
    */
   private async connection(ns: Namespace): Promise<DuckDBConnection> {
-    const key = `${ns.projectId}/${ns.workspaceId}`;
+    const key = workspaceKey(ns);
     const spare = this.spares.get(key);
     this.spares.delete(key);
     const instance = await this.database(ns);
@@ -359,6 +397,11 @@ const MENTIONS_ATTACH = /attach/i;
 
 interface DuckDbSession {
   readonly connection: DuckDBConnection;
+  /** `<project>/<workspace>`: the database this connection belongs to. */
+  readonly workspace: string;
+  readonly database: Promise<DuckDBInstance>;
+  /** A statement failed with DuckDB's FATAL error: the database must be reopened (release does it). */
+  invalidated: boolean;
   /** The databases attached before the run, when the script may attach more. */
   attachedBefore: AttachedDatabases | undefined;
 }
