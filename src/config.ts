@@ -56,6 +56,8 @@ const ConfigSchema = Type.Object(
     maxResultBytes: Type.Integer({ minimum: 1 }),
     retentionDays: Type.Number({ minimum: 0 }),
     bodyLimitBytes: Type.Integer({ minimum: 1024 }),
+    /** `/readyz` answers 503 while the data directory's file system has less free space than this; 0 = no check. */
+    minFreeDiskBytes: Type.Integer({ minimum: 0 }),
     localEngine: Type.Object({
       /** The built-in `local` connection (Shell/PYTHON as child processes of the server). */
       enabled: Type.Boolean(),
@@ -174,6 +176,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxResultBytes: 30 * 1024 * 1024,
   retentionDays: 7,
   bodyLimitBytes: 12 * 1024 * 1024,
+  minFreeDiskBytes: 64 * 1024 * 1024,
   localEngine: { enabled: true, shell: 'bash', python: 'python3', runAs: '', workDirectory: '' },
   duckdb: { filesDirectory: '', allowedDirectories: [], externalAccess: false },
   sshHostKeyPolicy: 'record',

@@ -23,6 +23,7 @@ import { directoryExposingServerFiles, DuckDbEngine } from './engines/duckdb/duc
 import { LocalProcessEngine } from './engines/local-process/local-process-engine.js';
 import { resolveRunAsUser } from './engines/local-process/os-user.js';
 import { buildApp } from './http/app.js';
+import { withFreeDiskSpace } from './observability/free-disk-space.js';
 import { PrometheusMetrics } from './observability/prometheus-metrics.js';
 import { LeaseReaper } from './runner/lease-reaper.js';
 import { RetentionSweeper } from './runner/retention-sweeper.js';
@@ -398,7 +399,11 @@ export async function startServer(
     observability: {
       observer: metrics,
       metrics: async () => ({ contentType: metrics.contentType(), body: await metrics.render() }),
-      readiness: cachedFor(5_000, () => readinessOf(store, engines)),
+      readiness: withFreeDiskSpace(
+        cachedFor(5_000, () => readinessOf(store, engines)),
+        dataDir,
+        config.minFreeDiskBytes,
+      ),
     },
   });
   const sweeper = new RetentionSweeper(
