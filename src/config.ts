@@ -36,6 +36,10 @@ const ConfigSchema = Type.Object(
     storeSchema: Type.String({ pattern: '^$|^[a-z_][a-z0-9_]{0,62}$' }),
     /** Pooled connections of this node to a PostgreSQL store. */
     storeMaxConnections: Type.Integer({ minimum: 2, maximum: 1_000 }),
+    /** PostgreSQL store: deadline to open a connection, or to wait for a pooled one when all are busy. */
+    storeConnectTimeoutMs: Type.Integer({ minimum: 100, maximum: 600_000 }),
+    /** PostgreSQL store: deadline of one statement (statement_timeout; the client waits 1 s more). */
+    storeQueryTimeoutMs: Type.Integer({ minimum: 100, maximum: 600_000 }),
     /** This node's id; '' uses the one kept in the data directory (created on first start). */
     nodeId: Type.String({ pattern: '^$|^[A-Za-z0-9_.-]{1,64}$' }),
     /** Claim lease on the store's clock: a lost node's instances are settled this long after its last heartbeat. */
@@ -161,6 +165,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
   store: '',
   storeSchema: '',
   storeMaxConnections: 10,
+  storeConnectTimeoutMs: 5_000,
+  storeQueryTimeoutMs: 5_000,
   nodeId: '',
   leaseSeconds: 30,
   pollMs: 1_000,

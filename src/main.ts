@@ -29,6 +29,7 @@ import { LeaseReaper } from './runner/lease-reaper.js';
 import { RetentionSweeper } from './runner/retention-sweeper.js';
 import { RunSupervisor } from './runner/run-supervisor.js';
 import { connectionEngineFactory } from './connection-engines.js';
+import { lockDataDirectory } from './data-directory-lock.js';
 import { ConnectionTargetPolicy } from './domain/connection-target-policy.js';
 import { TargetGuard } from './engines/target-guard.js';
 import { ConnectionResolver, type BuiltInConnection } from './services/connection-resolver.js';
@@ -98,7 +99,19 @@ function secretKeyFor(dataDir: string, fromEnv: string | undefined): Buffer {
   return key;
 }
 
-/** Every check: the store answers, each built-in engine's probe passes. */
+/** How long /readyz waits for the store to answer a ping before it reports the store down. */
+export const READINESS_STORE_DEADLINE_MS = 1_000;
+
+/** Rejects with `message` if `work` has not settled within `ms` (work itself goes on). */
+function withinDeadline(work: Promise<void>, ms: number, message: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** Every check: the store answers (within its deadline), each built-in engine's probe passes. */
 export async function readinessOf(store: Store, engines: readonly Engine[]) {
   const probe = async (name: string, check: () => Promise<void>) => {
     try {
@@ -109,7 +122,13 @@ export async function readinessOf(store: Store, engines: readonly Engine[]) {
     }
   };
   const checks = await Promise.all([
-    probe('store', () => store.ping()),
+    probe('store', () =>
+      withinDeadline(
+        store.ping(),
+        READINESS_STORE_DEADLINE_MS,
+        `the store did not answer within ${READINESS_STORE_DEADLINE_MS} ms`,
+      ),
+    ),
     ...engines.flatMap((engine) =>
       engine.ping ? [probe(`engine:${engine.name}`, () => engine.ping!())] : [],
     ),
@@ -117,11 +136,15 @@ export async function readinessOf(store: Store, engines: readonly Engine[]) {
   return { ready: checks.every((c) => c.ok), checks };
 }
 
-/** Probes spawn processes and open databases: answer repeated readiness polls from a short cache. */
+/**
+ * Probes spawn processes and open databases: answer repeated readiness polls from a short cache
+ * (aged on the monotonic clock: a step of the wall clock neither freezes nor flushes it).
+ */
 function cachedFor<T>(ms: number, compute: () => Promise<T>): () => Promise<T> {
   let cached: { at: number; value: Promise<T> } | undefined;
   return () => {
-    if (!cached || Date.now() - cached.at > ms) cached = { at: Date.now(), value: compute() };
+    const now = performance.now();
+    if (!cached || now - cached.at > ms) cached = { at: now, value: compute() };
     return cached.value;
   };
 }
@@ -137,6 +160,10 @@ export interface StoreChoice {
   readonly store: string;
   readonly storeSchema: string;
   readonly storeMaxConnections: number;
+  /** PostgreSQL: deadline to open a connection or get a pooled one (ms); default 5000. */
+  readonly storeConnectTimeoutMs?: number;
+  /** PostgreSQL: deadline of one statement (ms); default 5000. */
+  readonly storeQueryTimeoutMs?: number;
 }
 
 /** Store setting holding when authentication was first enforced on this store (the auth latch). */
@@ -188,6 +215,8 @@ export async function openDataDirectory(
   const store = await openPostgresStore(choice.store, {
     ...(choice.storeSchema === '' ? {} : { schema: choice.storeSchema }),
     maxConnections: choice.storeMaxConnections,
+    ...(choice.storeConnectTimeoutMs === undefined ? {} : { connectTimeoutMs: choice.storeConnectTimeoutMs }),
+    ...(choice.storeQueryTimeoutMs === undefined ? {} : { queryTimeoutMs: choice.storeQueryTimeoutMs }),
     applicationName: nodeId === undefined ? 'opendlf' : `opendlf node ${nodeId}`.slice(0, 63),
     ...(nodeId === undefined ? {} : { nodeId }),
     onPoolError: (error, during) => logger?.warn({ err: error, during }, 'store connection error'),
@@ -208,6 +237,20 @@ export async function startServer(
   // Whatever the server creates from here on (store, DuckDB files, run logs) is its own alone.
   process.umask(0o077);
   mkdirSync(resolve(config.dataDir), { recursive: true, mode: 0o700 });
+  // Before the node id is read and the store opened: a second server on this directory would be the
+  // same node, and its startup recovery would end the first one's runs (data-directory-lock.ts).
+  const lock = lockDataDirectory(resolve(config.dataDir));
+  try {
+    const server = await startOnLockedDirectory(config, logger);
+    return { ...server, close: () => server.close().finally(() => lock.release()) };
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+}
+
+/** startServer, once this process holds the data directory's lock. */
+async function startOnLockedDirectory(config: ServerConfig, logger: Logger): Promise<RunningServer> {
   restrictDataDirectory(resolve(config.dataDir));
   const nodeId = config.nodeId === '' ? nodeIdFor(resolve(config.dataDir)) : config.nodeId;
   const { dataDir, store, cipher } = await openDataDirectory(config.dataDir, config, logger, nodeId);
@@ -419,7 +462,13 @@ export async function startServer(
   const urlHost = config.host.includes(':') ? `[${config.host}]` : config.host;
   sweeper.start();
   supervisor.start();
-  const reaper = new LeaseReaper(store, (instance) => resolver.engineOf(instance), logger, metrics);
+  const reaper = new LeaseReaper(
+    store,
+    (instance) => resolver.engineOf(instance),
+    logger,
+    metrics,
+    () => supervisor.heldHere(),
+  );
   // A lost node's instances are settled at most one reaper interval after their lease expired.
   reaper.start(Math.min(config.pollMs, leaseMs / 3));
 

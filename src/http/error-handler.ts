@@ -27,7 +27,11 @@ export function sendError(reply: FastifyReply, code: DlfErrorCode, message?: str
 }
 
 export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
-  if (error instanceof DlfError) return sendError(reply, error.code, error.message);
+  if (error instanceof DlfError) {
+    // Not a bug, but the operator's to know (the cause names the failed link or the missed deadline).
+    if (error.code === 'OPENDLF.0504') request.log.warn({ err: error }, 'store unavailable');
+    return sendError(reply, error.code, error.message);
+  }
   const fastifyError = error as FastifyError;
   if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     return sendError(reply, 'APIGW.0201');

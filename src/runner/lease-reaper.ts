@@ -8,6 +8,12 @@
  * A lost node's work on a database or SSH host outlives it (a query goes on after its client died):
  * the reaper ends it through the engine, which every node reaches. Work on the lost node's own
  * machine (local processes) waits for that node's restart (RunSupervisor.recover).
+ *
+ * A reaper never settles a run its own node still holds: that node is not lost, whatever the clock
+ * judging the lease says. This matters where the lease clock is the node's own wall clock (SQLite's
+ * `now`: a step of the system clock would otherwise make a single node reap its own live runs); a
+ * run held here whose lease really lapsed is fenced by the LeaseKeeper on the monotonic clock, and
+ * reaped once it has ended.
  */
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
@@ -29,6 +35,8 @@ export class LeaseReaper {
     private readonly engineOf: EngineLookup,
     private readonly log: Logger,
     private readonly observer: Pick<RunObserver, 'instancesReaped' | 'storeError'>,
+    /** The instances this node's runner holds right now. */
+    private readonly heldHere: () => readonly string[] = () => [],
   ) {}
 
   /** Reaps every `intervalMs`: a lost node's lease is judged at most that long after it expired. */
@@ -49,7 +57,12 @@ export class LeaseReaper {
   async reapOnce(): Promise<void> {
     let reaped: string[];
     try {
-      reaped = await this.store.instances.reapExpired(NODE_LOST_MESSAGE, new Date(), REAP_BATCH);
+      reaped = await this.store.instances.reapExpired(
+        NODE_LOST_MESSAGE,
+        new Date(),
+        REAP_BATCH,
+        this.heldHere(),
+      );
     } catch (error) {
       this.observer.storeError();
       this.log.warn({ err: error }, 'lease reaper failed');

@@ -213,6 +213,11 @@ export class RunSupervisor implements RunQueue {
     return this.active.size;
   }
 
+  /** Ids of the runs this node holds (the lease reaper spares them). */
+  heldHere(): string[] {
+    return [...this.active.keys()];
+  }
+
   async submit(submission: RunSubmission): Promise<Instance> {
     this.observer.runQueued(submission.engine);
     const newInstance = { ...submission, id: randomUUID(), nodeId: this.config.nodeId };

@@ -120,9 +120,11 @@ export interface InstanceStore {
   renewLeases(nodeId: string, ids: readonly string[], leaseMs: number): Promise<string[]>;
   /**
    * The reaper: settles LAUNCHING/RUNNING instances whose lease expired (database clock) as ABORTED
-   * with `message`, each exactly once (guarded update); returns the ids it settled.
+   * with `message`, each exactly once (guarded update); returns the ids it settled. The ids in
+   * `spare` are left alone: the calling node still runs them, so they are not lost, whatever the
+   * clock that judged their lease says (its lease keeper fences them on its monotonic clock).
    */
-  reapExpired(message: string, endedAt: Date, limit: number): Promise<string[]>;
+  reapExpired(message: string, endedAt: Date, limit: number, spare?: readonly string[]): Promise<string[]>;
   /** The node's LAUNCHING/RUNNING instances with a recorded stop request (the stop poll). */
   listStopRequested(nodeId: string): Promise<string[]>;
   /**

@@ -155,7 +155,24 @@ async function authenticateEnforced(
   }
 }
 
+/**
+ * /readyz must answer while the store is unreachable, and promptly: a caller without credentials
+ * waits this long at most for the store to say whether credentials exist (it decides whether the
+ * answer carries the check details); past it the last mode the store gave is used.
+ */
+const READYZ_MODE_LOOKUP_MS = 1_000;
+
+function within<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
 export function registerAuthentication(app: FastifyInstance, options: AuthOptions): void {
+  /** The mode the last store lookup gave (it only ever moves from none to enforced). */
+  let lastMode = options.credentials.knownMode();
   const throttle = new AuthFailureThrottle({
     perAddress: options.failuresPerAddress ?? 30,
     perAccessKey: options.failuresPerAccessKey ?? 10,
@@ -196,7 +213,13 @@ export function registerAuthentication(app: FastifyInstance, options: AuthOption
       }
       return done();
     }
-    const mode = known === undefined ? options.credentials.mode() : Promise.resolve(known);
+    let mode = known === undefined ? options.credentials.mode() : Promise.resolve(known);
+    mode = mode.then((current) => (lastMode = current));
+    const presentsCredentials =
+      request.headers['authorization'] !== undefined || request.headers['x-auth-token'] !== undefined;
+    if (route === '/readyz' && !presentsCredentials) {
+      mode = within(mode, READYZ_MODE_LOOKUP_MS).catch(() => lastMode ?? 'enforced');
+    }
     mode
       .then(async (current) => {
         if (current === 'enforced') return authenticate(request, reply);

@@ -518,11 +518,17 @@ class KyselyInstanceStore implements InstanceStore {
     return rows.map((r) => r.id);
   }
 
-  async reapExpired(message: string, endedAt: Date, limit: number): Promise<string[]> {
+  async reapExpired(
+    message: string,
+    endedAt: Date,
+    limit: number,
+    spare: readonly string[] = [],
+  ): Promise<string[]> {
     const expired = (eb: ExpressionBuilder<Database, 'instances'>) =>
       eb.and([
         eb('instances.state', 'in', [...STATE_CHANGES.reap.from]),
         eb('instances.lease_expires_at', '<', dbNowMillis(this.dialect)),
+        ...(spare.length === 0 ? [] : [eb('instances.id', 'not in', [...spare])]),
       ]);
     const rows = await this.db
       .with(
@@ -628,6 +634,8 @@ export async function openKyselyStore(
   dialect: StoreDialect,
   options: {
     migrationTableSchema?: string;
+    /** Runs the migrations through this instance instead of `db` (the caller closes it). */
+    migrateWith?: Kysely<Database>;
     /** How processes sharing this store signal each other; closed with the store. */
     signals: InstanceSignals & { close(): Promise<void> };
     shared: boolean;
@@ -639,7 +647,7 @@ export async function openKyselyStore(
   },
 ): Promise<Store> {
   const migrator = new Migrator({
-    db,
+    db: options.migrateWith ?? db,
     provider: migrationProvider(dialect),
     ...(options.migrationTableSchema === undefined
       ? {}

@@ -5,6 +5,12 @@
  * The listening connection can be dropped at any moment (server restart, network cut,
  * pg_terminate_backend). It is re-opened with backoff, and every `onReconnect` listener is called so
  * consumers poll the store for whatever they missed: a lost notification only delays a stop.
+ *
+ * A link that stops carrying packets without a reset looks, to a connection that only listens,
+ * exactly like a quiet channel; TCP keepalive notices only a peer that is gone, not a proxy or a
+ * middlebox that holds the connection open. So the listener is checked every LISTENER_CHECK_MS
+ * with a statement of its own: one that gets no answer within the connection's query deadline
+ * (`query_timeout`) drops the connection, and it is re-opened like any other drop.
  */
 import pg from 'pg';
 import type { InstanceSignal, InstanceSignals } from '../store.js';
@@ -26,6 +32,8 @@ export interface PostgresSignalsOptions {
 
 const RECONNECT_MIN_MS = 100;
 const RECONNECT_MAX_MS = 5_000;
+/** How often the listening connection must prove it still reaches the server. */
+export const LISTENER_CHECK_MS = 5_000;
 
 function encode(signal: InstanceSignal): string {
   return signal.kind === 'work' ? 'work' : `${signal.kind}:${signal.instanceId}`;
@@ -46,13 +54,23 @@ export class PostgresSignals implements InstanceSignals {
   private closed = false;
   private retryMs = RECONNECT_MIN_MS;
   private retryTimer: NodeJS.Timeout | undefined;
+  private readonly checkTimer: NodeJS.Timeout;
+  private checking = false;
 
-  private constructor(private readonly options: PostgresSignalsOptions) {}
+  private constructor(private readonly options: PostgresSignalsOptions) {
+    this.checkTimer = setInterval(() => this.check(), LISTENER_CHECK_MS);
+    this.checkTimer.unref();
+  }
 
   /** Connects the listener; the store fails to open if PostgreSQL cannot be reached at all. */
   static async open(options: PostgresSignalsOptions): Promise<PostgresSignals> {
     const signals = new PostgresSignals(options);
-    await signals.listen();
+    try {
+      await signals.listen();
+    } catch (error) {
+      await signals.close();
+      throw error;
+    }
     return signals;
   }
 
@@ -84,6 +102,20 @@ export class PostgresSignals implements InstanceSignals {
     }
     this.client = client;
     this.retryMs = RECONNECT_MIN_MS;
+  }
+
+  /** One statement on the listening connection; no answer in time (or an error) drops it. */
+  private check(): void {
+    const client = this.client;
+    if (!client || this.checking || this.closed) return;
+    this.checking = true;
+    client
+      .query('SELECT 1')
+      .catch((error: unknown) => {
+        this.options.onError(error as Error, 'signal listener check');
+        this.dropped(client);
+      })
+      .finally(() => (this.checking = false));
   }
 
   private async lockExclusiveKey(client: pg.Client): Promise<void> {
@@ -147,6 +179,7 @@ export class PostgresSignals implements InstanceSignals {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.retryTimer);
+    clearInterval(this.checkTimer);
     this.listeners.clear();
     this.reconnectListeners.clear();
     const client = this.client;
