@@ -435,6 +435,75 @@ interface ObserverReply {
  * loop's `sleep` forked just before the signal). The timestamp is the poll that first saw all dead,
  * so the ~1.5 ms cost of the full /proc scan is not added to the figure.
  */
+/** Starts `file` (a .ts file next to this one) in a worker thread with tsx's loader registered. */
+function startTsWorker(file: string): Worker {
+  const tsxApi = import.meta.resolve('tsx/esm/api');
+  const workerUrl = new URL(file, import.meta.url).href;
+  // A worker does not inherit tsx's loader hooks, so it registers them before importing the .ts file.
+  const boot =
+    `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); ` +
+    `return import(${JSON.stringify(workerUrl)}); });`;
+  return new Worker(boot, { eval: true });
+}
+
+export interface LoadRequest {
+  readonly id: number;
+  readonly baseUrl: string;
+  readonly projectId: string;
+  /** The script executed `count` times by `clients` concurrent clients. */
+  readonly name: string;
+  readonly count: number;
+  readonly clients: number;
+}
+
+export interface LoadReply {
+  readonly id: number;
+  readonly ok: boolean;
+  /** First POST → last terminal status seen. */
+  readonly elapsedMs: number;
+  readonly failed: number;
+  readonly firstFailure?: string;
+  readonly error?: string;
+}
+
+/**
+ * The clients of the instances-per-second figure, on a worker thread (instance-load-worker.ts): the
+ * measured server's event loop then runs only the server, as it would with remote clients.
+ */
+export class InstanceLoad {
+  private readonly worker = startTsWorker('./instance-load-worker.ts');
+  private nextId = 1;
+  private readonly waiting = new Map<number, (reply: LoadReply) => void>();
+
+  constructor() {
+    this.worker.on('message', (reply: LoadReply) => {
+      this.waiting.get(reply.id)?.(reply);
+      this.waiting.delete(reply.id);
+    });
+    this.worker.on('error', (error) => {
+      for (const answer of this.waiting.values()) {
+        answer({ id: 0, ok: false, elapsedMs: NaN, failed: 0, error: error.message });
+      }
+      this.waiting.clear();
+    });
+  }
+
+  /** Runs one batch; rejects when the worker reports a failure. */
+  async run(request: Omit<LoadRequest, 'id'>): Promise<LoadReply> {
+    const id = this.nextId++;
+    const reply = await new Promise<LoadReply>((resolve) => {
+      this.waiting.set(id, resolve);
+      this.worker.postMessage({ ...request, id } satisfies LoadRequest);
+    });
+    if (!reply.ok) throw new Error(reply.error ?? 'the load worker failed');
+    return reply;
+  }
+
+  close(): Promise<number> {
+    return this.worker.terminate();
+  }
+}
+
 export class TreeObserver {
   private readonly worker: Worker;
   private nextId = 1;
@@ -445,13 +514,7 @@ export class TreeObserver {
   private failure: Error | undefined;
 
   constructor() {
-    const tsxApi = import.meta.resolve('tsx/esm/api');
-    const workerUrl = new URL('./tree-observer-worker.ts', import.meta.url).href;
-    // The worker does not inherit tsx's loader hooks, so it registers them before importing the .ts file.
-    const boot =
-      `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); ` +
-      `return import(${JSON.stringify(workerUrl)}); });`;
-    this.worker = new Worker(boot, { eval: true });
+    this.worker = startTsWorker('./tree-observer-worker.ts');
     this.worker.on('message', (reply: ObserverReply) => {
       const entry = this.waiting.get(reply.id);
       if (!entry) return;

@@ -5,7 +5,8 @@
  * - `instances`: trivial instances per second with the default concurrency (maxConcurrentRuns 8).
  *   Ours: 16 clients POST …/execute as fast as the server accepts them (400 DuckDB `SELECT 1`, 200
  *   Shell `echo 1`), every instance is polled until terminal; instances/s from the first POST to the
- *   last terminal status seen. Baselines, in this process, no opendlf: `SELECT 1` the same number of
+ *   last terminal status seen. The clients run on a worker thread (InstanceLoad in lib.ts), as
+ *   remote clients would: the server's event loop serves only the server. Baselines, in this process, no opendlf: `SELECT 1` the same number of
  *   times over 8 already open DuckDB connections (8 at once); `spawn('bash', ['-c', 'echo 1'])` the
  *   same number of times, 8 at once.
  * - `reads`: API read throughput with autocannon (-c 50 -d 5, in a worker thread, so the load
@@ -29,6 +30,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { DEFAULT_CONFIG } from '../src/config.js';
 import { ApiClient, PROJECT, spawnServer, tempDir, type ChildServer } from '../test/helpers/server.js';
 import {
+  InstanceLoad,
   isMain,
   markdownTable,
   now,
@@ -71,46 +73,16 @@ const SHELL_INSTANCES = quick ? 30 : 200;
 const THROUGHPUT_ROUNDS = quick ? 1 : 3;
 
 /**
- * Submits `count` executes with SUBMIT_CLIENTS clients, and meanwhile polls the submitted instances
- * oldest first until each is terminal. Returns instances per second (first POST → last terminal seen).
+ * Submits `count` executes with SUBMIT_CLIENTS clients on the load worker's thread, which meanwhile
+ * polls the submitted instances oldest first until each is terminal. Returns instances per second
+ * (first POST → last terminal seen).
  */
-async function oursBatch(client: ApiClient, name: string, count: number): Promise<number> {
-  const ids: string[] = [];
-  let submitError: Error | undefined;
-  const t0 = now();
-  const submitted = pool(count, SUBMIT_CLIENTS, async () => {
-    ids.push(await client.execute(name));
-  }).catch((error: unknown) => {
-    submitError = error instanceof Error ? error : new Error(String(error));
-  });
-  let failed = 0;
-  let polled = 0;
-  const deadline = Date.now() + 120_000;
-  while (polled < count) {
-    if (submitError !== undefined) throw submitError;
-    if (Date.now() > deadline)
-      throw new Error(`${name}: ${count - polled} instances not terminal after 120 s`);
-    const id = ids[polled];
-    if (id === undefined) {
-      await sleep(1);
-      continue;
-    }
-    const response = await client.result(name, id);
-    const status = response.json?.status as string | undefined;
-    if (isTerminal(status)) {
-      if (status === 'FAILED') {
-        failed++;
-        if (failed === 1) oddities.push(`${name}: an instance FAILED: ${response.text.slice(0, 200)}`);
-      }
-      polled++;
-      continue;
-    }
-    await sleep(2);
+async function oursBatch(load: InstanceLoad, server: { url: string }, name: string, count: number): Promise<number> {
+  const reply = await load.run({ baseUrl: server.url, projectId: PROJECT, name, count, clients: SUBMIT_CLIENTS });
+  if (reply.failed > 0) {
+    oddities.push(`${name}: ${reply.failed} of ${count} instances FAILED (first: ${reply.firstFailure ?? '?'})`);
   }
-  const elapsed = now() - t0;
-  await submitted;
-  if (failed > 0) oddities.push(`${name}: ${failed} of ${count} instances FAILED`);
-  return count / (elapsed / 1000);
+  return count / (reply.elapsedMs / 1000);
 }
 
 async function bareSelectBatch(connections: readonly DuckDBConnection[], count: number): Promise<number> {
@@ -172,7 +144,7 @@ async function rounds(
   return out;
 }
 
-async function benchInstances(client: ApiClient): Promise<BenchRow[]> {
+async function benchInstances(client: ApiClient, server: { url: string }): Promise<BenchRow[]> {
   await client.createScript({
     name: 'bench_tp_select1',
     type: 'DWSSQL',
@@ -187,14 +159,15 @@ async function benchInstances(client: ApiClient): Promise<BenchRow[]> {
   });
   const db = await DuckDBInstance.create(':memory:');
   const connections = await Promise.all(Array.from({ length: BARE_CONCURRENCY }, () => db.connect()));
+  const load = new InstanceLoad();
   try {
     const sql = await rounds(
-      (n) => oursBatch(client, 'bench_tp_select1', n),
+      (n) => oursBatch(load, server, 'bench_tp_select1', n),
       (n) => bareSelectBatch(connections, n),
       DUCKDB_INSTANCES,
     );
     const shell = await rounds(
-      (n) => oursBatch(client, 'bench_tp_echo1', n),
+      (n) => oursBatch(load, server, 'bench_tp_echo1', n),
       bareShellBatch,
       SHELL_INSTANCES,
     );
@@ -213,6 +186,7 @@ async function benchInstances(client: ApiClient): Promise<BenchRow[]> {
       },
     ];
   } finally {
+    await load.close();
     for (const connection of connections) connection.closeSync();
     db.closeSync();
   }
@@ -712,7 +686,7 @@ export async function throughput(
     const bare = await startBareApp();
     try {
       const client = server.client();
-      if (parts.has('instances')) rows.push(...(await benchInstances(client)));
+      if (parts.has('instances')) rows.push(...(await benchInstances(client, server)));
       const listClient = server.client(PROJECT, LIST_WORKSPACE);
       let size = 0;
       const listRows: BenchRow[] = [];
