@@ -79,6 +79,12 @@ const ConfigSchema = Type.Object(
        * `<os tmpdir>/opendlf-work-<hash of the data directory>`: runAs cannot enter the 0700 data directory.
        */
       workDirectory: Type.String(),
+      /**
+       * How each run's processes are kept so every one is ended: `auto` = a cgroup v2 cgroup per
+       * run when the server can create them (root), else freeze-then-scan of /proc; `cgroup` =
+       * refuse to start without cgroups; `scan` = never use cgroups.
+       */
+      processContainment: Type.Union([Type.Literal('auto'), Type.Literal('cgroup'), Type.Literal('scan')]),
     }),
     /** The built-in `duckdb` connection's sandbox (what a workspace's database may read and write). */
     duckdb: Type.Object(
@@ -183,7 +189,14 @@ export const DEFAULT_CONFIG: ServerConfig = {
   retentionDays: 7,
   bodyLimitBytes: 12 * 1024 * 1024,
   minFreeDiskBytes: 64 * 1024 * 1024,
-  localEngine: { enabled: true, shell: 'bash', python: 'python3', runAs: '', workDirectory: '' },
+  localEngine: {
+    enabled: true,
+    shell: 'bash',
+    python: 'python3',
+    runAs: '',
+    workDirectory: '',
+    processContainment: 'auto',
+  },
   duckdb: { filesDirectory: '', allowedDirectories: [], externalAccess: false },
   sshHostKeyPolicy: 'record',
   connectTimeoutMs: 10_000,

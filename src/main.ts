@@ -22,6 +22,7 @@ import type { Engine } from './engines/engine.js';
 import { directoryExposingServerFiles, DuckDbEngine } from './engines/duckdb/duckdb-engine.js';
 import { LocalProcessEngine } from './engines/local-process/local-process-engine.js';
 import { resolveRunAsUser } from './engines/local-process/os-user.js';
+import { RunContainment } from './engines/local-process/run-containment.js';
 import { buildApp } from './http/app.js';
 import { withFreeDiskSpace } from './observability/free-disk-space.js';
 import { PrometheusMetrics } from './observability/prometheus-metrics.js';
@@ -304,6 +305,7 @@ async function startOnLockedDirectory(config: ServerConfig, logger: Logger): Pro
   }
   let localRunAs: ReturnType<typeof resolveRunAsUser> | undefined;
   let localWorkDirectory: string | undefined;
+  let localContainment: RunContainment | undefined;
   if (localOffered) {
     try {
       localRunAs = config.localEngine.runAs === '' ? undefined : resolveRunAsUser(config.localEngine.runAs);
@@ -323,10 +325,20 @@ async function startOnLockedDirectory(config: ServerConfig, logger: Logger): Pro
         `localEngine.workDirectory ${localWorkDirectory} lies inside the data directory, which the runAs user cannot enter: name a directory outside it`,
       );
     }
+    try {
+      localContainment = RunContainment.detect(nodeId, config.localEngine.processContainment);
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    // Which guarantee holds for stops and recovery (README, "Stopping local runs").
+    if (localContainment.mode === 'cgroup') logger.info(`local runs: ${localContainment.description}`);
+    else logger.warn(`local runs: ${localContainment.description}`);
   }
   const localEngineOptions = {
     ...(localRunAs ? { runAs: localRunAs } : {}),
     ...(localWorkDirectory ? { workDirectory: localWorkDirectory } : {}),
+    ...(localContainment ? { containment: localContainment } : {}),
     // Credentials added while the server runs (opendlf credentials add) enforce authentication from
     // then on; runs as the server's own user stop with it, until a restart with runAs.
     ...(localRunAs
@@ -414,6 +426,9 @@ async function startOnLockedDirectory(config: ServerConfig, logger: Logger): Pro
     metrics,
   );
   metrics.observeQueue(supervisor);
+  // Before recovery settles this node's instances: every process their runs left is ended first,
+  // including runs that crashed while launching (no handle stored yet).
+  await localContainment?.endLeftovers();
   await supervisor.recover();
   // Recovery ended the runs this node left behind; their working directories go with them.
   await Promise.all(localEngines.map((engine) => engine.discardStaleWorkDirectories()));
@@ -488,6 +503,7 @@ async function startOnLockedDirectory(config: ServerConfig, logger: Logger): Pro
         await Promise.all([app.close(), drained]);
         await reaper.stop();
         await Promise.all([...engines.map((e) => e.close()), resolver.close()]);
+        localContainment?.close();
         await store.close();
         logger.info('shut down');
       })();

@@ -1,9 +1,10 @@
 /**
  * Runs Shell and PYTHON scripts as child processes on the server machine.
  *
- * Each run is spawned detached: its own session and process group, id = the leader's pid. The
- * instance owns that group: when the leader exits, anything it left running in the background is
- * ended too, and a stop ends the whole tree (see process-tree.ts for how members are found).
+ * Each run is spawned detached: its own session and process group, id = the leader's pid, and in
+ * its own cgroup where the host allows (run-containment.ts: how every process of a run is found,
+ * even one that left the session). The instance owns all of them: when the leader exits, anything
+ * it left running in the background is ended too, and a stop ends the whole tree.
  * Output (stdout and stderr interleaved as they arrive) goes to `<runDir>/output.log`
  * (process-output.ts). The process itself is forked by the shared spawner process (spawner.ts), not
  * by the server: a fork of the server blocked its event loop for milliseconds per run.
@@ -22,7 +23,7 @@ import type { ScriptType } from '../../domain/script.js';
 import type { Engine, EngineOutcome, EngineProbe, EngineRunContext, EngineRunRequest } from '../engine.js';
 import { ProcessOutput } from '../process-output.js';
 import type { OsUser } from './os-user.js';
-import { processStartTicks, terminateRun } from './process-tree.js';
+import { RunContainment, type RunPlacement } from './run-containment.js';
 import { environmentWithoutServerSettings } from './server-environment.js';
 import { ProcessSpawner, type RunSpawner } from './spawner.js';
 
@@ -51,6 +52,12 @@ export interface LocalProcessEngineOptions {
    * root withdraw runs as the server's own user once credentials appear while the server runs.
    */
   readonly refusal?: () => Promise<string | undefined>;
+  /**
+   * How runs' processes are kept and found (cgroup or /proc scan), shared by the engines of one
+   * server and named after its node id so its restart finds them. Unset: detected on first use,
+   * named after this process (tests, tools).
+   */
+  readonly containment?: RunContainment;
 }
 
 function childEnvironment(
@@ -91,6 +98,8 @@ export class LocalProcessEngine implements Engine {
   private workDirectoryReady: Promise<void> | undefined;
   /** Set on the first run: the shared spawner process (spawner.ts), released on close. */
   private sharedSpawner: ProcessSpawner | undefined;
+  /** Detected on first use when the options name none; then this engine also closes it. */
+  private ownContainment: RunContainment | undefined;
 
   constructor(private readonly options: LocalProcessEngineOptions) {
     this.name = options.name;
@@ -188,7 +197,6 @@ export class LocalProcessEngine implements Engine {
     request: EngineRunRequest,
     context: EngineRunContext,
   ): Promise<EngineOutcome> {
-    const { signal } = context;
     const { runAs } = this.options;
     const scriptFile = join(workDir, this.options.scriptFileName);
     // A fresh working directory holds nothing yet: refuse to write through anything found there.
@@ -198,6 +206,34 @@ export class LocalProcessEngine implements Engine {
       await chown(scriptFile, runAs.uid, runAs.gid);
       await chown(workDir, runAs.uid, runAs.gid);
     }
+    let placement: RunPlacement;
+    try {
+      placement = await this.containment().place(request.instanceId);
+    } catch (error) {
+      return {
+        kind: 'failed',
+        results: [],
+        message: `Could not prepare the run's process containment: ${(error as Error).message}`,
+        reason: 'engine_error',
+      };
+    }
+    try {
+      return await this.runPlaced(workDir, scriptFile, placement, request, context);
+    } finally {
+      this.containment().release(placement);
+    }
+  }
+
+  private async runPlaced(
+    workDir: string,
+    scriptFile: string,
+    placement: RunPlacement,
+    request: EngineRunRequest,
+    context: EngineRunContext,
+  ): Promise<EngineOutcome> {
+    const { signal } = context;
+    const { runAs } = this.options;
+    const containment = this.containment();
     const output = await ProcessOutput.open(request);
 
     const command = [this.options.interpreter, ...this.options.interpreterArgs, scriptFile];
@@ -217,9 +253,13 @@ export class LocalProcessEngine implements Engine {
             OPENDLF_INSTANCE_ID: request.instanceId,
             OPENDLF_PROJECT_ID: request.namespace.projectId,
             OPENDLF_WORKSPACE: request.namespace.workspaceId,
+            ...containment.environment(placement),
           },
           runAs,
         ),
+        ...(placement.cgroup !== undefined
+          ? { cgroup: placement.cgroup }
+          : { marker: `OPENDLF_RUN=${placement.marker}` }),
       },
       (chunk) => output.add(chunk),
     );
@@ -237,13 +277,18 @@ export class LocalProcessEngine implements Engine {
     let ladder: Promise<boolean> | undefined;
     const endRun = (reason: 'aborted' | 'output') => {
       endReason ??= reason;
-      ladder ??= terminateRun(runId, context.stopGraceMs);
+      ladder ??= containment.terminate(placement, runId, context.stopGraceMs);
     };
     // Output seen while the spawn was reported counts too: onEnded fires at once if it is over.
     output.onEnded(() => endRun('output'));
 
     const onAbort = () => endRun('aborted');
-    const handle: RunHandle = { engine: this.name, runId, startTicks: spawned.startTicks };
+    const handle: RunHandle = {
+      engine: this.name,
+      runId,
+      startTicks: spawned.startTicks,
+      ...containment.handleFields(placement),
+    };
     await context.reportHandle(handle);
     // Stopped while launching: the handle exists only now, so the stop takes effect here.
     if (signal.aborted) onAbort();
@@ -252,10 +297,10 @@ export class LocalProcessEngine implements Engine {
     const exit = await spawned.exited;
     signal.removeEventListener('abort', onAbort);
     // The instance owns its process group: whatever the leader left in the background ends with it.
-    if (exit.membersLeft) ladder ??= terminateRun(runId, context.stopGraceMs);
+    if (exit.membersLeft) ladder ??= containment.terminate(placement, runId, context.stopGraceMs);
     if (ladder) await ladder;
     // All writers are gone now, so the pipes close; the bound guards against a stuck descriptor
-    // inherited by a process that escaped even the session (documented limitation).
+    // held by a process the ladder could not end (uninterruptible sleep, or escaped a scan).
     let bound: NodeJS.Timeout | undefined;
     const outputClosed = await Promise.race([
       spawned.outputClosed.then(() => true),
@@ -297,14 +342,13 @@ export class LocalProcessEngine implements Engine {
   }
 
   recover(handle: RunHandle): Promise<void> {
-    const runId = typeof handle.runId === 'number' ? handle.runId : undefined;
-    if (runId === undefined || runId <= 1) return Promise.resolve();
-    const ticks = processStartTicks(runId);
-    // The leader's pid now belongs to another process: whatever has this session id is not ours.
-    if (ticks !== undefined && typeof handle.startTicks === 'number' && ticks !== handle.startTicks) {
-      return Promise.resolve();
-    }
-    return terminateRun(runId, 1_000).then(() => undefined);
+    return this.containment().recover(handle);
+  }
+
+  private containment(): RunContainment {
+    if (this.options.containment) return this.options.containment;
+    this.ownContainment ??= RunContainment.detect(`process-${process.pid}-${this.name}`);
+    return this.ownContainment;
   }
 
   /** The interpreter starts (`--version`), within 5 s. */
@@ -330,6 +374,7 @@ export class LocalProcessEngine implements Engine {
   close(): Promise<void> {
     if (this.sharedSpawner) ProcessSpawner.release();
     this.sharedSpawner = undefined;
+    this.ownContainment?.close();
     return Promise.resolve();
   }
 }

@@ -20,6 +20,7 @@ import {
   type SpawnRequest,
   type SpawnStarted,
 } from './spawner-protocol.js';
+import { cgroupPopulated, enterCgroup, ownCgroupDirectory } from './cgroup2.js';
 import { groupHasMembers, processStartTicks, runMembers } from './process-tree.js';
 
 // Our own writable on descriptor 1, not process.stdout (which writes synchronously to a pipe): a
@@ -29,6 +30,38 @@ const runs = new Map<number, ChildProcess>();
 /** Runs that exit sooner are scanned for leftovers among younger pids only (see runMembers). */
 const YOUNG_RUN_MS = 250;
 let paused = false;
+/** The spawner's own cgroup, to return to after each fork inside a run's cgroup. */
+let homeCgroup: string | undefined | null = null;
+
+/**
+ * Forks inside the run's cgroup: this process enters it, spawns (libuv forks and execs before
+ * `spawn` returns, and a child starts in its parent's cgroup), and goes back home. So the run's
+ * process is never outside its cgroup, not even between fork and exec.
+ */
+function spawnInCgroup(cgroup: string, fork: () => ChildProcess): ChildProcess {
+  if (homeCgroup === null) homeCgroup = ownCgroupDirectory();
+  const home = homeCgroup;
+  if (home === undefined) throw new Error('the spawner cannot find its own cgroup v2 cgroup');
+  try {
+    enterCgroup(cgroup, process.pid);
+  } catch (error) {
+    throw new Error(`could not enter the run's cgroup ${cgroup}: ${(error as Error).message}`);
+  }
+  try {
+    return fork();
+  } finally {
+    try {
+      enterCgroup(home, process.pid);
+    } catch (error) {
+      // Staying would put the spawner under that run's cgroup.kill: exit instead; the server
+      // reports its runs lost and ends their trees, and starts a new spawner for the next run.
+      process.stderr.write(
+        `opendlf spawner: could not leave cgroup ${cgroup}: ${(error as Error).message}\n`,
+      );
+      process.exit(70);
+    }
+  }
+}
 
 function send(type: FrameType, key: number, payload?: Buffer | string): void {
   if (!toServer.write(encodeFrame(type, key, payload)) && !paused) {
@@ -51,14 +84,16 @@ function send(type: FrameType, key: number, payload?: Buffer | string): void {
 function start(key: number, request: SpawnRequest): void {
   let child: ChildProcess;
   try {
-    child = spawn(request.file, [...request.args], {
-      cwd: request.cwd,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: request.env,
-      ...(request.uid !== undefined ? { uid: request.uid } : {}),
-      ...(request.gid !== undefined ? { gid: request.gid } : {}),
-    });
+    const fork = () =>
+      spawn(request.file, [...request.args], {
+        cwd: request.cwd,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: request.env,
+        ...(request.uid !== undefined ? { uid: request.uid } : {}),
+        ...(request.gid !== undefined ? { gid: request.gid } : {}),
+      });
+    child = request.cgroup !== undefined ? spawnInCgroup(request.cgroup, fork) : fork();
   } catch (error) {
     const started: SpawnStarted = { error: (error as Error).message };
     send(FrameType.Started, key, JSON.stringify(started));
@@ -95,11 +130,15 @@ function start(key: number, request: SpawnRequest): void {
   child.stdout!.once('close', onClose);
   child.stderr!.once('close', onClose);
   child.once('exit', (code, signal) => {
-    // The group still populated (a stop in progress, background jobs) needs no scan: one syscall.
-    // Zombies count for kill(-pgid, 0) but not as members; the server's ladder sorts that out.
-    // A short run (most trivial ones) needs only the processes younger than its leader read.
+    // A cgroup knows whether anything of the run is left: one read. Otherwise, the group still
+    // populated (a stop in progress, background jobs) needs no scan: one syscall. Zombies count for
+    // kill(-pgid, 0) but not as members; the server's ladder sorts that out. A short run (most
+    // trivial ones) needs only the processes younger than its leader read.
     const young = performance.now() - spawnedAt < YOUNG_RUN_MS;
-    const membersLeft = groupHasMembers(pid) || runMembers(pid, young).length > 0;
+    const membersLeft =
+      request.cgroup !== undefined
+        ? cgroupPopulated(request.cgroup)
+        : groupHasMembers(pid) || runMembers(pid, young, request.marker).length > 0;
     const exit: SpawnExit = { code, signal, membersLeft };
     send(FrameType.Exit, key, JSON.stringify(exit));
   });

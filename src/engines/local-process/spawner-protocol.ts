@@ -33,6 +33,13 @@ export interface SpawnRequest {
   readonly env: Readonly<Record<string, string>>;
   readonly uid?: number;
   readonly gid?: number;
+  /**
+   * The run's cgroup directory (cgroup containment): the spawner enters it before the fork and
+   * leaves it right after, so the child starts inside it.
+   */
+  readonly cgroup?: string;
+  /** `OPENDLF_RUN=<node>/<run>` (scan containment): finds members that left the session. */
+  readonly marker?: string;
 }
 
 export type SpawnStarted =
@@ -41,7 +48,7 @@ export type SpawnStarted =
 export interface SpawnExit {
   readonly code: number | null;
   readonly signal: string | null;
-  /** True when a member of the run (its session, group or a descendant) outlived the leader. */
+  /** True when a member of the run (its cgroup, or its session, group, marker or a descendant) outlived the leader. */
   readonly membersLeft: boolean;
 }
 

@@ -15,6 +15,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { cgroupPopulated, enterCgroup } from './cgroup2.js';
 import { environmentWithoutServerSettings } from './server-environment.js';
 import {
   encodeFrame,
@@ -51,13 +52,26 @@ export interface RunSpawner {
   spawn(request: SpawnRequest, onOutput: (chunk: Buffer) => void): Promise<SpawnResult>;
 }
 
+/**
+ * A run spawned by the server itself into a cgroup waits at this gate until the server has moved
+ * it there (one line on its stdin), then execs the command with stdin from /dev/null as usual.
+ * Fixed text: the command is passed as arguments, never as part of it.
+ */
+const CGROUP_GATE = 'read -r _; exec "$@" </dev/null';
+
 /** The pre-spawner path, also the fallback: spawn in this process. */
 export const spawnInServer: RunSpawner = {
   spawn(request, onOutput) {
-    const child = spawn(request.file, [...request.args], {
+    const { cgroup } = request;
+    // The server cannot fork into a cgroup (it would have to enter it itself): the child waits.
+    const [file, args] =
+      cgroup === undefined
+        ? [request.file, [...request.args]]
+        : ['/bin/sh', ['-c', CGROUP_GATE, 'opendlf-run', request.file, ...request.args]];
+    const child = spawn(file, args, {
       cwd: request.cwd,
       detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [cgroup === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       env: request.env,
       ...(request.uid !== undefined ? { uid: request.uid } : {}),
       ...(request.gid !== undefined ? { gid: request.gid } : {}),
@@ -66,8 +80,21 @@ export const spawnInServer: RunSpawner = {
     if (pid === undefined) {
       return new Promise((resolve) => child.once('error', (error) => resolve({ error: error.message })));
     }
-    child.stdout.on('data', onOutput);
-    child.stderr.on('data', onOutput);
+    // Both are pipes (stdio above); the type cannot tell with the conditional stdin.
+    const stdout = child.stdout!;
+    const stderr = child.stderr!;
+    if (cgroup !== undefined) {
+      try {
+        enterCgroup(cgroup, pid);
+      } catch (error) {
+        child.kill('SIGKILL');
+        return Promise.resolve({ error: `could not enter the run's cgroup: ${(error as Error).message}` });
+      }
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end('go\n');
+    }
+    stdout.on('data', onOutput);
+    stderr.on('data', onOutput);
     const closed = (stream: NodeJS.ReadableStream) =>
       new Promise<void>((resolve) => stream.once('close', resolve));
     return Promise.resolve({
@@ -75,13 +102,20 @@ export const spawnInServer: RunSpawner = {
       startTicks: processStartTicks(pid) ?? null,
       exited: new Promise<RunExit>((resolve) =>
         child.once('exit', (code, signal) =>
-          resolve({ code, signal, membersLeft: runMembers(pid).length > 0 }),
+          resolve({
+            code,
+            signal,
+            membersLeft:
+              cgroup !== undefined
+                ? cgroupPopulated(cgroup)
+                : runMembers(pid, false, request.marker).length > 0,
+          }),
         ),
       ),
-      outputClosed: Promise.all([closed(child.stdout), closed(child.stderr)]).then(() => undefined),
+      outputClosed: Promise.all([closed(stdout), closed(stderr)]).then(() => undefined),
       release() {
-        child.stdout.destroy();
-        child.stderr.destroy();
+        stdout.destroy();
+        stderr.destroy();
       },
     });
   },

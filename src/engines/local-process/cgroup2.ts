@@ -1,0 +1,159 @@
+/**
+ * The few cgroup v2 operations local runs need, on the unified hierarchy found in
+ * /proc/self/mountinfo (at /sys/fs/cgroup on a pure v2 host, often /sys/fs/cgroup/unified on a
+ * hybrid one). A cgroup holds every process forked inside it, whatever the process does to its
+ * session, group or parent: `setsid`, double forks and re-parenting to init do not leave it, and
+ * only a writer of a `cgroup.procs` file (root, or the owner of a delegated subtree) can move a
+ * process out. So one cgroup per run is a complete list of the run's processes, and `cgroup.kill`
+ * ends all of them in one step, including ones forked while it happens.
+ *
+ * Synchronous on purpose: each call is one small read or write of a kernel file.
+ */
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Undoes the octal escapes (`\040` for a space) of mountinfo paths. */
+function unescapeMountPath(path: string): string {
+  return path.replace(/\\([0-7]{3})/g, (_match, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+/**
+ * The directory of this process's own cgroup v2 cgroup, or undefined when there is no cgroup2
+ * mount or this process's cgroup lies outside it (another cgroup namespace's view).
+ */
+export function ownCgroupDirectory(): string | undefined {
+  let mountinfo: string;
+  let membership: string;
+  try {
+    mountinfo = readFileSync('/proc/self/mountinfo', 'utf8');
+    membership = readFileSync('/proc/self/cgroup', 'utf8');
+  } catch {
+    return undefined;
+  }
+  // "0::/path" is the v2 membership (v1 hierarchies have a non-zero id and controller names).
+  const ownPath = membership
+    .split('\n')
+    .find((line) => line.startsWith('0::'))
+    ?.slice(3);
+  if (ownPath === undefined) return undefined;
+  for (const line of mountinfo.split('\n')) {
+    // id parent major:minor root mountpoint options [optional...] - fstype source superoptions
+    const [before, after] = line.split(' - ');
+    if (!before || !after || after.split(' ')[0] !== 'cgroup2') continue;
+    const fields = before.split(' ');
+    const root = unescapeMountPath(fields[3] ?? '/');
+    const mountPoint = unescapeMountPath(fields[4] ?? '');
+    if (!mountPoint) continue;
+    // The mount shows the hierarchy from `root` down: our cgroup must lie inside it.
+    if (root === '/') return join(mountPoint, ownPath);
+    if (ownPath === root || ownPath.startsWith(`${root}/`))
+      return join(mountPoint, ownPath.slice(root.length));
+  }
+  return undefined;
+}
+
+export function createCgroup(directory: string): void {
+  mkdirSync(directory, { recursive: true });
+}
+
+/** Moves `pid` (every thread of it) into the cgroup. */
+export function enterCgroup(directory: string, pid: number): void {
+  writeFileSync(join(directory, 'cgroup.procs'), `${pid}\n`);
+}
+
+/** True while a live process is in the cgroup or below it (`cgroup.events`); false once it is gone. */
+export function cgroupPopulated(directory: string): boolean {
+  try {
+    return /^populated 1$/m.test(readFileSync(join(directory, 'cgroup.events'), 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Pids in the cgroup itself (run cgroups have no children). */
+export function cgroupPids(directory: string): number[] {
+  try {
+    return readFileSync(join(directory, 'cgroup.procs'), 'utf8')
+      .split('\n')
+      .filter((line) => line !== '')
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+export function signalCgroup(directory: string, signal: NodeJS.Signals, skip?: Set<number>): number[] {
+  const pids = cgroupPids(directory).filter((pid) => !skip?.has(pid));
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Already gone.
+    }
+  }
+  return pids;
+}
+
+/**
+ * SIGKILLs every process in the cgroup: `cgroup.kill` (Linux 5.14+) does it atomically, forks in
+ * progress included. Older kernels: freeze the cgroup so nothing forks, SIGKILL each member (fatal
+ * signals reach frozen tasks), thaw.
+ */
+export function killCgroup(directory: string): void {
+  try {
+    writeFileSync(join(directory, 'cgroup.kill'), '1');
+    return;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'EACCES' && code !== 'EINVAL') return;
+  }
+  try {
+    writeFileSync(join(directory, 'cgroup.freeze'), '1');
+  } catch {
+    // No freezer either: members forked between the read and the kill are caught by the next call.
+  }
+  signalCgroup(directory, 'SIGKILL');
+  try {
+    writeFileSync(join(directory, 'cgroup.freeze'), '0');
+  } catch {
+    // As above.
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Waits until the cgroup is empty (true) or the deadline passed (false), killing again meanwhile. */
+export async function waitUntilEmpty(
+  directory: string,
+  deadline: number,
+  pollMs: number,
+  kill = false,
+): Promise<boolean> {
+  for (;;) {
+    if (!cgroupPopulated(directory)) return true;
+    if (Date.now() >= deadline) return false;
+    if (kill) killCgroup(directory);
+    await sleep(pollMs);
+  }
+}
+
+/** Removes an empty cgroup; false when it still holds processes (EBUSY). A missing one counts as removed. */
+export function removeCgroup(directory: string): boolean {
+  try {
+    rmdirSync(directory);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
+/** Names of the child cgroups of `directory` (none when it does not exist). */
+export function childCgroups(directory: string): string[] {
+  try {
+    return readdirSync(directory, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name);
+  } catch {
+    return [];
+  }
+}
