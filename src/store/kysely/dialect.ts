@@ -42,6 +42,14 @@ export const STATEMENT_CACHE_SIZE = 256;
  * be run again: such a call gets a fresh, uncached statement. SQLite re-prepares a cached
  * statement itself when the schema changes (migrations), so entries never go stale.
  */
+/** Kysely's ROLLBACK when SQLite has already rolled the transaction back: nothing to do. */
+const NOTHING_TO_ROLL_BACK: SqliteStatement = {
+  reader: false,
+  all: () => [],
+  run: () => ({ changes: 0, lastInsertRowid: 0 }),
+  iterate: () => [][Symbol.iterator](),
+};
+
 export class CachingSqliteDatabase implements SqliteDatabase {
   private readonly statements = new Map<string, BetterSqlite3.Statement>();
   private readonly dataVersionStatement: BetterSqlite3.Statement<[], number>;
@@ -56,6 +64,10 @@ export class CachingSqliteDatabase implements SqliteDatabase {
   }
 
   prepare(text: string): SqliteStatement {
+    // SQLite ends the transaction itself when a statement in it fails with SQLITE_FULL (a full
+    // disk), SQLITE_IOERR or SQLITE_NOMEM; Kysely's ROLLBACK would then fail ("no transaction is
+    // active") and replace the error that says what happened (a full disk answers OPENDLF.0507).
+    if (text === 'rollback' && !this.database.inTransaction) return NOTHING_TO_ROLL_BACK;
     const cached = this.statements.get(text);
     if (cached !== undefined) {
       if (cached.busy) return this.database.prepare(text);
