@@ -68,8 +68,8 @@ export const ERROR_REGISTRY = {
   /** The server is shutting down and accepts no new executions. */
   'OPENDLF.0503': { status: 503, message: 'The server is shutting down.' },
   /**
-   * The store (PostgreSQL, or a locked SQLite file) could not be reached or did not answer within its
-   * deadline; the call may be retried, on another node too.
+   * The shared PostgreSQL store could not be reached or did not answer within its deadline
+   * (storeConnectTimeoutMs, storeQueryTimeoutMs); the call may be retried, on another node too.
    */
   'OPENDLF.0504': { status: 503, message: 'The store is unavailable.' },
   /**
