@@ -160,4 +160,36 @@ describe('SQLite store read caches against another process', () => {
       await server.close();
     }
   });
+
+  it('connections read from memory: own writes and another connection\'s are seen, copies are handed out', async () => {
+    const server = await openSqliteStore(join(dir, 'connections.db'));
+    try {
+      const input = {
+        name: 'c1',
+        type: 'DWS' as const,
+        config: { ip: '10.0.0.1', port: '5432', userName: 'u' },
+        description: 'first',
+      };
+      assert.equal(await server.connections.create(ns, input), true);
+      const first = await server.connections.get(ns, 'c1');
+      assert.ok(first);
+      assert.equal(first.description, 'first');
+      // A caller changing what it got does not change what the next caller gets.
+      first.config.ip = 'changed by a caller';
+      assert.equal((await server.connections.get(ns, 'c1'))?.config.ip, '10.0.0.1');
+      assert.equal(await server.connections.update(ns, { ...input, description: 'second' }), true);
+      assert.equal((await server.connections.get(ns, 'c1'))?.description, 'second');
+      const other = new BetterSqlite3(join(dir, 'connections.db'));
+      other.prepare("UPDATE connections SET description = 'third', version = version + 1 WHERE name = 'c1'").run();
+      other.close();
+      await afterRecheck();
+      const third = await server.connections.get(ns, 'c1');
+      assert.equal(third?.description, 'third');
+      assert.equal(third?.version, 3);
+      assert.equal(await server.connections.delete(ns, 'c1'), true);
+      assert.equal(await server.connections.get(ns, 'c1'), undefined);
+    } finally {
+      await server.close();
+    }
+  });
 });

@@ -28,11 +28,78 @@ function toConnection(row: Selectable<ConnectionsTable>): Connection {
   };
 }
 
+/** Connections kept by the read cache (each a few hundred bytes). */
+const MAX_CACHED_CONNECTIONS = 1_000;
+
+/**
+ * Connections read last, for a store no other process writes unseen (SQLite): every execute on a
+ * stored connection reads its row twice (resolving it for the execute, and again when the run
+ * starts, since it may have changed in between), and connections change rarely. This process
+ * drops the cache before and after each of its own connection writes, and any commit by another
+ * connection (SQLite's data_version) drops it too; a read that overlapped a write is not kept.
+ */
+class ConnectionReadCache {
+  private readonly rows = new Map<string, Connection>();
+  private generation = 0;
+  private externalVersion: number | undefined;
+
+  constructor(private readonly externalChanges: () => number) {}
+
+  private current(): boolean {
+    const external = this.externalChanges();
+    if (external === this.externalVersion) return true;
+    this.externalVersion = external;
+    this.invalidate();
+    return false;
+  }
+
+  invalidate(): void {
+    this.generation += 1;
+    this.rows.clear();
+  }
+
+  /** A copy, so a caller that changes what it got cannot change the cache. */
+  get(key: string): Connection | undefined {
+    if (!this.current()) return undefined;
+    const row = this.rows.get(key);
+    return row && { ...row, config: structuredClone(row.config) };
+  }
+
+  loadToken(): number {
+    this.current();
+    return this.generation;
+  }
+
+  put(key: string, row: Connection, token: number): void {
+    if (token !== this.generation || !this.current()) return;
+    if (this.rows.size >= MAX_CACHED_CONNECTIONS) this.rows.clear();
+    this.rows.set(key, { ...row, config: structuredClone(row.config) });
+  }
+}
+
+const connectionKey = (ns: Namespace, name: string) => `${ns.projectId}\u0000${ns.workspaceId}\u0000${name}`;
+
 export class KyselyConnectionStore implements ConnectionStore {
+  private readonly cache: ConnectionReadCache | undefined;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: StoreDialect,
-  ) {}
+    /** SQLite's data_version: with it, reads by name are served from memory between writes. */
+    externalChanges?: () => number,
+  ) {
+    this.cache = externalChanges && new ConnectionReadCache(externalChanges);
+  }
+
+  /** Runs a connection write with the read cache dropped before and after it. */
+  private async writing<T>(write: () => Promise<T>): Promise<T> {
+    this.cache?.invalidate();
+    try {
+      return await write();
+    } finally {
+      this.cache?.invalidate();
+    }
+  }
 
   private scoped(ns: Namespace) {
     return this.db
@@ -41,7 +108,11 @@ export class KyselyConnectionStore implements ConnectionStore {
       .where('workspace_id', '=', ns.workspaceId);
   }
 
-  async create(ns: Namespace, input: ConnectionInput): Promise<boolean> {
+  create(ns: Namespace, input: ConnectionInput): Promise<boolean> {
+    return this.writing(() => this.insert(ns, input));
+  }
+
+  private async insert(ns: Namespace, input: ConnectionInput): Promise<boolean> {
     const now = Date.now();
     const result = await this.db
       .insertInto('connections')
@@ -63,11 +134,22 @@ export class KyselyConnectionStore implements ConnectionStore {
   }
 
   async get(ns: Namespace, name: string): Promise<Connection | undefined> {
+    const key = connectionKey(ns, name);
+    const cached = this.cache?.get(key);
+    if (cached) return cached;
+    const token = this.cache?.loadToken();
     const row = await this.scoped(ns).selectAll().where('name', '=', name).executeTakeFirst();
-    return row ? toConnection(row) : undefined;
+    if (!row) return undefined;
+    const connection = toConnection(row);
+    if (token !== undefined) this.cache?.put(key, connection, token);
+    return connection;
   }
 
-  async update(ns: Namespace, input: ConnectionInput): Promise<boolean> {
+  update(ns: Namespace, input: ConnectionInput): Promise<boolean> {
+    return this.writing(() => this.change(ns, input));
+  }
+
+  private async change(ns: Namespace, input: ConnectionInput): Promise<boolean> {
     const result = await this.db
       .updateTable('connections')
       .set((eb) => ({
@@ -83,7 +165,11 @@ export class KyselyConnectionStore implements ConnectionStore {
     return Number(result.numUpdatedRows) === 1;
   }
 
-  async delete(ns: Namespace, name: string): Promise<boolean> {
+  delete(ns: Namespace, name: string): Promise<boolean> {
+    return this.writing(() => this.remove(ns, name));
+  }
+
+  private async remove(ns: Namespace, name: string): Promise<boolean> {
     const result = await this.db
       .deleteFrom('connections')
       .where('project_id', '=', ns.projectId)

@@ -670,7 +670,7 @@ export async function openKyselyStore(
       options.externalChanges && new NamespaceOrderCache(options.externalChanges),
     ),
     instances: new KyselyInstanceStore(db, dialect),
-    connections: new KyselyConnectionStore(db, dialect),
+    connections: new KyselyConnectionStore(db, dialect, options.externalChanges),
     systemTasks: new KyselySystemTaskStore(db),
     adoptSetting: async (name, value) => {
       await db
