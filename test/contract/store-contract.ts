@@ -556,6 +556,20 @@ export function runStoreContract(fixture: StoreContractFixture): void {
         assert.equal(done?.leaseExpiresAt, null, 'settling releases the lease');
       });
 
+      it('reapExpired spares the instances the calling node still runs, whatever their lease says', async () => {
+        await drain();
+        const ns = freshNs();
+        const held = await store.instances.create(newInstance(ns), new Date());
+        assert.ok(held);
+        const [claimed] = await store.instances.claim('busy', 1, 1, new Date());
+        assert.equal(claimed?.instance.id, held.id);
+        await new Promise((r) => setTimeout(r, 30));
+        const spared = await store.instances.reapExpired('node lost: test', new Date(), 100, [held.id]);
+        assert.ok(!spared.includes(held.id));
+        assert.equal((await store.instances.get(held.id))?.state, 'LAUNCHING');
+        assert.ok((await store.instances.reapExpired('node lost: test', new Date(), 100)).includes(held.id));
+      });
+
       it("listStopRequested: the node's claimed instances with a stop request", async () => {
         await drain();
         const ns = freshNs();
