@@ -216,6 +216,8 @@ export function freezeRun(tree: TreeSelector): number[] {
  * Waits until every member of the run has exited or the deadline passes. Between full scans it
  * only re-reads the known members' own /proc entries (cheap); when they are all gone, one full scan
  * confirms nothing new appeared (a member may have forked before dying), and newcomers get `signal`.
+ * `deadline` is on the monotonic clock (performance.now): a step of the wall clock neither cuts the
+ * grace short nor stretches it.
  */
 async function waitUntilGone(
   tree: TreeSelector,
@@ -232,7 +234,7 @@ async function waitUntilGone(
       signalEach(known, signal);
       if (signal !== 'SIGKILL') signalEach(known, 'SIGCONT');
     }
-    if (Date.now() >= deadline) return false;
+    if (performance.now() >= deadline) return false;
     await sleep(pollMs);
   }
 }
@@ -253,7 +255,7 @@ export async function terminateRun(
   const members = freezeRun(tree);
   signalEach(members, 'SIGTERM');
   signalEach(members, 'SIGCONT');
-  if (await waitUntilGone(tree, members, 'SIGTERM', Date.now() + graceMs, pollMs)) return true;
+  if (await waitUntilGone(tree, members, 'SIGTERM', performance.now() + graceMs, pollMs)) return true;
   return killTree(tree, pollMs);
 }
 
@@ -262,5 +264,5 @@ export function killTree(tree: TreeSelector, pollMs = 2): Promise<boolean> {
   // SIGKILL cannot be caught; a process in uninterruptible sleep (D state) may still take a while.
   const survivors = freezeRun(tree);
   signalEach(survivors, 'SIGKILL');
-  return waitUntilGone(tree, survivors, 'SIGKILL', Date.now() + 5_000, pollMs);
+  return waitUntilGone(tree, survivors, 'SIGKILL', performance.now() + 5_000, pollMs);
 }

@@ -341,8 +341,9 @@ export class PostgresEngine implements Engine {
 
   private async terminate(pid: number): Promise<void> {
     await this.controlQuery('SELECT pg_terminate_backend($1)', [pid]);
-    const deadline = Date.now() + TERMINATE_WAIT_MS;
-    while (Date.now() < deadline) {
+    // Monotonic: a step of the wall clock neither cuts the wait short nor stretches it.
+    const deadline = performance.now() + TERMINATE_WAIT_MS;
+    while (performance.now() < deadline) {
       const { rowCount } = await this.controlQuery('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid]);
       if (!rowCount) return;
       await sleep(20);
