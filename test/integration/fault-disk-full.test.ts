@@ -145,8 +145,18 @@ describe('a full data directory', { skip }, () => {
       assert.equal(disk?.ok, false);
       assert.match(disk?.detail ?? '', /below minFreeDiskBytes/);
 
-      // Creates until the store's spare room (what its WAL still holds) is used up: each one
-      // answers 204 or OPENDLF.0507, never a 500.
+      // Executes until the store's spare room (what its WAL still holds) is used up: each one
+      // answers 200 or OPENDLF.0507, never a 500; one accepted meanwhile must still end.
+      const executed: number[] = [];
+      for (let i = 0; i < 300 && !executed.includes(507); i++) {
+        const response = await api.request('POST', api.path('/quick/execute'), { body: {} });
+        executed.push(response.status);
+        if (response.status === 200) accepted.push(response.json.instanceId as string);
+        else assert.equal(response.json?.error_code, 'OPENDLF.0507', response.text);
+      }
+      assert.ok(executed.includes(507), `no execute was refused for the full disk: ${executed.join(',')}`);
+
+      // The same for creates.
       const content = `echo ${'x'.repeat(64 * 1024)}`;
       const created: number[] = [];
       for (let i = 0; i < 300 && !created.includes(507); i++) {
@@ -158,15 +168,6 @@ describe('a full data directory', { skip }, () => {
       }
       assert.ok(created.includes(507), `no create was refused for the full disk: ${created.join(',')}`);
 
-      // The same for executes; an execute accepted meanwhile must still end (its run cannot write).
-      const executed: number[] = [];
-      for (let i = 0; i < 300 && !executed.includes(507); i++) {
-        const response = await api.request('POST', api.path('/quick/execute'), { body: {} });
-        executed.push(response.status);
-        if (response.status === 200) accepted.push(response.json.instanceId as string);
-        else assert.equal(response.json?.error_code, 'OPENDLF.0507', response.text);
-      }
-      assert.ok(executed.includes(507), `no execute was refused for the full disk: ${executed.join(',')}`);
       assert.ok(alive(), `the server exited: ${server.stderr.slice(-5).join(' | ')}`);
     } finally {
       rmSync(filler, { force: true });
@@ -191,6 +192,13 @@ describe('a full data directory', { skip }, () => {
     }
     const unexpected = [...outcomes.keys()].filter((o) => o !== 'FINISHED/' && o !== 'FAILED/storage_full');
     assert.deepEqual(unexpected, [], JSON.stringify([...outcomes]));
+    // The first one accepted started at once, while the disk was full: its script file could not be
+    // written, and it says so.
+    if (accepted.length > 0) {
+      const first = (await api.result('quick', accepted[0]!)).json;
+      assert.equal(first.failureReason, 'storage_full', JSON.stringify([...outcomes]));
+      assert.match(first.message, /storage is full.*no space left on device/i);
+    }
     assert.ok(alive());
   });
 
