@@ -326,7 +326,10 @@ async function startOnLockedDirectory(config: ServerConfig, logger: Logger): Pro
       );
     }
     try {
-      localContainment = RunContainment.detect(nodeId, config.localEngine.processContainment);
+      // Named after the node and its data directory: a restart of this node finds what it left, and
+      // two servers that share a node id on one host (a copied config) never end each other's runs.
+      const scope = `${nodeId}-${createHash('sha256').update(dataDir).digest('hex').slice(0, 8)}`;
+      localContainment = RunContainment.detect(scope, config.localEngine.processContainment);
     } catch (error) {
       await store.close();
       throw error;

@@ -208,7 +208,7 @@ export class LocalProcessEngine implements Engine {
     }
     let placement: RunPlacement;
     try {
-      placement = await this.containment().place(request.instanceId);
+      placement = this.containment().place(request.instanceId);
     } catch (error) {
       return {
         kind: 'failed',

@@ -4,20 +4,20 @@
  * their parent lived. Two modes, chosen once at start-up (`localEngine.processContainment`):
  *
  * - **cgroup** (cgroup v2 writable by the server, e.g. root): each run gets the cgroup
- *   `<server's cgroup>/opendlf-<nodeId>/<instanceId>`, created before its process and entered by
- *   the spawner before the fork (spawner-process.ts), so the run's first instruction already runs
+ *   `<server's cgroup>/opendlf-<scope>/<instanceId>` (scope: the node id and a hash of the data
+ *   directory), created before its process and entered by the spawner before the fork (spawner-process.ts), so the run's first instruction already runs
  *   inside it. A process cannot leave it without write access to another cgroup's `cgroup.procs`
  *   (root's files, so a `runAs` user cannot). A stop signals `cgroup.procs` and ends with
- *   `cgroup.kill`; recovery kills every cgroup left under `opendlf-<nodeId>`, which covers a crash
+ *   `cgroup.kill`; recovery kills every cgroup left under `opendlf-<scope>`, which covers a crash
  *   in the launch window too: the cgroup exists before the process does.
  * - **scan** (no writable cgroup v2): process-tree.ts — freeze (SIGSTOP) the tree, scan /proc for
- *   its session, group, descendants and the `OPENDLF_RUN=<nodeId>/<run>` environment marker, then
+ *   its session, group, descendants and the `OPENDLF_RUN=<scope>/<run>` environment marker, then
  *   signal. Recovery finds a run's processes by that marker, set before the process exists. Gaps:
  *   a process that replaces its whole environment (`env -i`) and is re-parented to init before a
  *   scan sees it is not found.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
 import type { RunHandle } from '../../domain/instance.js';
 import {
@@ -46,7 +46,7 @@ export type ContainmentMode = 'cgroup' | 'scan';
 export interface RunPlacement {
   /** The run's cgroup directory (cgroup mode). */
   readonly cgroup?: string;
-  /** The value of `OPENDLF_RUN` in the run's environment: `<nodeId>/<run name>`. */
+  /** The value of `OPENDLF_RUN` in the run's environment: `<scope>/<run name>`. */
   readonly marker: string;
 }
 
@@ -71,8 +71,8 @@ function runCgroupOf(handle: RunHandle): string | undefined {
 
 export class RunContainment {
   /**
-   * Picks the mode for this node (`scope`, the node id: run cgroups and markers are named after it,
-   * so a restart finds what the previous process of this node left). With `cgroup` it throws when
+   * Picks the mode for this server (`scope`: its node id and data directory; run cgroups and
+   * markers are named after it, so a restart finds what the previous process left). With `cgroup` it throws when
    * cgroup v2 cannot be used, saying why.
    */
   static detect(scope: string, setting: ContainmentSetting = 'auto'): RunContainment {
@@ -137,17 +137,23 @@ export class RunContainment {
 
   /**
    * The run's placement: its cgroup is created here, before the process — the durable record
-   * recovery finds after a crash at any instant. A cgroup of the same name left by a crash is
-   * emptied first.
+   * recovery finds after a crash at any instant. Named after the run; a name in use (two tests of
+   * one connection at once) gets a suffix: the handle keeps the path, and recovery lists them all.
    */
-  async place(runName: string): Promise<RunPlacement> {
+  place(runName: string): RunPlacement {
     const name = safeName(runName);
     const marker = `${this.scope}/${name}`;
     if (this.parent === undefined) return { marker };
-    const cgroup = join(this.parent, name);
-    if (existsSync(cgroup)) await this.endCgroup(cgroup);
-    createCgroup(cgroup);
-    return { cgroup, marker };
+    createCgroup(this.parent);
+    for (let attempt = 0; ; attempt++) {
+      const cgroup = join(this.parent, attempt === 0 ? name : `${name}.${attempt}`);
+      try {
+        mkdirSync(cgroup);
+        return { cgroup, marker };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 100) throw error;
+      }
+    }
   }
 
   /** The run's environment entry that marks its processes (both modes: recovery scans for it). */
@@ -180,9 +186,20 @@ export class RunContainment {
     return waitUntilEmpty(cgroup, Date.now() + 5_000, pollMs, true);
   }
 
-  /** Removes the run's cgroup once its processes are gone (kept when some are stuck: recovery retries). */
+  /**
+   * Removes the run's cgroup once its processes are gone. The kernel may report it busy for a
+   * moment after the last exit: retried briefly in the background; one with stuck processes stays
+   * for the next start's recovery.
+   */
   release(placement: RunPlacement): void {
-    if (placement.cgroup !== undefined) removeCgroup(placement.cgroup);
+    const { cgroup } = placement;
+    if (cgroup === undefined || removeCgroup(cgroup)) return;
+    let attempts = 0;
+    const retry = setInterval(() => {
+      attempts += 1;
+      if (removeCgroup(cgroup) || attempts >= 50) clearInterval(retry);
+    }, 20);
+    retry.unref();
   }
 
   /**

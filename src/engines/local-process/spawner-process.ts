@@ -30,6 +30,8 @@ const runs = new Map<number, ChildProcess>();
 /** Runs that exit sooner are scanned for leftovers among younger pids only (see runMembers). */
 const YOUNG_RUN_MS = 250;
 let paused = false;
+/** The server that started this spawner (its parent). */
+const serverPid = process.ppid;
 /** The spawner's own cgroup, to return to after each fork inside a run's cgroup. */
 let homeCgroup: string | undefined | null = null;
 
@@ -82,6 +84,10 @@ function send(type: FrameType, key: number, payload?: Buffer | string): void {
 }
 
 function start(key: number, request: SpawnRequest): void {
+  // The server died after sending this (its requests can still be in the pipe): it may already
+  // have been restarted and have swept its runs, so nothing more is started; the process leaves
+  // once its input ends. The parent pid changes the moment the server exits.
+  if (process.ppid !== serverPid) return;
   let child: ChildProcess;
   try {
     const fork = () =>

@@ -54,10 +54,11 @@ export interface RunSpawner {
 
 /**
  * A run spawned by the server itself into a cgroup waits at this gate until the server has moved
- * it there (one line on its stdin), then execs the command with stdin from /dev/null as usual.
+ * it there (one line on its stdin), then execs the command with stdin from /dev/null as usual; if
+ * the server dies first (end of input), it exits without running anything.
  * Fixed text: the command is passed as arguments, never as part of it.
  */
-const CGROUP_GATE = 'read -r _; exec "$@" </dev/null';
+const CGROUP_GATE = 'read -r _ && exec "$@" </dev/null';
 
 /** The pre-spawner path, also the fallback: spawn in this process. */
 export const spawnInServer: RunSpawner = {
