@@ -65,6 +65,10 @@ export const ERROR_REGISTRY = {
   'OPENDLF.0611': { status: 400, message: 'The connection target is not allowed on this server.' },
   /** A connection import archive exceeds the entry count or byte limits, or is not a valid zip. */
   'OPENDLF.0612': { status: 400, message: 'The import archive is refused.' },
+  /** A `#{…}` in a parameter or environment variable cannot be parsed or evaluated (the message names the part). */
+  'OPENDLF.0620': { status: 400, message: 'The EL expression is invalid.' },
+  /** Extension: the workspace has no environment variable of that name. */
+  'OPENDLF.0621': { status: 400, message: 'The environment variable does not exist.' },
   /** The server is shutting down and accepts no new executions. */
   'OPENDLF.0503': { status: 503, message: 'The server is shutting down.' },
   /**

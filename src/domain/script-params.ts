@@ -1,7 +1,7 @@
 /**
  * `${name}` substitution for execute's `params` (docs/compatibility.md §4): textual, only for names
  * that have a value, unknown placeholders left verbatim (shell scripts rely on `${HOME}` staying as
- * it is). EL (`#{…}`) in values is not evaluated yet.
+ * it is). EL (`#{…}`) in values is evaluated before substitution (el/parameter-resolver.ts).
  */
 import { invalidParameter } from './dlf-error.js';
 import { assertMapKey, toWireString } from './wire-values.js';
@@ -37,6 +37,11 @@ export function parseExecuteParams(body: unknown): ScriptParams {
 }
 
 const PLACEHOLDER = /\$\{([A-Za-z0-9_<>-]{1,16})\}/g;
+
+/** The names of the `${name}` placeholders in a script. */
+export function placeholderNames(content: string): Set<string> {
+  return new Set([...content.matchAll(PLACEHOLDER)].map((m) => m[1] ?? ''));
+}
 
 export function substituteParams(content: string, params: ScriptParams): string {
   if (Object.keys(params).length === 0) return content;
