@@ -214,6 +214,22 @@ function buildMigrations(t: ColumnDdl): Record<string, Migration> {
         await backfill.execute(db);
       },
     },
+    '0008_environment_variables': {
+      async up(db: Kysely<unknown>) {
+        // Workspace environment variables (extension API): `${name}` and Env.get read them at
+        // execute time; execute params of the same name win.
+        await db.schema
+          .createTable('environment_variables')
+          .addColumn('project_id', 'text', (c) => c.notNull())
+          .addColumn('workspace_id', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .addColumn('created_at', t.time, (c) => c.notNull())
+          .addColumn('updated_at', t.time, (c) => c.notNull())
+          .addPrimaryKeyConstraint('environment_variables_pk', ['project_id', 'workspace_id', 'name'])
+          .execute();
+      },
+    },
   };
 }
 

@@ -136,7 +136,18 @@ export interface NamespaceCountersTable {
   scripts: number;
 }
 
+/** Workspace environment variables (extension): raw values, `#{…}` evaluated at execute time. */
+export interface EnvironmentVariablesTable {
+  project_id: string;
+  workspace_id: string;
+  name: string;
+  value: string;
+  created_at: Millis;
+  updated_at: Millis;
+}
+
 export interface Database {
+  environment_variables: EnvironmentVariablesTable;
   namespace_counters: NamespaceCountersTable;
   settings: SettingsTable;
   credentials: CredentialsTable;
