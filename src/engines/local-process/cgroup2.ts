@@ -22,20 +22,24 @@ function unescapeMountPath(path: string): string {
  * mount or this process's cgroup lies outside it (another cgroup namespace's view).
  */
 export function ownCgroupDirectory(): string | undefined {
-  let mountinfo: string;
-  let membership: string;
   try {
-    mountinfo = readFileSync('/proc/self/mountinfo', 'utf8');
-    membership = readFileSync('/proc/self/cgroup', 'utf8');
+    return cgroupDirectoryFrom(
+      readFileSync('/proc/self/mountinfo', 'utf8'),
+      readFileSync('/proc/self/cgroup', 'utf8'),
+    );
   } catch {
     return undefined;
   }
+}
+
+/** `ownCgroupDirectory` from the texts of /proc/self/mountinfo and /proc/self/cgroup. */
+export function cgroupDirectoryFrom(mountinfo: string, membership: string): string | undefined {
   // "0::/path" is the v2 membership (v1 hierarchies have a non-zero id and controller names).
   const ownPath = membership
     .split('\n')
     .find((line) => line.startsWith('0::'))
     ?.slice(3);
-  if (ownPath === undefined) return undefined;
+  if (ownPath === undefined || !ownPath.startsWith('/')) return undefined;
   for (const line of mountinfo.split('\n')) {
     // id parent major:minor root mountpoint options [optional...] - fstype source superoptions
     const [before, after] = line.split(' - ');
@@ -45,9 +49,15 @@ export function ownCgroupDirectory(): string | undefined {
     const mountPoint = unescapeMountPath(fields[4] ?? '');
     if (!mountPoint) continue;
     // The mount shows the hierarchy from `root` down: our cgroup must lie inside it.
-    if (root === '/') return join(mountPoint, ownPath);
-    if (ownPath === root || ownPath.startsWith(`${root}/`))
-      return join(mountPoint, ownPath.slice(root.length));
+    const inside =
+      root === '/'
+        ? ownPath
+        : ownPath === root || ownPath.startsWith(`${root}/`)
+          ? ownPath.slice(root.length)
+          : undefined;
+    if (inside === undefined) continue;
+    // No trailing slash for the root cgroup: the path names a directory, and is shown in logs.
+    return inside === '/' || inside === '' ? mountPoint : join(mountPoint, inside);
   }
   return undefined;
 }

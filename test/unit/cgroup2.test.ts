@@ -1,0 +1,31 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { cgroupDirectoryFrom } from '../../src/engines/local-process/cgroup2.js';
+
+const HYBRID_MOUNTS = [
+  '31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755',
+  '35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory',
+  '41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw',
+].join('\n');
+const PURE_V2_MOUNTS = '30 23 0:27 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate';
+
+describe('cgroupDirectoryFrom', () => {
+  it('finds the cgroup2 mount among v1 ones (hybrid host) and joins the v2 path', () => {
+    assert.equal(cgroupDirectoryFrom(HYBRID_MOUNTS, '4:memory:/x\n0::/\n'), '/sys/fs/cgroup/unified');
+    assert.equal(
+      cgroupDirectoryFrom(PURE_V2_MOUNTS, '0::/system.slice/opendlf.service\n'),
+      '/sys/fs/cgroup/system.slice/opendlf.service',
+    );
+  });
+
+  it('maps a mount of a subtree, and refuses a cgroup outside the mounted subtree', () => {
+    const subtree = '50 23 0:27 /lxc/c1 /mnt/cg\\040x rw - cgroup2 cgroup2 rw';
+    assert.equal(cgroupDirectoryFrom(subtree, '0::/lxc/c1/app\n'), '/mnt/cg x/app');
+    assert.equal(cgroupDirectoryFrom(subtree, '0::/lxc/c10\n'), undefined);
+  });
+
+  it('is undefined without a cgroup2 mount or a v2 membership', () => {
+    assert.equal(cgroupDirectoryFrom(HYBRID_MOUNTS.split('\n').slice(0, 2).join('\n'), '0::/\n'), undefined);
+    assert.equal(cgroupDirectoryFrom(PURE_V2_MOUNTS, '4:memory:/x\n'), undefined);
+  });
+});
