@@ -219,6 +219,33 @@ export interface CredentialStore {
   changeStamp(): number | undefined;
 }
 
+/** A workspace environment variable (extension): the raw value, `#{…}` evaluated at execute time. */
+export interface EnvironmentVariable {
+  name: string;
+  value: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface EnvironmentVariableStore {
+  /**
+   * Creates or replaces; 'limit' (nothing written) when creating would make the namespace hold
+   * more than `maxPerNamespace` variables.
+   */
+  put(
+    namespace: Namespace,
+    name: string,
+    value: string,
+    at: Date,
+    maxPerNamespace: number,
+  ): Promise<'created' | 'updated' | 'limit'>;
+  get(namespace: Namespace, name: string): Promise<EnvironmentVariable | undefined>;
+  /** Every variable of the namespace, by name. */
+  list(namespace: Namespace): Promise<EnvironmentVariable[]>;
+  /** False when it did not exist. */
+  delete(namespace: Namespace, name: string): Promise<boolean>;
+}
+
 /** What one process tells the others sharing the store (and itself). */
 export type InstanceSignal =
   /** New QUEUED work: nodes with a free slot try to claim. */
@@ -251,6 +278,7 @@ export interface Store {
   readonly instances: InstanceStore;
   readonly connections: ConnectionStore;
   readonly systemTasks: SystemTaskStore;
+  readonly environmentVariables: EnvironmentVariableStore;
   /**
    * Stores `value` under `name` unless a value is already there; returns the stored value. The
    * first node to start decides, every later one compares (e.g. the secret key fingerprint).

@@ -37,6 +37,7 @@ import type {
 } from '../store.js';
 import { KyselyConnectionStore, KyselySystemTaskStore } from './connection-store.js';
 import { KyselyCredentialStore } from './credential-store.js';
+import { KyselyEnvironmentVariableStore } from './environment-variable-store.js';
 import { dbNowMillis, substringFunction, type StoreDialect } from './dialect.js';
 import { migrationProvider } from './migrations.js';
 import { NamespaceOrderCache } from './namespace-order.js';
@@ -672,6 +673,7 @@ export async function openKyselyStore(
     instances: new KyselyInstanceStore(db, dialect),
     connections: new KyselyConnectionStore(db, dialect, options.externalChanges),
     systemTasks: new KyselySystemTaskStore(db),
+    environmentVariables: new KyselyEnvironmentVariableStore(db),
     adoptSetting: async (name, value) => {
       await db
         .insertInto('settings')
