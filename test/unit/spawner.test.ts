@@ -3,7 +3,9 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { runMembers, terminateRun } from '../../src/engines/local-process/process-tree.js';
 import { waitForRunMembers } from '../helpers/processes.js';
-import { ProcessSpawner, type SpawnedRun } from '../../src/engines/local-process/spawner.js';
+import { cgroupPids } from '../../src/engines/local-process/cgroup2.js';
+import { RunContainment } from '../../src/engines/local-process/run-containment.js';
+import { ProcessSpawner, spawnInServer, type SpawnedRun } from '../../src/engines/local-process/spawner.js';
 import { encodeFrame, FrameReader, FrameType } from '../../src/engines/local-process/spawner-protocol.js';
 
 const parentOf = (pid: number) => {
@@ -119,4 +121,44 @@ describe('ProcessSpawner', () => {
     assert.notEqual(parentOf(next.pid), process.pid);
     assert.equal((await next.exited).code, 0);
   });
+});
+
+describe('spawning into a run cgroup', () => {
+  const containment = RunContainment.detect(`spawner-test-${process.pid}`);
+  const skip = containment.mode === 'cgroup' ? undefined : `no usable cgroup v2: ${containment.description}`;
+  const spawner = ProcessSpawner.acquire();
+  after(() => {
+    containment.close();
+    ProcessSpawner.release();
+  });
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+  // Prints its own cgroup, leaves a setsid'd child behind and exits at once.
+  const SCRIPT = 'sed -n "s/^0:://p" /proc/self/cgroup; setsid sleep 300 >/dev/null 2>&1 & exit 0';
+
+  for (const [label, via] of [
+    ['the spawner process', spawner],
+    ['the server itself (fallback)', spawnInServer],
+  ] as const) {
+    it(
+      `through ${label}: the run starts inside it and a setsid child counts as left over`,
+      { skip },
+      async () => {
+        const placement = containment.place(`run-${label.length}`);
+        const output: Buffer[] = [];
+        const run = await via.spawn(
+          { file: 'bash', args: ['-c', SCRIPT], cwd: '/', env, cgroup: placement.cgroup! },
+          (chunk) => output.push(chunk),
+        );
+        if ('error' in run) throw new Error(run.error);
+        const exit = await run.exited;
+        await run.outputClosed;
+        const cgroupPath = Buffer.concat(output).toString().trim();
+        assert.ok(placement.cgroup!.endsWith(cgroupPath), `${cgroupPath} is not ${placement.cgroup}`);
+        assert.equal(exit.membersLeft, true, 'the setsid child is in the cgroup');
+        assert.equal(await containment.terminate(placement, run.pid, 500), true);
+        assert.deepEqual(cgroupPids(placement.cgroup!), []);
+        containment.release(placement);
+      },
+    );
+  }
 });
