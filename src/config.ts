@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { ConnectionTargetPolicy } from './domain/connection-target-policy.js';
+import { isKnownTimeZone } from './domain/el/time-zone.js';
 
 const ConfigSchema = Type.Object(
   {
@@ -154,6 +155,12 @@ const ConfigSchema = Type.Object(
     authFailuresPerAccessKey: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
     /** Multi-user mode: `/metrics` answers only requests with valid credentials (any principal). */
     metricsRequireAuth: Type.Boolean(),
+    /**
+     * The time zone EL dates are shown and computed in (`DateUtil.format`, `addDays`, `getDay`…):
+     * an IANA id (`Asia/Shanghai`) or `GMT+08:00`. Default UTC, the same on every node whatever
+     * the machine's zone; DataArts' China regions compute in Asia/Shanghai.
+     */
+    elTimeZone: Type.String({ minLength: 1, maxLength: 64 }),
   },
   { additionalProperties: false },
 );
@@ -208,6 +215,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   authFailuresPerAddress: 30,
   authFailuresPerAccessKey: 10,
   metricsRequireAuth: false,
+  elTimeZone: 'UTC',
 };
 
 export type ConfigOverrides = Partial<Omit<ServerConfig, 'localEngine' | 'duckdb'>> & {
@@ -232,6 +240,7 @@ const ENV: Record<string, keyof ServerConfig> = {
   OPENDLF_LEASE_SECONDS: 'leaseSeconds',
   OPENDLF_POLL_MS: 'pollMs',
   OPENDLF_DRAIN_TIMEOUT_SECONDS: 'drainTimeoutSeconds',
+  OPENDLF_EL_TIME_ZONE: 'elTimeZone',
 };
 
 function fromEnvironment(env: NodeJS.ProcessEnv): Record<string, unknown> {
@@ -282,6 +291,9 @@ export function loadConfig(options: {
     );
   } catch (error) {
     throw new ConfigError(`invalid configuration: ${(error as Error).message}`);
+  }
+  if (!isKnownTimeZone(merged.elTimeZone)) {
+    throw new ConfigError(`invalid configuration: /elTimeZone: unknown time zone '${merged.elTimeZone}'`);
   }
   return merged;
 }

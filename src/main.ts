@@ -39,6 +39,7 @@ import { ConnectionService } from './services/connection-service.js';
 import { SecretCipher } from './services/secret-cipher.js';
 import { CredentialDirectory, startupAuthDecision, type AuthMode } from './services/credential-directory.js';
 import type { Store } from './store/store.js';
+import { EnvironmentVariableService } from './services/environment-variable-service.js';
 import { ExecutionService } from './services/execution-service.js';
 import { ScriptService } from './services/script-service.js';
 import { WorkspaceResolver } from './services/workspace-resolver.js';
@@ -437,7 +438,8 @@ async function startOnLockedDirectory(config: ServerConfig, logger: Logger): Pro
   await Promise.all(localEngines.map((engine) => engine.discardStaleWorkDirectories()));
 
   const scripts = new ScriptService(store, supervisor, config.reviewWorkspaces, credentials);
-  const executions = new ExecutionService(store, scripts, resolver, supervisor);
+  const environmentVariables = new EnvironmentVariableService(store, { timeZone: config.elTimeZone });
+  const executions = new ExecutionService(store, scripts, resolver, supervisor, environmentVariables);
   const connections = new ConnectionService(store, cipher, resolver, connectionTester, importDir);
   const workspaces = new WorkspaceResolver({
     defaultWorkspace: config.defaultWorkspace,
@@ -447,6 +449,7 @@ async function startOnLockedDirectory(config: ServerConfig, logger: Logger): Pro
     scripts,
     executions,
     connections,
+    environmentVariables,
     workspaces,
     logger,
     bodyLimitBytes: config.bodyLimitBytes,

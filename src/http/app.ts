@@ -10,11 +10,13 @@ import type { Action } from '../domain/access.js';
 import { invalidParameter } from '../domain/dlf-error.js';
 import { integerParam } from '../domain/integer-param.js';
 import type { ConnectionService } from '../services/connection-service.js';
+import type { EnvironmentVariableService } from '../services/environment-variable-service.js';
 import type { ExecutionService } from '../services/execution-service.js';
 import type { Script } from '../domain/script.js';
 import type { ScriptService } from '../services/script-service.js';
 import type { WorkspaceResolver } from '../services/workspace-resolver.js';
 import { registerConnectionRoutes } from './connection-routes.js';
+import { registerEnvironmentVariableRoutes } from './environment-variable-routes.js';
 import type { Observability } from './http-observer.js';
 import {
   handleClientError,
@@ -43,6 +45,7 @@ export interface HttpDependencies {
   readonly scripts: ScriptService;
   readonly executions: ExecutionService;
   readonly connections: ConnectionService;
+  readonly environmentVariables: EnvironmentVariableService;
   readonly workspaces: WorkspaceResolver;
   readonly auth: AuthOptions;
   readonly observability: Observability;
@@ -240,6 +243,10 @@ export function buildApp(deps: HttpDependencies) {
   });
 
   registerConnectionRoutes(app, { connections: deps.connections, workspaces: deps.workspaces });
+  registerEnvironmentVariableRoutes(app, {
+    environmentVariables: deps.environmentVariables,
+    workspaces: deps.workspaces,
+  });
 
   app.get('/healthz', (_request, reply) => json(reply, 200, { status: 'ok' }));
   app.get('/readyz', async (request, reply) => {

@@ -18,6 +18,7 @@ import {
 import { isSqlScriptType, type Namespace, type ScriptType } from '../domain/script.js';
 import type { Store } from '../store/store.js';
 import type { ConnectionResolver } from './connection-resolver.js';
+import type { EnvironmentVariableService } from './environment-variable-service.js';
 import type { RunQueue } from './run-queue.js';
 import type { ScriptService } from './script-service.js';
 
@@ -27,15 +28,18 @@ export class ExecutionService {
     private readonly scripts: ScriptService,
     private readonly connections: ConnectionResolver,
     private readonly runs: RunQueue,
+    private readonly parameters: EnvironmentVariableService,
   ) {}
 
   /** @param principal who asks: without `write` here, its parameter values must be data only. */
   async execute(ns: Namespace, scriptName: string, body: unknown, principal: Principal): Promise<string> {
     const script = await this.scripts.get(ns, scriptName);
     this.scripts.assertExecutable(ns, script);
-    const params = parseExecuteParams(body);
+    // `#{…}` is evaluated first and the caller's results are what a caller without write must
+    // pass as data; environment variables (set by writers) are trusted like the script itself.
+    const params = await this.parameters.resolveForExecute(ns, script, parseExecuteParams(body), new Date());
     if (!authorize(principal, ns.projectId, ns.workspaceId, 'write').allowed) {
-      assertParamsAreData(contentKind(script.type), script.content, params);
+      assertParamsAreData(contentKind(script.type), script.content, params.fromCaller);
     }
     const { connectionName, engine } = await this.connections.resolve(ns, script.connectionName, script.type);
     if (!this.runs.accepting) throw new DlfError('OPENDLF.0503');
@@ -47,7 +51,7 @@ export class ExecutionService {
       engine: engine.name,
       request: {
         scriptType: script.type,
-        content: substituteParams(script.content, params),
+        content: substituteParams(script.content, params.values),
         database: script.database,
       },
     });

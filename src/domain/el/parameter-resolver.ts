@@ -69,6 +69,10 @@ export function resolveExecutionParameters(input: {
   binding: ExecutionBinding;
 }): ResolvedParameters {
   const { params, environment, binding } = input;
+  // The common case: no environment variables to merge and no `#{` anywhere.
+  if (environment.size === 0 && !Object.values(params).some(hasExpression)) {
+    return { values: params, fromCaller: params };
+  }
   const done = new Map<string, string>();
   const inProgress: string[] = [];
 
