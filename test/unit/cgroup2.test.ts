@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { cgroupDirectoryFrom } from '../../src/engines/local-process/cgroup2.js';
+import {
+  cgroupDirectoryFrom,
+  createCgroup,
+  enterCgroup,
+  ownCgroupLocation,
+  removeCgroup,
+} from '../../src/engines/local-process/cgroup2.js';
+import { RunContainment } from '../../src/engines/local-process/run-containment.js';
 
 const HYBRID_MOUNTS = [
   '31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755',
@@ -28,4 +38,43 @@ describe('cgroupDirectoryFrom', () => {
     assert.equal(cgroupDirectoryFrom(HYBRID_MOUNTS.split('\n').slice(0, 2).join('\n'), '0::/\n'), undefined);
     assert.equal(cgroupDirectoryFrom(PURE_V2_MOUNTS, '4:memory:/x\n'), undefined);
   });
+});
+
+describe('RunContainment.endLeftovers', () => {
+  const scope = `leftover-test-${process.pid}`;
+  const containment = RunContainment.detect(scope);
+  const location = ownCgroupLocation();
+  const skip =
+    containment.mode === 'cgroup' && location ? undefined : `no usable cgroup v2: ${containment.description}`;
+
+  it(
+    'ends runs left under this scope, also below a cgroup the server no longer lives in',
+    { skip },
+    async () => {
+      // As if an earlier process of this server had lived in another cgroup (started by hand).
+      const earlierHome = join(location!.mountPoint, `opendlf-test-earlier-home-${process.pid}`);
+      const runs = [join(earlierHome, `opendlf-${scope}`, 'run-a'), containment.place('run-b').cgroup!];
+      const children = runs.map((cgroup) => {
+        createCgroup(cgroup);
+        const child = spawn('sleep', ['300'], { stdio: 'ignore' });
+        enterCgroup(cgroup, child.pid!);
+        return child;
+      });
+      try {
+        const exits = children.map((child) => new Promise((resolve) => child.once('exit', resolve)));
+        assert.equal(await containment.endLeftovers(), 2);
+        await Promise.all(exits);
+        assert.deepEqual(
+          runs.filter((cgroup) => existsSync(cgroup)),
+          [],
+          'the run cgroups are removed',
+        );
+      } finally {
+        for (const child of children) child.kill('SIGKILL');
+        removeCgroup(join(earlierHome, `opendlf-${scope}`));
+        removeCgroup(earlierHome);
+        containment.close();
+      }
+    },
+  );
 });

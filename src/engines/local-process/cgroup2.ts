@@ -22,8 +22,19 @@ function unescapeMountPath(path: string): string {
  * mount or this process's cgroup lies outside it (another cgroup namespace's view).
  */
 export function ownCgroupDirectory(): string | undefined {
+  return ownCgroupLocation()?.directory;
+}
+
+export interface CgroupLocation {
+  /** Where the cgroup2 hierarchy (as far as this process sees it) is mounted. */
+  readonly mountPoint: string;
+  /** This process's cgroup, below `mountPoint`. */
+  readonly directory: string;
+}
+
+export function ownCgroupLocation(): CgroupLocation | undefined {
   try {
-    return cgroupDirectoryFrom(
+    return cgroupLocationFrom(
       readFileSync('/proc/self/mountinfo', 'utf8'),
       readFileSync('/proc/self/cgroup', 'utf8'),
     );
@@ -34,6 +45,10 @@ export function ownCgroupDirectory(): string | undefined {
 
 /** `ownCgroupDirectory` from the texts of /proc/self/mountinfo and /proc/self/cgroup. */
 export function cgroupDirectoryFrom(mountinfo: string, membership: string): string | undefined {
+  return cgroupLocationFrom(mountinfo, membership)?.directory;
+}
+
+function cgroupLocationFrom(mountinfo: string, membership: string): CgroupLocation | undefined {
   // "0::/path" is the v2 membership (v1 hierarchies have a non-zero id and controller names).
   const ownPath = membership
     .split('\n')
@@ -57,7 +72,7 @@ export function cgroupDirectoryFrom(mountinfo: string, membership: string): stri
           : undefined;
     if (inside === undefined) continue;
     // No trailing slash for the root cgroup: the path names a directory, and is shown in logs.
-    return inside === '/' || inside === '' ? mountPoint : join(mountPoint, inside);
+    return { mountPoint, directory: inside === '/' || inside === '' ? mountPoint : join(mountPoint, inside) };
   }
   return undefined;
 }
@@ -166,4 +181,22 @@ export function childCgroups(directory: string): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * Every cgroup named `name` below `root` (depth-first, at most `maxDepth` levels): where an earlier
+ * process of this server put its runs when it lived in another cgroup (started by hand, then by a
+ * service manager).
+ */
+export function findCgroupsNamed(root: string, name: string, maxDepth = 8): string[] {
+  const found: string[] = [];
+  const visit = (directory: string, depth: number) => {
+    for (const child of childCgroups(directory)) {
+      const path = join(directory, child);
+      if (child === name) found.push(path);
+      else if (depth < maxDepth) visit(path, depth + 1);
+    }
+  };
+  visit(root, 1);
+  return found;
 }

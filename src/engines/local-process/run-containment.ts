@@ -24,7 +24,8 @@ import {
   childCgroups,
   createCgroup,
   killCgroup,
-  ownCgroupDirectory,
+  findCgroupsNamed,
+  ownCgroupLocation,
   removeCgroup,
   signalCgroup,
   waitUntilEmpty,
@@ -77,19 +78,19 @@ export class RunContainment {
    */
   static detect(scope: string, setting: ContainmentSetting = 'auto'): RunContainment {
     if (setting === 'scan')
-      return new RunContainment(scope, undefined, 'localEngine.processContainment is "scan"');
-    const own = ownCgroupDirectory();
+      return new RunContainment(scope, undefined, undefined, 'localEngine.processContainment is "scan"');
+    const own = ownCgroupLocation();
     let reason: string;
     if (own === undefined) {
       reason = 'no cgroup v2 hierarchy is mounted (or this process is outside it)';
     } else {
-      const parent = join(own, `${PARENT_PREFIX}${safeName(scope)}`);
+      const parent = join(own.directory, `${PARENT_PREFIX}${safeName(scope)}`);
       const problem = RunContainment.probe(parent);
-      if (problem === undefined) return new RunContainment(scope, parent);
-      reason = `cgroup v2 at ${own} cannot be used: ${problem}`;
+      if (problem === undefined) return new RunContainment(scope, parent, own.mountPoint);
+      reason = `cgroup v2 at ${own.directory} cannot be used: ${problem}`;
     }
     if (setting === 'cgroup') throw new Error(`localEngine.processContainment is "cgroup" but ${reason}`);
-    return new RunContainment(scope, undefined, reason);
+    return new RunContainment(scope, undefined, undefined, reason);
   }
 
   /**
@@ -120,6 +121,8 @@ export class RunContainment {
     private readonly scope: string,
     /** `<own cgroup>/opendlf-<scope>` in cgroup mode. */
     private readonly parent: string | undefined,
+    /** The cgroup2 mount, searched at start-up for this scope's runs under an earlier cgroup. */
+    private readonly mountPoint?: string,
     /** Why the scan mode is used. */
     private readonly fallbackReason?: string,
   ) {}
@@ -234,9 +237,15 @@ export class RunContainment {
   async endLeftovers(): Promise<number> {
     let ended = 0;
     if (this.parent !== undefined) {
-      for (const name of childCgroups(this.parent)) {
-        await this.endCgroup(join(this.parent, name));
-        ended += 1;
+      // Where this server's cgroup was last time, too: it may have been started from elsewhere.
+      const elsewhere =
+        this.mountPoint === undefined ? [] : findCgroupsNamed(this.mountPoint, basename(this.parent));
+      for (const parent of new Set([this.parent, ...elsewhere])) {
+        for (const name of childCgroups(parent)) {
+          await this.endCgroup(join(parent, name));
+          ended += 1;
+        }
+        if (parent !== this.parent) removeCgroup(parent);
       }
     }
     const marker = `${RUN_MARKER_VARIABLE}=${this.scope}/`;
