@@ -42,7 +42,11 @@ export class EnvironmentVariableService {
   }
 
   /** Creates or replaces `name` from a `{"value": …}` body. */
-  async put(ns: Namespace, name: string, body: unknown): Promise<{ created: boolean; variable: EnvironmentVariable }> {
+  async put(
+    ns: Namespace,
+    name: string,
+    body: unknown,
+  ): Promise<{ created: boolean; variable: EnvironmentVariable }> {
     checkedName(name);
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       throw invalidParameter('the request body must be a JSON object with a value');
@@ -57,15 +61,24 @@ export class EnvironmentVariableService {
     }
     // A `#{…}` that could never evaluate (syntax, unknown object or method) is refused now, not at the next execute.
     assertValidTemplate('environment variable', name, value);
-    const outcome = await this.store.environmentVariables.put(ns, name, value, new Date(), MAX_ENVIRONMENT_VARIABLES);
+    const outcome = await this.store.environmentVariables.put(
+      ns,
+      name,
+      value,
+      new Date(),
+      MAX_ENVIRONMENT_VARIABLES,
+    );
     if (outcome === 'limit') {
-      throw invalidParameter(`a workspace may hold at most ${MAX_ENVIRONMENT_VARIABLES} environment variables`);
+      throw invalidParameter(
+        `a workspace may hold at most ${MAX_ENVIRONMENT_VARIABLES} environment variables`,
+      );
     }
     return { created: outcome === 'created', variable: await this.get(ns, name) };
   }
 
   async delete(ns: Namespace, name: string): Promise<void> {
-    if (!(await this.store.environmentVariables.delete(ns, checkedName(name)))) throw new DlfError('OPENDLF.0621');
+    if (!(await this.store.environmentVariables.delete(ns, checkedName(name))))
+      throw new DlfError('OPENDLF.0621');
   }
 
   /**

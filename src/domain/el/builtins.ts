@@ -8,7 +8,16 @@ import { ElError } from './el-error.js';
 import { EL_LIMITS } from './parser.js';
 import { formatDate, parseDate } from './simple-date-format.js';
 import { instantOfWall, resolveTimeZone, wallFieldsOf, wallMillis, type ElTimeZone } from './time-zone.js';
-import { checkedString, ElDate, fromJson, isElObject, preview, toJson, toText, type ElValue } from './values.js';
+import {
+  checkedString,
+  ElDate,
+  fromJson,
+  isElObject,
+  preview,
+  toJson,
+  toText,
+  type ElValue,
+} from './values.js';
 
 /** What an evaluation is bound to: the execution (Job), its clock, zone and variables. */
 export interface ElContext {
@@ -56,8 +65,10 @@ function str(args: readonly ElValue[], index: number, method: string): string | 
 
 function int(args: readonly ElValue[], index: number, method: string): number {
   const v = args[index] ?? null;
-  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*[+-]?[0-9]{1,15}\s*$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n)) throw new ElError(`${describeArg(method, index)} must be an integer, not ${preview(v)}`);
+  const n =
+    typeof v === 'number' ? v : typeof v === 'string' && /^\s*[+-]?[0-9]{1,15}\s*$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n))
+    throw new ElError(`${describeArg(method, index)} must be an integer, not ${preview(v)}`);
   return n;
 }
 
@@ -91,10 +102,22 @@ function addMonths(d: ElDate, months: number, zone: ElTimeZone): ElDate {
   return new ElDate(instantOfWall(wallMillis({ ...f, year, month, day }), zone));
 }
 
-/** Calendar.add for DAY/WEEK: same wall time (a day across a DST change is 23 or 25 hours). */
+/**
+ * Calendar.add for DAY/WEEK, as GregorianCalendar does it: the same time of day on the new date,
+ * read with the old offset, then moved by the change of offset unless that changes the date (so
+ * 02:30 + 1 day onto a spring-forward night is 01:30 standard time, and onto a fall-back night the
+ * first 01:30).
+ */
 function addDays(d: ElDate, days: number, zone: ElTimeZone): ElDate {
   const f = wallFieldsOf(d.epochMs, zone);
-  return new ElDate(instantOfWall(wallMillis({ ...f, day: f.day + days }), zone));
+  const oldOffset = zone.offsetAt(d.epochMs);
+  const wall = wallMillis({ ...f, day: f.day + days });
+  const first = wall - oldOffset;
+  const change = oldOffset - zone.offsetAt(first);
+  if (change === 0) return new ElDate(first);
+  const moved = first + change;
+  const sameDate = Math.floor((moved + zone.offsetAt(moved)) / 86_400_000) === Math.floor(wall / 86_400_000);
+  return new ElDate(sameDate ? moved : first);
 }
 
 /** Calendar.add for HOUR/MINUTE/SECOND: elapsed time. */
@@ -111,7 +134,8 @@ const DateUtil: BuiltinObject = {
   methods: {
     format: {
       arity: [2, 2],
-      call: (a, ctx) => formatDate(date(a, 0, 'DateUtil.format').epochMs, patternArg(a, 1, 'DateUtil.format'), ctx.zone),
+      call: (a, ctx) =>
+        formatDate(date(a, 0, 'DateUtil.format').epochMs, patternArg(a, 1, 'DateUtil.format'), ctx.zone),
     },
     formatWithTimeZone: {
       arity: [3, 3],
@@ -137,9 +161,18 @@ const DateUtil: BuiltinObject = {
     addHours: dateAdder('Hours', (d, n) => addMillis(d, n * 3_600_000)),
     addMinutes: dateAdder('Minutes', (d, n) => addMillis(d, n * 60_000)),
     addSeconds: dateAdder('Seconds', (d, n) => addMillis(d, n * 1_000)),
-    getYear: { arity: [1, 1], call: (a, ctx) => wallFieldsOf(date(a, 0, 'DateUtil.getYear').epochMs, ctx.zone).year },
-    getMonth: { arity: [1, 1], call: (a, ctx) => wallFieldsOf(date(a, 0, 'DateUtil.getMonth').epochMs, ctx.zone).month },
-    getDay: { arity: [1, 1], call: (a, ctx) => wallFieldsOf(date(a, 0, 'DateUtil.getDay').epochMs, ctx.zone).day },
+    getYear: {
+      arity: [1, 1],
+      call: (a, ctx) => wallFieldsOf(date(a, 0, 'DateUtil.getYear').epochMs, ctx.zone).year,
+    },
+    getMonth: {
+      arity: [1, 1],
+      call: (a, ctx) => wallFieldsOf(date(a, 0, 'DateUtil.getMonth').epochMs, ctx.zone).month,
+    },
+    getDay: {
+      arity: [1, 1],
+      call: (a, ctx) => wallFieldsOf(date(a, 0, 'DateUtil.getDay').epochMs, ctx.zone).day,
+    },
     getTime: { arity: [1, 1], call: (a) => date(a, 0, 'DateUtil.getTime').epochMs },
     now: { arity: [0, 0], call: (_a, ctx) => new ElDate(ctx.now) },
   },
@@ -199,7 +232,8 @@ function pad(s: string, size: number, padWith: string | null, left: boolean, met
 
 /** commons-lang split: by any of the separator characters (whitespace when none), empty tokens dropped. */
 function split(s: string, separators: string | null): string[] {
-  const isSeparator = separators === null ? (c: string) => /\s/.test(c) : (c: string) => separators.includes(c);
+  const isSeparator =
+    separators === null ? (c: string) => /\s/.test(c) : (c: string) => separators.includes(c);
   const tokens: string[] = [];
   let token = '';
   for (const c of s) {
@@ -219,7 +253,9 @@ function replaceAll(text: string, search: string, replacement: string): string {
   const pieces = text.split(search);
   const grows = (pieces.length - 1) * (replacement.length - search.length);
   if (text.length + grows > EL_LIMITS.maxStringLength) {
-    throw new ElError(`StringUtil.replace would build a string longer than ${EL_LIMITS.maxStringLength} characters`);
+    throw new ElError(
+      `StringUtil.replace would build a string longer than ${EL_LIMITS.maxStringLength} characters`,
+    );
   }
   return pieces.join(replacement);
 }
@@ -284,26 +320,51 @@ const StringUtil: BuiltinObject = {
       const end = s.indexOf(close, start + open.length);
       return end === -1 ? null : s.slice(start + open.length, end);
     }),
-    indexOf: strMethod('indexOf', [2, 2], (s, a, m) => {
-      const search = str(a, 1, m);
-      return search === null ? -1 : s.indexOf(search);
-    }, -1),
-    lastIndexOf: strMethod('lastIndexOf', [2, 2], (s, a, m) => {
-      const search = str(a, 1, m);
-      return search === null ? -1 : s.lastIndexOf(search);
-    }, -1),
-    contains: strMethod('contains', [2, 2], (s, a, m) => {
-      const search = str(a, 1, m);
-      return search !== null && s.includes(search);
-    }, false),
-    startsWith: strMethod('startsWith', [2, 2], (s, a, m) => {
-      const prefix = str(a, 1, m);
-      return prefix !== null && s.startsWith(prefix);
-    }, false),
-    endsWith: strMethod('endsWith', [2, 2], (s, a, m) => {
-      const suffix = str(a, 1, m);
-      return suffix !== null && s.endsWith(suffix);
-    }, false),
+    indexOf: strMethod(
+      'indexOf',
+      [2, 2],
+      (s, a, m) => {
+        const search = str(a, 1, m);
+        return search === null ? -1 : s.indexOf(search);
+      },
+      -1,
+    ),
+    lastIndexOf: strMethod(
+      'lastIndexOf',
+      [2, 2],
+      (s, a, m) => {
+        const search = str(a, 1, m);
+        return search === null ? -1 : s.lastIndexOf(search);
+      },
+      -1,
+    ),
+    contains: strMethod(
+      'contains',
+      [2, 2],
+      (s, a, m) => {
+        const search = str(a, 1, m);
+        return search !== null && s.includes(search);
+      },
+      false,
+    ),
+    startsWith: strMethod(
+      'startsWith',
+      [2, 2],
+      (s, a, m) => {
+        const prefix = str(a, 1, m);
+        return prefix !== null && s.startsWith(prefix);
+      },
+      false,
+    ),
+    endsWith: strMethod(
+      'endsWith',
+      [2, 2],
+      (s, a, m) => {
+        const suffix = str(a, 1, m);
+        return suffix !== null && s.endsWith(suffix);
+      },
+      false,
+    ),
     equals: { arity: [2, 2], call: (a) => str(a, 0, 'StringUtil.equals') === str(a, 1, 'StringUtil.equals') },
     equalsIgnoreCase: {
       arity: [2, 2],
@@ -322,29 +383,42 @@ const StringUtil: BuiltinObject = {
       const search = str(a, 1, m);
       return search === null || search === '' ? s : s.split(search).join('');
     }),
-    countMatches: strMethod('countMatches', [2, 2], (s, a, m) => {
-      const search = str(a, 1, m);
-      return search === null || search === '' ? 0 : s.split(search).length - 1;
-    }, 0),
+    countMatches: strMethod(
+      'countMatches',
+      [2, 2],
+      (s, a, m) => {
+        const search = str(a, 1, m);
+        return search === null || search === '' ? 0 : s.split(search).length - 1;
+      },
+      0,
+    ),
     split: strMethod('split', [1, 2], (s, a, m) => split(s, a.length > 1 ? str(a, 1, m) : null)),
     join: {
       arity: [1, 2],
       call: (a, ctx) => {
         const items = a[0] ?? null;
         if (items === null) return null;
-        if (!Array.isArray(items)) throw new ElError(`argument 1 of StringUtil.join must be an array, not ${preview(items)}`);
+        if (!Array.isArray(items))
+          throw new ElError(`argument 1 of StringUtil.join must be an array, not ${preview(items)}`);
         const separator = a.length > 1 ? (str(a, 1, 'StringUtil.join') ?? '') : '';
         const texts = (items as readonly ElValue[]).map((v) => toText(v, ctx.zone));
-        const length = texts.reduce((n, t) => n + t.length, 0) + separator.length * Math.max(0, texts.length - 1);
-        if (length > EL_LIMITS.maxStringLength) throw new ElError('StringUtil.join would build a string that is too long');
+        const length =
+          texts.reduce((n, t) => n + t.length, 0) + separator.length * Math.max(0, texts.length - 1);
+        if (length > EL_LIMITS.maxStringLength)
+          throw new ElError('StringUtil.join would build a string that is too long');
         return texts.join(separator);
       },
     },
-    leftPad: strMethod('leftPad', [2, 3], (s, a, m) => pad(s, int(a, 1, m), a.length > 2 ? str(a, 2, m) : null, true, m)),
-    rightPad: strMethod('rightPad', [2, 3], (s, a, m) => pad(s, int(a, 1, m), a.length > 2 ? str(a, 2, m) : null, false, m)),
+    leftPad: strMethod('leftPad', [2, 3], (s, a, m) =>
+      pad(s, int(a, 1, m), a.length > 2 ? str(a, 2, m) : null, true, m),
+    ),
+    rightPad: strMethod('rightPad', [2, 3], (s, a, m) =>
+      pad(s, int(a, 1, m), a.length > 2 ? str(a, 2, m) : null, false, m),
+    ),
     repeat: strMethod('repeat', [2, 2], (s, a, m) => {
       const n = Math.max(0, int(a, 1, m));
-      if (s.length * n > EL_LIMITS.maxStringLength) throw new ElError(`${m} would build a string that is too long`);
+      if (s.length * n > EL_LIMITS.maxStringLength)
+        throw new ElError(`${m} would build a string that is too long`);
       return s.repeat(n);
     }),
     abbreviate: strMethod('abbreviate', [2, 2], (s, a, m) => {
@@ -352,7 +426,11 @@ const StringUtil: BuiltinObject = {
       if (width < 4) throw new ElError(`${m}: the minimum abbreviation width is 4`);
       return s.length <= width ? s : `${s.slice(0, width - 3)}...`;
     }),
-    defaultString: { arity: [1, 2], call: (a) => str(a, 0, 'StringUtil.defaultString') ?? (a.length > 1 ? str(a, 1, 'StringUtil.defaultString') : '') },
+    defaultString: {
+      arity: [1, 2],
+      call: (a) =>
+        str(a, 0, 'StringUtil.defaultString') ?? (a.length > 1 ? str(a, 1, 'StringUtil.defaultString') : ''),
+    },
     defaultIfEmpty: {
       arity: [2, 2],
       call: (a) => {
@@ -383,7 +461,8 @@ function jsonPath(root: ElValue, path: string): ElValue {
   while (re.lastIndex < rest.length) {
     const start = re.lastIndex;
     const m = re.exec(rest);
-    if (!m || m.index !== start) throw new ElError(`JSONUtil.path: cannot read the path '${path.slice(0, 64)}' at position ${start}`);
+    if (!m || m.index !== start)
+      throw new ElError(`JSONUtil.path: cannot read the path '${path.slice(0, 64)}' at position ${start}`);
     if (m[1] !== undefined) segments.push(m[1]);
     else if (m[2] !== undefined) segments.push(Number(m[2]));
     else segments.push(m[3] ?? m[4] ?? '');
@@ -460,7 +539,13 @@ const Job: BuiltinObject = {
   },
 };
 
-export const BUILTIN_OBJECTS: Readonly<Record<string, BuiltinObject>> = { DateUtil, StringUtil, JSONUtil, Env, Job };
+export const BUILTIN_OBJECTS: Readonly<Record<string, BuiltinObject>> = {
+  DateUtil,
+  StringUtil,
+  JSONUtil,
+  Env,
+  Job,
+};
 
 const OBJECT_LIST = Object.keys(BUILTIN_OBJECTS).join(', ');
 
@@ -476,7 +561,11 @@ export function builtinMethod(objectName: string, methodName: string, at: number
   return method;
 }
 
-export function builtinProperty(objectName: string, property: string, at: number): (ctx: ElContext) => ElValue {
+export function builtinProperty(
+  objectName: string,
+  property: string,
+  at: number,
+): (ctx: ElContext) => ElValue {
   const object = builtinObject(objectName, at);
   const read = object.properties ? own(object.properties, property) : undefined;
   if (read) return read;

@@ -108,14 +108,18 @@ export class Evaluator {
         builtinObject(node.name, node.at);
         throw new ElError(`'${node.name}' is an object: use its properties or methods`, node.at);
       case 'member':
-        if (node.object.kind === 'name') return builtinProperty(node.object.name, node.property, node.at)(this.ctx);
+        if (node.object.kind === 'name')
+          return builtinProperty(node.object.name, node.property, node.at)(this.ctx);
         return this.member(this.evaluate(node.object), node.property, node.at);
       case 'index':
         return this.member(this.evaluate(node.object), this.evaluate(node.index), node.at);
       case 'call': {
         const callee = node.callee;
         if (callee.kind !== 'member' || callee.object.kind !== 'name') {
-          throw new ElError('only methods of DateUtil, StringUtil, JSONUtil, Env and Job can be called', node.at);
+          throw new ElError(
+            'only methods of DateUtil, StringUtil, JSONUtil, Env and Job can be called',
+            node.at,
+          );
         }
         const objectName = callee.object.name;
         const method = builtinMethod(objectName, callee.property, callee.at);
@@ -131,7 +135,8 @@ export class Evaluator {
         try {
           return method.call(args, this.ctx);
         } catch (error) {
-          if (error instanceof ElError && error.position === undefined) throw new ElError(error.message, node.at);
+          if (error instanceof ElError && error.position === undefined)
+            throw new ElError(error.message, node.at);
           throw error;
         }
       }
@@ -142,7 +147,9 @@ export class Evaluator {
         return -toNumber(operand, node.at);
       }
       case 'conditional':
-        return toBoolean(this.evaluate(node.test), node.at) ? this.evaluate(node.then) : this.evaluate(node.otherwise);
+        return toBoolean(this.evaluate(node.test), node.at)
+          ? this.evaluate(node.then)
+          : this.evaluate(node.otherwise);
       case 'binary':
         return this.binary(node.op, node.left, node.right, node.at);
     }
@@ -184,8 +191,10 @@ export class Evaluator {
   /** `.name` or `[key]` on a JSON value (from JSONUtil.parse/path, StringUtil.split). */
   private member(target: ElValue, key: ElValue, at: number): ElValue {
     if (Array.isArray(target)) {
-      const index = typeof key === 'number' ? key : typeof key === 'string' && /^[0-9]+$/.test(key) ? Number(key) : NaN;
-      if (!Number.isInteger(index)) throw new ElError(`an array index must be a whole number, not ${preview(key)}`, at);
+      const index =
+        typeof key === 'number' ? key : typeof key === 'string' && /^[0-9]+$/.test(key) ? Number(key) : NaN;
+      if (!Number.isInteger(index))
+        throw new ElError(`an array index must be a whole number, not ${preview(key)}`, at);
       const items = target as readonly ElValue[];
       if (index < 0 || index >= items.length) {
         throw new ElError(`index ${index} is out of range (the array has ${items.length} items)`, at);
@@ -226,11 +235,17 @@ export function validateNode(node: ElNode): void {
     case 'call': {
       const callee = node.callee;
       if (callee.kind !== 'member' || callee.object.kind !== 'name') {
-        throw new ElError('only methods of DateUtil, StringUtil, JSONUtil, Env and Job can be called', node.at);
+        throw new ElError(
+          'only methods of DateUtil, StringUtil, JSONUtil, Env and Job can be called',
+          node.at,
+        );
       }
       const [min, max] = builtinMethod(callee.object.name, callee.property, callee.at).arity;
       if (node.args.length < min || node.args.length > max) {
-        throw new ElError(`${callee.object.name}.${callee.property} takes ${min === max ? min : `${min} to ${max}`} arguments, not ${node.args.length}`, node.at);
+        throw new ElError(
+          `${callee.object.name}.${callee.property} takes ${min === max ? min : `${min} to ${max}`} arguments, not ${node.args.length}`,
+          node.at,
+        );
       }
       node.args.forEach(validateNode);
       return;

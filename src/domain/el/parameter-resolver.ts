@@ -58,7 +58,8 @@ export function assertValidTemplate(source: Source, name: string, value: string)
 /** True when resolving needs the environment variables (so the caller may skip reading them otherwise). */
 export function needsEnvironment(content: string, params: ScriptParams): boolean {
   if (Object.values(params).some(hasExpression)) return true;
-  for (const name of placeholderNames(content)) if (!Object.prototype.hasOwnProperty.call(params, name)) return true;
+  for (const name of placeholderNames(content))
+    if (!Object.prototype.hasOwnProperty.call(params, name)) return true;
   return false;
 }
 
@@ -85,8 +86,13 @@ export function resolveExecutionParameters(input: {
       return raw;
     }
     if (inProgress.includes(key)) {
-      const chain = [...inProgress.slice(inProgress.indexOf(key)), key].map((k) => k.split(':')[1]).join(' → ');
-      throw new DlfError('OPENDLF.0620', `The EL expression in ${source} '${name}' is invalid: it refers back to itself (${chain}).`);
+      const chain = [...inProgress.slice(inProgress.indexOf(key)), key]
+        .map((k) => k.split(':')[1])
+        .join(' → ');
+      throw new DlfError(
+        'OPENDLF.0620',
+        `The EL expression in ${source} '${name}' is invalid: it refers back to itself (${chain}).`,
+      );
     }
     inProgress.push(key);
     try {

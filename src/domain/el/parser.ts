@@ -30,7 +30,8 @@ export const EL_LIMITS = {
   maxStringLength: 1_048_576,
 } as const;
 
-export type BinaryOperator = '||' | '&&' | '==' | '!=' | '<' | '>' | '<=' | '>=' | '+' | '-' | '*' | '/' | '%';
+export type BinaryOperator =
+  '||' | '&&' | '==' | '!=' | '<' | '>' | '<=' | '>=' | '+' | '-' | '*' | '/' | '%';
 export type UnaryOperator = '-' | '!' | 'empty';
 
 export type ElNode =
@@ -44,7 +45,8 @@ export type ElNode =
   | { kind: 'conditional'; test: ElNode; then: ElNode; otherwise: ElNode; at: number };
 
 /** A value split into literal text and parsed `#{…}` expressions. */
-export type TemplatePart = { kind: 'text'; text: string } | { kind: 'expression'; node: ElNode; source: string };
+export type TemplatePart =
+  { kind: 'text'; text: string } | { kind: 'expression'; node: ElNode; source: string };
 
 type Token =
   | { kind: 'number'; value: number; at: number }
@@ -68,7 +70,31 @@ const KEYWORD_OPERATORS: Readonly<Record<string, string>> = {
   empty: 'empty',
 };
 
-const PUNCTUATION = ['==', '!=', '<=', '>=', '&&', '||', '(', ')', '[', ']', '.', ',', '?', ':', '+', '-', '*', '/', '%', '<', '>', '!', '}'];
+const PUNCTUATION = [
+  '==',
+  '!=',
+  '<=',
+  '>=',
+  '&&',
+  '||',
+  '(',
+  ')',
+  '[',
+  ']',
+  '.',
+  ',',
+  '?',
+  ':',
+  '+',
+  '-',
+  '*',
+  '/',
+  '%',
+  '<',
+  '>',
+  '!',
+  '}',
+];
 
 class Lexer {
   private current: Token | undefined;
@@ -236,7 +262,8 @@ class Parser {
       if (t.value === '.') {
         this.lexer.next();
         const name = this.lexer.next();
-        if (name.kind !== 'name') throw new ElError(`expected a name after '.' but found ${describe(name)}`, name.at);
+        if (name.kind !== 'name')
+          throw new ElError(`expected a name after '.' but found ${describe(name)}`, name.at);
         node = this.node({ kind: 'member', object: node, property: name.value, at: name.at });
       } else if (t.value === '[') {
         this.lexer.next();
@@ -339,7 +366,10 @@ export function parseTemplate(value: string): TemplatePart[] {
     }
     if (start > i) parts.push({ kind: 'text', text: value.slice(i, start) });
     if (parts.filter((p) => p.kind === 'expression').length >= EL_LIMITS.maxExpressionsPerValue) {
-      throw new ElError(`a value may hold at most ${EL_LIMITS.maxExpressionsPerValue} #{…} expressions`, start);
+      throw new ElError(
+        `a value may hold at most ${EL_LIMITS.maxExpressionsPerValue} #{…} expressions`,
+        start,
+      );
     }
     // The lexer runs over the whole value; the expression is bounded by its length limit.
     const bounded = value.slice(0, start + 2 + EL_LIMITS.maxExpressionLength + 1);

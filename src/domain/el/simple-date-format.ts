@@ -88,7 +88,8 @@ export function compilePattern(pattern: string): PatternItem[] {
       }
       let count = 1;
       while (pattern[i + count] === c) count += 1;
-      if (c === 'X' && count > 3) throw new ElError(`invalid ISO 8601 format: length=${count} in '${pattern}'`);
+      if (c === 'X' && count > 3)
+        throw new ElError(`invalid ISO 8601 format: length=${count} in '${pattern}'`);
       items.push({ kind: 'field', letter: c, count });
       i += count;
       continue;
@@ -102,7 +103,9 @@ export function compilePattern(pattern: string): PatternItem[] {
 
 function pad(value: number, count: number): string {
   const digits = String(Math.abs(value));
-  return (value < 0 ? '-' : '') + (digits.length >= count ? digits : '0'.repeat(count - digits.length) + digits);
+  return (
+    (value < 0 ? '-' : '') + (digits.length >= count ? digits : '0'.repeat(count - digits.length) + digits)
+  );
 }
 
 function isLeapYear(year: number): boolean {
@@ -265,7 +268,11 @@ function isNumericField(item: PatternItem | undefined): boolean {
   return NUMERIC_LETTERS.includes(item.letter);
 }
 
-function matchName(text: string, at: number, names: readonly string[]): { index: number; length: number } | undefined {
+function matchName(
+  text: string,
+  at: number,
+  names: readonly string[],
+): { index: number; length: number } | undefined {
   let best: { index: number; length: number } | undefined;
   const rest = text.slice(at).toLowerCase();
   names.forEach((name, index) => {

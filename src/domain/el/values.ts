@@ -7,7 +7,8 @@ import type { ElTimeZone } from './time-zone.js';
 /** A java.util.Date: an instant, shown in the EL time zone. */
 export class ElDate {
   constructor(readonly epochMs: number) {
-    if (!Number.isFinite(epochMs) || Math.abs(epochMs) > 8.64e15) throw new ElError('the date is out of range');
+    if (!Number.isFinite(epochMs) || Math.abs(epochMs) > 8.64e15)
+      throw new ElError('the date is out of range');
   }
 }
 
@@ -68,7 +69,12 @@ export function fromJson(text: string): ElValue {
 const MAX_JSON_DEPTH = 256;
 
 function toElValue(value: unknown, depth: number): ElValue {
-  if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+  if (
+    value === null ||
+    typeof value === 'string' ||
+    typeof value === 'number' ||
+    typeof value === 'boolean'
+  ) {
     return value;
   }
   if (depth >= MAX_JSON_DEPTH) throw new ElError(`JSON nested more than ${MAX_JSON_DEPTH} levels deep`);

@@ -5,7 +5,12 @@ import type { EnvironmentVariable, EnvironmentVariableStore } from '../store.js'
 import { toDate, type Database, type EnvironmentVariablesTable } from './schema.js';
 
 function toVariable(row: Selectable<EnvironmentVariablesTable>): EnvironmentVariable {
-  return { name: row.name, value: row.value, createdAt: toDate(row.created_at), updatedAt: toDate(row.updated_at) };
+  return {
+    name: row.name,
+    value: row.value,
+    createdAt: toDate(row.created_at),
+    updatedAt: toDate(row.updated_at),
+  };
 }
 
 export class KyselyEnvironmentVariableStore implements EnvironmentVariableStore {
