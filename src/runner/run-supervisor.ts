@@ -25,10 +25,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Instance } from '../domain/instance.js';
-import { settleChange, STATE_CHANGES, STOPPED_MESSAGE } from '../domain/instance-state.js';
+import { isTerminal, settleChange, STATE_CHANGES, STOPPED_MESSAGE } from '../domain/instance-state.js';
 import type { EngineLimits } from '../engines/engine.js';
 import type { RunQueue, RunSubmission } from '../services/run-queue.js';
-import type { ClaimedRun, InstanceSignal, Store } from '../store/store.js';
+import type { ClaimedRun, InstanceOwner, InstanceSignal, Store } from '../store/store.js';
 import { endRun, newActiveRun, waitAtMost, type ActiveRuns } from './active-run.js';
 import { ClaimPump } from './claim-pump.js';
 import { LeaseKeeper } from './lease-keeper.js';
@@ -64,6 +64,14 @@ const NOT_STARTED_ON_SHUTDOWN = 'The server shut down before the script instance
 
 /** How long a stop signal for a run not (yet) on this node is remembered, for a claim in flight. */
 const REMEMBER_STOP_MS = 10_000;
+
+function isOwnedBy(instance: Instance, owner: InstanceOwner): boolean {
+  return (
+    instance.scriptName === owner.scriptName &&
+    instance.namespace.projectId === owner.namespace.projectId &&
+    instance.namespace.workspaceId === owner.namespace.workspaceId
+  );
+}
 
 export class RunSupervisor implements RunQueue {
   private readonly active: ActiveRuns = new Map();
@@ -218,14 +226,14 @@ export class RunSupervisor implements RunQueue {
     return [...this.active.keys()];
   }
 
-  async submit(submission: RunSubmission): Promise<Instance> {
+  async submit(submission: RunSubmission): Promise<Instance | undefined> {
     this.observer.runQueued(submission.engine);
     const newInstance = { ...submission, id: randomUUID(), nodeId: this.config.nodeId };
     if (this.claims.accepting && this.claims.queueKnownEmpty && this.freeSlots() > 0) {
       // Nothing waits before it and a slot is free: insert it claimed by this node and run it now.
       this.reservedSlots += 1;
       const sentAt = performance.now();
-      let instance: Instance;
+      let instance: Instance | undefined;
       try {
         instance = await this.store.instances.create(
           { ...newInstance, claim: { leaseMs: this.config.leaseMs, startedAt: new Date() } },
@@ -234,6 +242,8 @@ export class RunSupervisor implements RunQueue {
       } finally {
         this.reservedSlots -= 1;
       }
+      // The script was deleted meanwhile: nothing was inserted, nothing runs.
+      if (!instance) return undefined;
       if (!this.claims.accepting) {
         // Shutdown began during the insert: this node starts no new work (a queued row would have
         // been aborted the same way). Settled within this call, so the store is still open.
@@ -250,6 +260,7 @@ export class RunSupervisor implements RunQueue {
       return instance;
     }
     const instance = await this.store.instances.create(newInstance, new Date());
+    if (!instance) return undefined;
     this.claims.workMayBeQueued();
     if (this.claims.accepting && this.freeSlots() > 0) {
       // This node has room: it claims the work itself, without a round trip through the other
@@ -290,9 +301,10 @@ export class RunSupervisor implements RunQueue {
     return this.deliverStop(instanceId, actor);
   }
 
-  async stop(instanceId: string, actor: string): Promise<Instance | undefined> {
+  async stop(instanceId: string, actor: string, owner: InstanceOwner): Promise<Instance | undefined> {
     const run = this.active.get(instanceId);
     if (run) {
+      if (!isOwnedBy(run.instance, owner)) return undefined;
       this.deliverStop(instanceId, actor);
       // The settle hands over the row it wrote: no read after it.
       let settledRow: Instance | undefined;
@@ -302,23 +314,23 @@ export class RunSupervisor implements RunQueue {
       );
       return settledRow ?? this.store.instances.get(instanceId);
     }
-    // Still queued (on any node): one guarded update stops it (request recorded with it); it never starts.
-    const { from, to } = STATE_CHANGES.stopQueued;
-    const now = new Date();
-    const stopped = await this.store.instances.transition(instanceId, from, to, {
-      endedAt: now,
-      message: STOPPED_MESSAGE,
-      failureReason: 'stopped',
-      stopRequest: { at: now, by: actor },
-    });
-    if (stopped) {
-      this.announceSettled(instanceId, stopped);
-      return stopped;
+    // The request is written first, before anything is read, in one guarded statement: still
+    // queued (on any node), the instance is settled STOPPED by it and no claim can take it any more;
+    // claimed, the request is stored with it.
+    const requested = await this.store.instances.requestStop(
+      instanceId,
+      owner,
+      { at: new Date(), by: actor },
+      { message: STOPPED_MESSAGE, failureReason: 'stopped' },
+    );
+    if (!requested) return undefined;
+    if (isTerminal(requested.state)) {
+      this.announceSettled(instanceId, requested);
+      return requested;
     }
     // Claimed by another node, or by this one meanwhile (then stopped here, or on registration if
-    // the claim is still in flight). The request is stored; the signal tells another owner now, its
-    // stop poll would find it within pollMs anyway.
-    await this.store.instances.recordStopRequest(instanceId, now, actor);
+    // the claim is still in flight). The signal tells another owner now; its stop poll would find
+    // the stored request within pollMs anyway.
     if (!this.deliverStop(instanceId, actor)) this.store.signals.publish({ kind: 'stop', instanceId });
     return (
       (await this.waitUntilSettled(instanceId, this.config.stopWaitMs)) ??

@@ -55,6 +55,9 @@ export class ExecutionService {
         database: script.database,
       },
     });
+    // Deleted since it was read: the delete has stopped the script's instances, and this one was
+    // never created (the insert is guarded by the script's row).
+    if (!instance) throw new DlfError('DLF.6201');
     return instance.id;
   }
 
@@ -105,16 +108,20 @@ export class ExecutionService {
         running.namespace.workspaceId === ns.workspaceId
       );
     });
+    const owner = { scriptName, namespace: ns };
     if (stoppedHere && held) {
       // The rest of getInstance's checks without reading the instance (the script read is served
       // from memory); the answer waits for the settle only, not for reads before and after it.
       const script = await this.scripts.get(ns, scriptName);
       if (held.scriptId !== script.id) throw new DlfError('DLF.6205');
-      return (await this.runs.stop(instanceId, actor)) ?? held;
+      return (await this.runs.stop(instanceId, actor, owner)) ?? held;
     }
-    const instance = await this.getInstance(ns, scriptName, instanceId);
-    if (isTerminal(instance.state)) return instance;
-    return (await this.runs.stop(instance.id, actor)) ?? instance;
+    // Not held here: the stop request is written first, before any read, guarded by the script
+    // name and namespace on the row itself (a queued instance is stopped by that write and never
+    // claimed). Read only when it found no active instance of this script: then the script check
+    // (DLF.6201), and the instance is terminal (answered unchanged) or not this script's (DLF.6205).
+    const stopped = await this.runs.stop(instanceId, actor, owner);
+    return stopped ?? (await this.getInstanceNow(ns, scriptName, instanceId));
   }
 
   /** Extension: the most recent instances of a script. */

@@ -3,7 +3,7 @@
  * RunSupervisor (runner/) implements it; services never see processes, queries, timers or nodes.
  */
 import type { Instance } from '../domain/instance.js';
-import type { NewInstance } from '../store/store.js';
+import type { InstanceOwner, NewInstance } from '../store/store.js';
 
 /** What execute hands over: the instance to create, without the id and node the runner assigns. */
 export type RunSubmission = Omit<NewInstance, 'id' | 'nodeId' | 'claim'>;
@@ -14,8 +14,9 @@ export interface RunQueue {
   /**
    * Persists the instance with its run request and returns it: already claimed by this node when
    * it has a free slot and nothing waits before it, else QUEUED for whichever node has room first.
+   * Undefined when the script was deleted meanwhile: no instance was created.
    */
-  submit(submission: RunSubmission): Promise<Instance>;
+  submit(submission: RunSubmission): Promise<Instance | undefined>;
   /**
    * Stops a run held by this node at once, before any store access, if `belongs` accepts the run's
    * instance (the caller's namespace and script checks); the request is recorded with its settle.
@@ -24,10 +25,13 @@ export interface RunQueue {
   stopHere(instanceId: string, actor: string, belongs: (instance: Instance) => boolean): boolean;
   /**
    * Records the stop request of `actor` and delivers it: ends the instance's work in whatever phase
-   * it is (queued, launching, running), on whichever node runs it. Resolves with the instance once
-   * it is terminal, or after the configured wait bound if the work is slow to die.
+   * it is (queued, launching, running), on whichever node runs it. The request is written before
+   * anything is read, guarded by `owner`: a queued instance is settled STOPPED by that write and
+   * never starts. Resolves with the instance once it is terminal, or after the configured wait
+   * bound if the work is slow to die; undefined when `owner` has no active instance with this id
+   * (nothing was done: the caller reads it to tell terminal from someone else's) or it is gone.
    */
-  stop(instanceId: string, actor: string): Promise<Instance | undefined>;
+  stop(instanceId: string, actor: string, owner: InstanceOwner): Promise<Instance | undefined>;
   /**
    * Resolves with the terminal instance as soon as it settles, or with undefined after
    * `timeoutMs` or when it is gone (long-polling reads).

@@ -207,20 +207,26 @@ export class ScriptService {
 
   async delete(ns: Namespace, name: string, body: unknown, principal: Principal): Promise<void> {
     const approvers = parseDeleteBody(body);
-    const script = await this.get(ns, name);
+    await this.get(ns, name);
     if (this.reviewEnabled(ns)) {
       if (!approvers || approvers.length === 0) {
         throw invalidParameter('approvers are required: review is enabled in this workspace');
       }
       await this.assertApproversMayApprove(ns, approvers, principal);
     }
+    // The script row goes first: from then on no execute can create an instance of it (the insert
+    // is guarded by the row), so the list below has every instance an execute racing this delete
+    // could have created, and each is stopped before the delete answers.
+    const scriptId = await this.store.scripts.delete(ns, name);
+    if (scriptId === undefined) throw new DlfError('DLF.6201');
+    const owner = { scriptName: name, namespace: ns };
     // Newest first; a script's instance history is bounded by retention, so this is a bounded read.
-    const instances = await this.store.instances.listForScript(script.id, 100_000);
-    // Recorded and delivered like any stop (a lost signal on another node only delays it).
+    const instances = await this.store.instances.listForScript(scriptId, 100_000);
+    // Recorded (who stopped them) and delivered like any stop, on whichever node runs them.
     await Promise.all(
-      instances.filter((i) => !isTerminal(i.state)).map((i) => this.runs.stop(i.id, principal.id)),
+      instances.filter((i) => !isTerminal(i.state)).map((i) => this.runs.stop(i.id, principal.id, owner)),
     );
-    if (!(await this.store.scripts.delete(ns, name))) throw new DlfError('DLF.6201');
+    await this.store.instances.deleteForScript(scriptId);
     await this.runs.discardRunFiles(instances.map((i) => i.id));
   }
 }

@@ -45,8 +45,12 @@ export interface ScriptStore {
     from: { readonly states: readonly ApprovalState[]; readonly version: number },
     approval: Approval,
   ): Promise<boolean>;
-  /** Deletes the script and every instance of it; false when it did not exist. */
-  delete(namespace: Namespace, name: string): Promise<boolean>;
+  /**
+   * Deletes the script row and returns its id (undefined when it did not exist). From this moment no
+   * instance of it can be created (`InstanceStore.create` is guarded by the row); the instances it
+   * has stay until `InstanceStore.deleteForScript`, so the caller can stop them first.
+   */
+  delete(namespace: Namespace, name: string): Promise<string | undefined>;
   /** Stable order: creation order (then name). */
   list(namespace: Namespace, query: ScriptListQuery): Promise<ScriptPage>;
   count(namespace: Namespace): Promise<number>;
@@ -90,9 +94,22 @@ export interface TransitionPatch {
   stopRequest?: { at: Date; by: string };
 }
 
+/**
+ * Whose instance a stop may touch: the script (by the name the instance was created under) and
+ * namespace the caller named — checkable on the instance row alone, so a stop is written unread.
+ */
+export interface InstanceOwner {
+  scriptName: string;
+  namespace: Namespace;
+}
+
 export interface InstanceStore {
-  /** Inserts an instance in state QUEUED, or LAUNCHING claimed by its node when `claim` is set. */
-  create(instance: NewInstance, createdAt: Date): Promise<Instance>;
+  /**
+   * Inserts an instance in state QUEUED, or LAUNCHING claimed by its node when `claim` is set — in
+   * one statement guarded by its script's row: undefined (nothing inserted) once the script is
+   * deleted, so no instance can appear after a delete has listed the script's instances.
+   */
+  create(instance: NewInstance, createdAt: Date): Promise<Instance | undefined>;
   get(id: string): Promise<Instance | undefined>;
   /**
    * The guarded update: moves the instance to `to` only if its current state is one of `from`.
@@ -107,7 +124,20 @@ export interface InstanceStore {
   /** Records the first stop request (when, by whom) on a non-terminal instance; false if terminal or already recorded. */
   recordStopRequest(id: string, at: Date, by: string): Promise<boolean>;
   /**
-   * The queue: moves up to `limit` QUEUED instances (oldest first) to LAUNCHING, owned by `nodeId`
+   * A stop request, written before anything is read, in one guarded statement on an active
+   * instance of `owner`: a QUEUED one becomes STOPPED with `queuedSettlement` (it is never claimed:
+   * claims skip rows with a stop request too), a claimed one keeps its state and records the
+   * request (the first one wins). Returns the row as written, or undefined when `owner` has no
+   * active instance with this id (terminal, someone else's, or missing: nothing was written).
+   */
+  requestStop(
+    id: string,
+    owner: InstanceOwner,
+    request: { at: Date; by: string },
+    queuedSettlement: { message: string; failureReason: FailureReason },
+  ): Promise<Instance | undefined>;
+  /**
+   * The queue: moves up to `limit` QUEUED instances without a stop request (oldest first) to LAUNCHING, owned by `nodeId`
    * with a lease of `leaseMs` on the database clock. Rows another node is claiming at the same moment
    * are skipped (PostgreSQL: FOR UPDATE SKIP LOCKED), so each instance is claimed exactly once.
    */
@@ -139,6 +169,8 @@ export interface InstanceStore {
   /** Ids of terminal instances that ended before `before` (retention). */
   listEndedBefore(before: Date, limit: number): Promise<string[]>;
   deleteMany(ids: readonly string[]): Promise<number>;
+  /** Deletes every instance of a script (after its deletion has stopped them); returns how many. */
+  deleteForScript(scriptId: string): Promise<number>;
   /** Instance ids of a script, newest first (extension endpoint, script deletion). */
   listForScript(scriptId: string, limit: number): Promise<Instance[]>;
 }

@@ -8,6 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { InstanceState } from '../../src/domain/instance-state.js';
 import type { Namespace, ScriptInput } from '../../src/domain/script.js';
+import type { Instance } from '../../src/domain/instance.js';
 import type { Approval, NewInstance, Store } from '../../src/store/store.js';
 
 export interface StoreContractFixture {
@@ -37,11 +38,14 @@ function scriptInput(name: string, overrides: Partial<ScriptInput> = {}): Script
   };
 }
 
+/** A script every instance belongs to unless a test names its own (instances need their script). */
+let defaultScriptId = '';
+
 function newInstance(ns: Namespace, overrides: Partial<NewInstance> = {}): NewInstance {
   return {
     id: randomUUID(),
     namespace: ns,
-    scriptId: `s_${uniq()}`,
+    scriptId: defaultScriptId,
     scriptName: 'script',
     connectionName: 'conn',
     engine: 'postgres',
@@ -56,7 +60,25 @@ export function runStoreContract(fixture: StoreContractFixture): void {
     let store: Store;
     before(async () => {
       store = await fixture.open();
+      const ns = freshNs();
+      await store.scripts.create(ns, scriptInput('instances'), 'u', NONE);
+      defaultScriptId = (await store.scripts.get(ns, 'instances'))?.id ?? assert.fail('script created');
     });
+
+    /** Creates the instance; its script exists, so the guarded insert must insert it. */
+    async function createInstance(spec: NewInstance, createdAt: Date): Promise<Instance> {
+      return (
+        (await store.instances.create(spec, createdAt)) ??
+        assert.fail('instance of an existing script created')
+      );
+    }
+
+    /** A new script's id (the store chooses it). */
+    async function newScriptId(ns: Namespace): Promise<string> {
+      const name = `s_${uniq()}`;
+      await store.scripts.create(ns, scriptInput(name), 'u', NONE);
+      return (await store.scripts.get(ns, name))?.id ?? assert.fail('script created');
+    }
     after(async () => {
       await store.close();
       await fixture.cleanup();
@@ -215,11 +237,11 @@ export function runStoreContract(fixture: StoreContractFixture): void {
         assert.equal(await store.scripts.create(ns, scriptInput('s3'), 'u', NONE), false);
         await check();
         for (const name of ['s3', 's1', 's6']) {
-          assert.equal(await store.scripts.delete(ns, name), true);
+          assert.ok(await store.scripts.delete(ns, name));
           expected.splice(expected.indexOf(name), 1);
           await check();
         }
-        assert.equal(await store.scripts.delete(ns, 's3'), false);
+        assert.equal(await store.scripts.delete(ns, 's3'), undefined);
         await check();
         assert.equal(await store.scripts.create(ns, scriptInput('s1'), 'u', NONE), true);
         expected.push('s1');
@@ -251,21 +273,63 @@ export function runStoreContract(fixture: StoreContractFixture): void {
         );
       });
 
-      it('delete removes the script and its instances; unknown → false', async () => {
+      it('delete removes the script (returns its id) and closes it to new instances; deleteForScript removes its instances; unknown → undefined', async () => {
         const ns = freshNs();
         await store.scripts.create(ns, scriptInput('gone'), 'u', NONE);
         await store.scripts.create(ns, scriptInput('kept'), 'u', NONE);
         const gone = await store.scripts.get(ns, 'gone');
         const kept = await store.scripts.get(ns, 'kept');
         assert.ok(gone && kept);
-        const a = await store.instances.create(newInstance(ns, { scriptId: gone.id }), new Date());
-        const b = await store.instances.create(newInstance(ns, { scriptId: kept.id }), new Date());
-        assert.equal(await store.scripts.delete(ns, 'gone'), true);
+        const a = await createInstance(newInstance(ns, { scriptId: gone.id }), new Date());
+        const b = await createInstance(newInstance(ns, { scriptId: kept.id }), new Date());
+        assert.equal(await store.scripts.delete(ns, 'gone'), gone.id);
         assert.equal(await store.scripts.get(ns, 'gone'), undefined);
+        // The instances stay until the caller has stopped them, but no new one can be created.
+        assert.ok(await store.instances.get(a.id));
+        const late = newInstance(ns, { scriptId: gone.id });
+        assert.equal(await store.instances.create(late, new Date()), undefined);
+        assert.equal(
+          await store.instances.create(
+            { ...newInstance(ns, { scriptId: gone.id }), claim: { leaseMs: 1_000, startedAt: new Date() } },
+            new Date(),
+          ),
+          undefined,
+          'nor one inserted already claimed',
+        );
+        assert.equal(await store.instances.get(late.id), undefined);
+        assert.equal(await store.instances.deleteForScript(gone.id), 1);
         assert.equal(await store.instances.get(a.id), undefined);
         assert.ok(await store.instances.get(b.id));
-        assert.equal(await store.scripts.delete(ns, 'gone'), false);
+        assert.equal(await store.scripts.delete(ns, 'gone'), undefined);
         assert.equal(await store.scripts.count(ns), 1);
+      });
+
+      it('creates racing a delete: every instance created is listed after the delete, none is created after it', async () => {
+        for (let round = 0; round < 5; round++) {
+          const ns = freshNs();
+          const scriptId = await newScriptId(ns);
+          const [script] = (await store.scripts.list(ns, { offset: 0, limit: 1, nameContains: '' })).scripts;
+          assert.ok(script);
+          assert.equal(script.id, scriptId);
+          const creates: Promise<string | undefined>[] = [];
+          let listedAfterDelete: Promise<string[]> | undefined;
+          for (let i = 0; i < 40; i++) {
+            creates.push(
+              store.instances.create(newInstance(ns, { scriptId }), new Date()).then((inst) => inst?.id),
+            );
+            if (i === 20) {
+              listedAfterDelete = store.scripts.delete(ns, script.name).then(async (id) => {
+                assert.equal(id, scriptId);
+                return (await store.instances.listForScript(scriptId, 1_000)).map((inst) => inst.id);
+              });
+            }
+          }
+          const created = (await Promise.all(creates)).filter((id) => id !== undefined);
+          const listed = new Set(await listedAfterDelete);
+          const unseen = created.filter((id) => !listed.has(id));
+          assert.deepEqual(unseen, [], 'instances created after the delete listed the script’s instances');
+          assert.equal(await store.instances.create(newInstance(ns, { scriptId }), new Date()), undefined);
+        }
       });
     });
 
@@ -274,7 +338,7 @@ export function runStoreContract(fixture: StoreContractFixture): void {
         const ns = freshNs();
         const created = new Date(1_700_000_000_123);
         const spec = newInstance(ns);
-        const inst = await store.instances.create(spec, created);
+        const inst = await createInstance(spec, created);
         assert.equal(inst.state, 'QUEUED');
         assert.equal(inst.createdAt.getTime(), created.getTime());
         const got = await store.instances.get(spec.id);
@@ -304,7 +368,7 @@ export function runStoreContract(fixture: StoreContractFixture): void {
       });
 
       it('transition is guarded: wrong source → undefined; the patch is applied with the state', async () => {
-        const inst = await store.instances.create(newInstance(freshNs()), new Date());
+        const inst = await createInstance(newInstance(freshNs()), new Date());
         assert.equal(await store.instances.transition(inst.id, ['RUNNING'], 'FINISHED', {}), undefined);
         assert.equal(await store.instances.transition(inst.id, [], 'LAUNCHING', {}), undefined);
         assert.equal(await store.instances.transition(randomUUID(), ['QUEUED'], 'LAUNCHING', {}), undefined);
@@ -340,7 +404,7 @@ export function runStoreContract(fixture: StoreContractFixture): void {
       });
 
       it('a terminal state never changes', async () => {
-        const inst = await store.instances.create(newInstance(freshNs()), new Date());
+        const inst = await createInstance(newInstance(freshNs()), new Date());
         await store.instances.transition(inst.id, ['QUEUED'], 'STOPPED', { endedAt: new Date() });
         const all: InstanceState[] = ['QUEUED', 'LAUNCHING', 'RUNNING'];
         for (const to of ['FINISHED', 'FAILED', 'TIMED_OUT', 'ABORTED', 'RUNNING'] as const) {
@@ -352,7 +416,7 @@ export function runStoreContract(fixture: StoreContractFixture): void {
       });
 
       it('50 concurrent transitions RUNNING → different terminal states: exactly one wins', async () => {
-        const inst = await store.instances.create(newInstance(freshNs()), new Date());
+        const inst = await createInstance(newInstance(freshNs()), new Date());
         await store.instances.transition(inst.id, ['QUEUED'], 'RUNNING', { startedAt: new Date() });
         const terminals = ['FINISHED', 'FAILED', 'STOPPED', 'TIMED_OUT', 'ABORTED'] as const;
         const outcomes = await Promise.all(
@@ -371,32 +435,105 @@ export function runStoreContract(fixture: StoreContractFixture): void {
         assert.equal(got?.message, winner?.message);
       });
 
+      it('requestStop: a QUEUED instance is stopped by the write itself, a claimed one records the request; only the owner’s active instances', async () => {
+        const ns = freshNs();
+        const scriptId = await newScriptId(ns);
+        const owner = { scriptName: 'script', namespace: ns };
+        const settlement = { message: 'stopped', failureReason: 'stopped' } as const;
+        const at = new Date(1_700_000_004_000);
+        const queued = await createInstance(newInstance(ns, { scriptId }), new Date());
+        const stopped = await store.instances.requestStop(queued.id, owner, { at, by: 'alice' }, settlement);
+        assert.equal(stopped?.state, 'STOPPED');
+        assert.equal(stopped?.endedAt?.getTime(), at.getTime());
+        assert.equal(stopped?.message, 'stopped');
+        assert.equal(stopped?.failureReason, 'stopped');
+        assert.equal(stopped?.stopRequestedAt?.getTime(), at.getTime());
+        assert.equal(stopped?.stopRequestedBy, 'alice');
+        assert.equal(stopped?.startedAt, null, 'never claimed');
+        // Terminal now: a second request writes nothing.
+        assert.equal(
+          await store.instances.requestStop(queued.id, owner, { at: new Date(), by: 'bob' }, settlement),
+          undefined,
+        );
+        assert.equal((await store.instances.get(queued.id))?.stopRequestedBy, 'alice');
+
+        const claimed = await createInstance(
+          { ...newInstance(ns, { scriptId }), claim: { leaseMs: 30_000, startedAt: new Date() } },
+          new Date(),
+        );
+        const recorded = await store.instances.requestStop(
+          claimed.id,
+          owner,
+          { at, by: 'carol' },
+          settlement,
+        );
+        assert.equal(
+          recorded?.state,
+          'LAUNCHING',
+          'a claimed instance keeps its state until its run settles',
+        );
+        assert.equal(recorded?.endedAt, null);
+        assert.equal(recorded?.message, '');
+        assert.equal(recorded?.stopRequestedBy, 'carol');
+        const again = await store.instances.requestStop(
+          claimed.id,
+          owner,
+          { at: new Date(), by: 'dave' },
+          settlement,
+        );
+        assert.equal(again?.stopRequestedBy, 'carol', 'the first request wins');
+        assert.equal(again?.stopRequestedAt?.getTime(), at.getTime());
+
+        // Another script's or namespace's caller writes nothing.
+        const other = await createInstance(newInstance(ns, { scriptId }), new Date());
+        for (const wrong of [
+          { scriptName: 'another', namespace: ns },
+          { scriptName: 'script', namespace: freshNs() },
+        ]) {
+          assert.equal(
+            await store.instances.requestStop(other.id, wrong, { at, by: 'eve' }, settlement),
+            undefined,
+          );
+        }
+        const untouched = await store.instances.get(other.id);
+        assert.equal(untouched?.state, 'QUEUED');
+        assert.equal(untouched?.stopRequestedAt, null);
+        assert.equal(
+          await store.instances.requestStop(randomUUID(), owner, { at, by: 'eve' }, settlement),
+          undefined,
+        );
+        await store.instances.transition(other.id, ['QUEUED'], 'STOPPED', { endedAt: new Date() });
+        await store.instances.transition(claimed.id, ['LAUNCHING'], 'STOPPED', { endedAt: new Date() });
+      });
+
       it('recordStopRequest records once, and never on a terminal instance', async () => {
-        const inst = await store.instances.create(newInstance(freshNs()), new Date());
+        const inst = await createInstance(newInstance(freshNs()), new Date());
         const at = new Date(1_700_000_003_000);
         assert.equal(await store.instances.recordStopRequest(inst.id, at, 'alice'), true);
         assert.equal(await store.instances.recordStopRequest(inst.id, new Date(), 'bob'), false);
         const got = await store.instances.get(inst.id);
         assert.equal(got?.stopRequestedAt?.getTime(), at.getTime());
         assert.equal(got?.stopRequestedBy, 'alice');
-        const done = await store.instances.create(newInstance(freshNs()), new Date());
+        const done = await createInstance(newInstance(freshNs()), new Date());
         await store.instances.transition(done.id, ['QUEUED'], 'FINISHED', { endedAt: new Date() });
         assert.equal(await store.instances.recordStopRequest(done.id, new Date(), 'alice'), false);
         assert.equal(await store.instances.recordStopRequest(randomUUID(), new Date(), 'alice'), false);
+        // Left QUEUED with a request, it would never be claimed (see the queue tests): settle it.
+        await store.instances.transition(inst.id, ['QUEUED'], 'STOPPED', { endedAt: new Date() });
       });
 
       it('listUnreleased: active instances of a node, and settled ones still holding a run handle', async () => {
         const ns = freshNs();
         const node = `node_${uniq()}`;
-        const queued = await store.instances.create(newInstance(ns, { nodeId: node }), new Date());
-        const running = await store.instances.create(newInstance(ns, { nodeId: node }), new Date());
+        const queued = await createInstance(newInstance(ns, { nodeId: node }), new Date());
+        const running = await createInstance(newInstance(ns, { nodeId: node }), new Date());
         await store.instances.transition(running.id, ['QUEUED'], 'RUNNING', {});
-        const finished = await store.instances.create(newInstance(ns, { nodeId: node }), new Date());
+        const finished = await createInstance(newInstance(ns, { nodeId: node }), new Date());
         await store.instances.transition(finished.id, ['QUEUED'], 'FINISHED', { endedAt: new Date() });
-        const orphan = await store.instances.create(newInstance(ns, { nodeId: node }), new Date());
+        const orphan = await createInstance(newInstance(ns, { nodeId: node }), new Date());
         const handle = { engine: 'local-shell', pgid: 42 };
         await store.instances.transition(orphan.id, ['QUEUED'], 'ABORTED', { runHandle: handle });
-        await store.instances.create(newInstance(ns), new Date());
+        await createInstance(newInstance(ns), new Date());
         const unreleased = await store.instances.listUnreleased(node);
         assert.deepEqual(unreleased.map((i) => i.id).sort(), [queued.id, running.id, orphan.id].sort());
         await store.instances.releaseHandle(orphan.id);
@@ -409,10 +546,10 @@ export function runStoreContract(fixture: StoreContractFixture): void {
         const ns = freshNs();
         // Far in the past, so instances of other tests (ended now) never fall under the cut-off.
         const base = 1_000_000_000_000;
-        const old1 = await store.instances.create(newInstance(ns), new Date(base));
-        const old2 = await store.instances.create(newInstance(ns), new Date(base));
-        const recent = await store.instances.create(newInstance(ns), new Date(base));
-        const active = await store.instances.create(newInstance(ns), new Date(base));
+        const old1 = await createInstance(newInstance(ns), new Date(base));
+        const old2 = await createInstance(newInstance(ns), new Date(base));
+        const recent = await createInstance(newInstance(ns), new Date(base));
+        const active = await createInstance(newInstance(ns), new Date(base));
         await store.instances.transition(old1.id, ['QUEUED'], 'FINISHED', { endedAt: new Date(base + 1) });
         await store.instances.transition(old2.id, ['QUEUED'], 'FAILED', { endedAt: new Date(base + 2) });
         await store.instances.transition(recent.id, ['QUEUED'], 'STOPPED', { endedAt: new Date(base + 10) });
@@ -432,16 +569,13 @@ export function runStoreContract(fixture: StoreContractFixture): void {
 
       it('listForScript: newest first, limited, only that script', async () => {
         const ns = freshNs();
-        const scriptId = `s_${uniq()}`;
+        const scriptId = await newScriptId(ns);
         const ids: string[] = [];
         for (let i = 0; i < 4; i++) {
-          const inst = await store.instances.create(
-            newInstance(ns, { scriptId }),
-            new Date(1_700_000_000_000 + i),
-          );
+          const inst = await createInstance(newInstance(ns, { scriptId }), new Date(1_700_000_000_000 + i));
           ids.push(inst.id);
         }
-        await store.instances.create(newInstance(ns), new Date(1_800_000_000_000));
+        await createInstance(newInstance(ns), new Date(1_800_000_000_000));
         const all = await store.instances.listForScript(scriptId, 10);
         assert.deepEqual(
           all.map((i) => i.id),
@@ -460,6 +594,23 @@ export function runStoreContract(fixture: StoreContractFixture): void {
       // other tests left queued (tests in a describe run one after another).
       const drain = () => store.instances.claim(`drain_${uniq()}`, 100_000, 3_600_000, new Date());
 
+      it('claim skips a QUEUED instance with a stop request: a stop written first wins', async () => {
+        await drain();
+        const ns = freshNs();
+        const stopped = await createInstance(newInstance(ns), new Date(Date.now() - 1_000));
+        const other = await createInstance(newInstance(ns), new Date());
+        assert.equal(await store.instances.recordStopRequest(stopped.id, new Date(), 'alice'), true);
+        const claimed = await store.instances.claim('node-a', 1, 60_000, new Date());
+        assert.deepEqual(
+          claimed.map((c) => c.instance.id),
+          [other.id],
+          'the older instance has a stop request',
+        );
+        assert.deepEqual(await store.instances.claim('node-a', 5, 60_000, new Date()), []);
+        assert.equal((await store.instances.get(stopped.id))?.startedAt, null);
+        await store.instances.transition(stopped.id, ['QUEUED'], 'STOPPED', { endedAt: new Date() });
+      });
+
       it('claim: oldest first, each instance once, owner and lease recorded, run request returned', async () => {
         await drain();
         const ns = freshNs();
@@ -467,7 +618,7 @@ export function runStoreContract(fixture: StoreContractFixture): void {
         const ids: string[] = [];
         for (let i = 0; i < 3; i += 1) {
           const request = { scriptType: 'Shell' as const, content: `echo ${i}`, database: `d${i}` };
-          ids.push((await store.instances.create(newInstance(ns, { request }), new Date(base + i))).id);
+          ids.push((await createInstance(newInstance(ns, { request }), new Date(base + i))).id);
         }
         assert.equal(await store.instances.countQueued(), 3);
         const a = await store.instances.claim('node-a', 2, 60_000, new Date(base + 10));
@@ -498,8 +649,7 @@ export function runStoreContract(fixture: StoreContractFixture): void {
         await drain();
         const ns = freshNs();
         const created = new Set<string>();
-        for (let i = 0; i < 60; i += 1)
-          created.add((await store.instances.create(newInstance(ns), new Date())).id);
+        for (let i = 0; i < 60; i += 1) created.add((await createInstance(newInstance(ns), new Date())).id);
         const claimer = async (node: string) => {
           const mine: string[] = [];
           for (;;) {
@@ -517,10 +667,10 @@ export function runStoreContract(fixture: StoreContractFixture): void {
       it("renewLeases extends only the node's claimed instances; reapExpired settles an expired lease once", async () => {
         await drain();
         const ns = freshNs();
-        const keep = await store.instances.create(newInstance(ns), new Date());
+        const keep = await createInstance(newInstance(ns), new Date());
         const [kept] = await store.instances.claim('alive', 1, 60_000, new Date());
         assert.equal(kept?.instance.id, keep.id);
-        const lose = await store.instances.create(newInstance(ns), new Date());
+        const lose = await createInstance(newInstance(ns), new Date());
         const [lost] = await store.instances.claim('lost', 1, 1, new Date());
         assert.equal(lost?.instance.id, lose.id);
         await store.instances.transition(lose.id, ['LAUNCHING'], 'RUNNING', {
@@ -574,8 +724,8 @@ export function runStoreContract(fixture: StoreContractFixture): void {
         await drain();
         const ns = freshNs();
         const node = `node_${uniq()}`;
-        const one = await store.instances.create(newInstance(ns), new Date());
-        const two = await store.instances.create(newInstance(ns), new Date());
+        const one = await createInstance(newInstance(ns), new Date());
+        const two = await createInstance(newInstance(ns), new Date());
         await store.instances.claim(node, 2, 60_000, new Date());
         assert.deepEqual(await store.instances.listStopRequested(node), []);
         await store.instances.recordStopRequest(two.id, new Date(), 'alice');

@@ -21,10 +21,17 @@ describe('instance retention', () => {
   let store: Store;
   let sweeper: RetentionSweeper;
   const runsDir = () => join(dir, 'runs');
+  const NS = { projectId: 'p', workspaceId: 'w' };
+  let scriptId = '';
 
   before(async () => {
     dir = tempDir();
     store = await openSqliteStore(join(dir, 'store.sqlite'));
+    // Instances are only created for an existing script.
+    const script = { name: 'x', type: 'Shell', content: '', directory: '', connectionName: 'local' } as const;
+    const more = { database: '', queueName: '', configuration: {}, description: '' };
+    await store.scripts.create(NS, { ...script, ...more }, 'test', { state: 'NONE', by: null });
+    scriptId = (await store.scripts.get(NS, 'x'))?.id ?? assert.fail('script created');
     const log = pino({ level: 'silent' });
     const supervisor = new RunSupervisor(
       store,
@@ -53,8 +60,8 @@ describe('instance retention', () => {
     await store.instances.create(
       {
         id,
-        namespace: { projectId: 'p', workspaceId: 'w' },
-        scriptId: 's',
+        namespace: NS,
+        scriptId,
         scriptName: 'x',
         connectionName: 'local',
         engine: 'local-shell',

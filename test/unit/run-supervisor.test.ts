@@ -17,11 +17,14 @@ import type { Store } from '../../src/store/store.js';
 import { FakeEngine } from '../helpers/fake-engine.js';
 
 const NS = { projectId: 'p1', workspaceId: 'w1' };
+/** The id of the script every submission runs (instances are only created for existing scripts). */
+let scriptId = '';
+const owner = () => ({ scriptName: 's1', namespace: NS });
 
 function submission(content: string): RunSubmission {
   return {
     namespace: NS,
-    scriptId: 'script-1',
+    scriptId,
     scriptName: 's1',
     connectionName: 'fake',
     engine: 'fake',
@@ -58,6 +61,10 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
     supervisor.start();
   }
 
+  async function submit(content: string): Promise<Instance> {
+    return (await supervisor.submit(submission(content))) ?? assert.fail('the script exists: submitted');
+  }
+
   async function settled(instance: Instance): Promise<Instance> {
     const row =
       (await supervisor.waitUntilSettled(instance.id, 5_000)) ?? (await store.instances.get(instance.id));
@@ -68,6 +75,19 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'opendlf-runner-'));
     store = await openSqliteStore(join(dir, 'store.sqlite'));
+    const input = {
+      name: 's1',
+      type: 'DWSSQL',
+      content: '',
+      directory: '',
+      connectionName: 'fake',
+      database: '',
+      queueName: '',
+      configuration: {},
+      description: '',
+    } as const;
+    await store.scripts.create(NS, input, 'test', { state: 'NONE', by: null });
+    scriptId = (await store.scripts.get(NS, 's1'))?.id ?? assert.fail('script created');
   });
   afterEach(async () => {
     await supervisor.shutdown(0, 2_000);
@@ -79,8 +99,8 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
     await startSupervisor();
     // The first claim (at start) tells the node its queue is empty; from then on a free slot
     // means the instance is inserted claimed.
-    assert.equal((await settled(await supervisor.submit(submission('ok')))).state, 'FINISHED');
-    const instance = await supervisor.submit(submission('ok'));
+    assert.equal((await settled(await submit('ok'))).state, 'FINISHED');
+    const instance = await submit('ok');
     assert.equal(instance.state, 'LAUNCHING', 'claimed at insert: no QUEUED row, no claim query');
     assert.equal(instance.nodeId, 'node-a');
     assert.ok(instance.leaseExpiresAt, 'leased from the insert on');
@@ -94,7 +114,7 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
 
   it('a script failure is FAILED with reason script_error and the SQLSTATE', async () => {
     await startSupervisor();
-    const done = await settled(await supervisor.submit(submission('fail')));
+    const done = await settled(await submit('fail'));
     assert.equal(done.state, 'FAILED');
     assert.equal(done.failureReason, 'script_error');
     assert.equal(done.sqlState, '42P01');
@@ -103,13 +123,13 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
 
   it('queues beyond the slots, claims in order when a slot frees, and stops a queued one before it starts', async () => {
     await startSupervisor({ maxConcurrentRuns: 1 });
-    const first = await supervisor.submit(submission('gate'));
+    const first = await submit('gate');
     await engine.whenStarted(first.id);
-    const second = await supervisor.submit(submission('ok'));
-    const third = await supervisor.submit(submission('ok'));
+    const second = await submit('ok');
+    const third = await submit('ok');
     assert.equal(second.state, 'QUEUED');
     assert.equal(third.state, 'QUEUED');
-    const stopped = await supervisor.stop(second.id, 'alice');
+    const stopped = await supervisor.stop(second.id, 'alice', owner());
     assert.equal(stopped?.state, 'STOPPED');
     assert.equal(stopped?.stopRequestedBy, 'alice');
     assert.equal(stopped?.failureReason, 'stopped');
@@ -121,10 +141,10 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
 
   it('stops a run in its launching phase (no handle yet) and records who asked', async () => {
     await startSupervisor();
-    const instance = await supervisor.submit(submission('hang-silent'));
+    const instance = await submit('hang-silent');
     await engine.whenStarted(instance.id);
     assert.equal((await store.instances.get(instance.id))?.state, 'LAUNCHING');
-    const stopped = await supervisor.stop(instance.id, 'bob');
+    const stopped = await supervisor.stop(instance.id, 'bob', owner());
     assert.equal(stopped?.state, 'STOPPED');
     assert.equal(stopped?.stopRequestedBy, 'bob', 'recorded with the settle');
     assert.ok(stopped?.stopRequestedAt);
@@ -133,12 +153,12 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
 
   it('stops a running run (RUNNING written first by an engine whose work outlives the process)', async () => {
     await startSupervisor({}, true);
-    const instance = await supervisor.submit(submission('hang'));
+    const instance = await submit('hang');
     await engine.whenStarted(instance.id);
     const running = await store.instances.get(instance.id);
     assert.equal(running?.state, 'RUNNING');
     assert.deepEqual(running?.runHandle, { engine: 'fake' });
-    const stopped = await supervisor.stop(instance.id, 'carol');
+    const stopped = await supervisor.stop(instance.id, 'carol', owner());
     assert.equal(stopped?.state, 'STOPPED');
     assert.equal(stopped?.stopRequestedBy, 'carol');
     assert.equal(stopped?.runHandle, null);
@@ -146,7 +166,7 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
 
   it('stopHere aborts a run of this node at once, only when the caller says it belongs', async () => {
     await startSupervisor();
-    const instance = await supervisor.submit(submission('hang'));
+    const instance = await submit('hang');
     await engine.whenStarted(instance.id);
     assert.equal(
       supervisor.stopHere(instance.id, 'eve', () => false),
@@ -164,7 +184,7 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
 
   it('settlingHere: a read may wait for the settle of aborted in-process work, and only for that', async () => {
     await startSupervisor();
-    const instance = await supervisor.submit(submission('hang'));
+    const instance = await submit('hang');
     await engine.whenStarted(instance.id);
     assert.equal(supervisor.settlingHere(instance.id, 1_000), undefined, 'not aborted: nothing to wait for');
     assert.equal(
@@ -181,7 +201,7 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
 
   it('settlingHere does not wait for work that outlives the process (its stop may take the grace period)', async () => {
     await startSupervisor({}, true);
-    const instance = await supervisor.submit(submission('hang'));
+    const instance = await submit('hang');
     await engine.whenStarted(instance.id);
     assert.equal(
       supervisor.stopHere(instance.id, 'dave', () => true),
@@ -193,42 +213,42 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
 
   it('an in-process run is RUNNING here at once, and in the store once it has gone on a moment', async () => {
     await startSupervisor();
-    const instance = await supervisor.submit(submission('hang'));
+    const instance = await submit('hang');
     await engine.whenStarted(instance.id);
     assert.equal(supervisor.runningHere(instance.id), true);
     for (let i = 0; i < 200 && (await store.instances.get(instance.id))?.state !== 'RUNNING'; i++) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     assert.equal((await store.instances.get(instance.id))?.state, 'RUNNING');
-    await supervisor.stop(instance.id, 'x');
+    await supervisor.stop(instance.id, 'x', owner());
     assert.equal(supervisor.runningHere(instance.id), false);
   });
 
   it('ends a run that exceeds the timeout as TIMED_OUT', async () => {
     await startSupervisor({ instanceTimeoutMs: 30 });
-    const done = await settled(await supervisor.submit(submission('hang')));
+    const done = await settled(await submit('hang'));
     assert.equal(done.state, 'TIMED_OUT');
     assert.equal(done.failureReason, 'timeout');
   });
 
   it('the first terminal state wins: work that completed before a late stop is FINISHED and stays so', async () => {
     await startSupervisor();
-    const instance = await supervisor.submit(submission('finish-late'));
+    const instance = await submit('finish-late');
     await engine.whenStarted(instance.id);
-    const first = await supervisor.stop(instance.id, 'frank');
+    const first = await supervisor.stop(instance.id, 'frank', owner());
     assert.equal(first?.state, 'FINISHED');
     assert.equal(first?.failureReason, null);
-    const again = await supervisor.stop(instance.id, 'frank');
-    assert.equal(again?.state, 'FINISHED');
+    // Terminal: the stop writes nothing and says so (the service then answers with the row as read).
+    assert.equal(await supervisor.stop(instance.id, 'frank', owner()), undefined);
     assert.equal(await store.instances.transition(instance.id, ['FINISHED'], 'STOPPED', {}), undefined);
     assert.equal((await store.instances.get(instance.id))?.state, 'FINISHED');
   });
 
   it('shutdown aborts queued instances and, after the drain, running ones', async () => {
     await startSupervisor({ maxConcurrentRuns: 1 });
-    const running = await supervisor.submit(submission('hang'));
+    const running = await submit('hang');
     await engine.whenStarted(running.id);
-    const queued = await supervisor.submit(submission('ok'));
+    const queued = await submit('ok');
     await supervisor.shutdown(20, 2_000);
     const a = await store.instances.get(running.id);
     const b = await store.instances.get(queued.id);
@@ -241,8 +261,8 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
 
   it('an instance inserted claimed while shutdown begins is aborted, never started', async () => {
     await startSupervisor();
-    assert.equal((await settled(await supervisor.submit(submission('ok')))).state, 'FINISHED');
-    const submitting = supervisor.submit(submission('hang'));
+    assert.equal((await settled(await submit('ok'))).state, 'FINISHED');
+    const submitting = submit('hang');
     const shuttingDown = supervisor.shutdown(0, 1_000);
     const instance = await submitting;
     await shuttingDown;
@@ -262,6 +282,7 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
       },
       new Date(),
     );
+    assert.ok(left);
     await store.instances.transition(left.id, ['LAUNCHING'], 'RUNNING', {
       runHandle: { engine: 'fake', pid: 1 },
     });

@@ -26,6 +26,7 @@ import {
 import type {
   Approval,
   ClaimedRun,
+  InstanceOwner,
   InstanceSignals,
   InstanceStore,
   NewInstance,
@@ -224,7 +225,7 @@ class KyselyScriptStore implements ScriptStore {
     return Number(result.numUpdatedRows) === 1;
   }
 
-  async delete(ns: Namespace, name: string): Promise<boolean> {
+  async delete(ns: Namespace, name: string): Promise<string | undefined> {
     this.order?.invalidate(ns, name);
     const deleted = await this.db.transaction().execute(async (trx) => {
       const row = await trx
@@ -234,15 +235,16 @@ class KyselyScriptStore implements ScriptStore {
         .where('name', '=', name)
         .returning('id')
         .executeTakeFirst();
-      if (!row) return false;
+      if (!row) return undefined;
       await trx
         .updateTable('namespace_counters')
         .set((eb) => ({ scripts: eb('scripts', '-', 1) }))
         .where('project_id', '=', ns.projectId)
         .where('workspace_id', '=', ns.workspaceId)
         .execute();
-      await trx.deleteFrom('instances').where('script_id', '=', row.id).execute();
-      return true;
+      // The instances stay for the caller to stop (deleteForScript removes them): the row is gone,
+      // so no new one can be inserted (InstanceStore.create is guarded by it).
+      return row.id;
     });
     this.order?.invalidate(ns, name);
     return deleted;
@@ -352,38 +354,48 @@ class KyselyInstanceStore implements InstanceStore {
     return sql<number>`${dbNowMillis(this.dialect)} + ${Math.round(ms)}`;
   }
 
-  async create(i: NewInstance, createdAt: Date): Promise<Instance> {
+  async create(i: NewInstance, createdAt: Date): Promise<Instance | undefined> {
     // Claimed at insert (the accepting node has a free slot): the same row a claim would write, in
     // one statement instead of an insert and a claim.
-    const claimed = i.claim
-      ? {
-          state: STATE_CHANGES.claim.to,
-          started_at: i.claim.startedAt.getTime(),
-          lease_expires_at: this.leaseUntil(i.claim.leaseMs),
-        }
-      : { state: 'QUEUED' as const };
+    const values: Partial<Record<keyof InstancesTable, string | number>> = {
+      id: i.id,
+      project_id: i.namespace.projectId,
+      workspace_id: i.namespace.workspaceId,
+      script_id: i.scriptId,
+      script_name: i.scriptName,
+      state: i.claim ? STATE_CHANGES.claim.to : 'QUEUED',
+      connection_name: i.connectionName,
+      engine: i.engine,
+      node_id: i.nodeId,
+      created_at: createdAt.getTime(),
+      message: '',
+      results: '[]',
+      run_script_type: i.request.scriptType,
+      run_content: i.request.content,
+      run_database: i.request.database,
+      ...(i.claim ? { started_at: i.claim.startedAt.getTime() } : {}),
+    };
+    const columns = Object.keys(values) as (keyof InstancesTable)[];
+    const lease = i.claim ? this.leaseUntil(i.claim.leaseMs) : undefined;
+    // INSERT … SELECT … FROM scripts WHERE id = the script's: nothing is inserted once the script
+    // row is gone. On PostgreSQL the row is locked FOR KEY SHARE, so a delete committing at the same
+    // moment either comes first (no insert) or waits for this insert (and then sees the instance).
     const row = await this.db
       .insertInto('instances')
-      .values({
-        id: i.id,
-        project_id: i.namespace.projectId,
-        workspace_id: i.namespace.workspaceId,
-        script_id: i.scriptId,
-        script_name: i.scriptName,
-        ...claimed,
-        connection_name: i.connectionName,
-        engine: i.engine,
-        node_id: i.nodeId,
-        created_at: createdAt.getTime(),
-        message: '',
-        results: '[]',
-        run_script_type: i.request.scriptType,
-        run_content: i.request.content,
-        run_database: i.request.database,
-      })
+      .columns(lease ? [...columns, 'lease_expires_at'] : columns)
+      .expression((eb) =>
+        eb
+          .selectFrom('scripts')
+          .select([
+            ...columns.map((column) => eb.val(values[column]).as(column)),
+            ...(lease ? [lease.as('lease_expires_at')] : []),
+          ])
+          .where('scripts.id', '=', i.scriptId)
+          .$if(this.dialect === 'postgres', (qb) => qb.forKeyShare()),
+      )
       .returningAll()
-      .executeTakeFirstOrThrow();
-    return toInstance(row);
+      .executeTakeFirst();
+    return row ? toInstance(row) : undefined;
   }
 
   async get(id: string): Promise<Instance | undefined> {
@@ -444,6 +456,37 @@ class KyselyInstanceStore implements InstanceStore {
     return Number(result.numUpdatedRows) === 1;
   }
 
+  async requestStop(
+    id: string,
+    owner: InstanceOwner,
+    request: { at: Date; by: string },
+    queuedSettlement: { message: string; failureReason: FailureReason },
+  ): Promise<Instance | undefined> {
+    const { from: queued, to: stopped } = STATE_CHANGES.stopQueued;
+    // Every SET expression reads the row as it was before this statement: a QUEUED row is settled
+    // (stopQueued), a claimed one only takes the request.
+    const whenQueued = <T>(value: T, otherwise: keyof InstancesTable) =>
+      sql<T>`CASE WHEN state IN (${sql.join([...queued])}) THEN ${value} ELSE ${sql.ref(otherwise)} END`;
+    const row = await this.db
+      .updateTable('instances')
+      .set({
+        state: whenQueued<string>(stopped, 'state'),
+        ended_at: whenQueued<number>(request.at.getTime(), 'ended_at'),
+        message: whenQueued<string>(queuedSettlement.message, 'message'),
+        failure_reason: whenQueued<string>(queuedSettlement.failureReason, 'failure_reason'),
+        stop_requested_at: sql<number>`coalesce(stop_requested_at, ${request.at.getTime()})`,
+        stop_requested_by: sql<string>`coalesce(stop_requested_by, ${request.by})`,
+      })
+      .where('id', '=', id)
+      .where('script_name', '=', owner.scriptName)
+      .where('project_id', '=', owner.namespace.projectId)
+      .where('workspace_id', '=', owner.namespace.workspaceId)
+      .where('state', 'in', [...ACTIVE_STATES])
+      .returningAll()
+      .executeTakeFirst();
+    return row ? toInstance(row) : undefined;
+  }
+
   async claim(nodeId: string, limit: number, leaseMs: number, startedAt: Date): Promise<ClaimedRun[]> {
     if (limit <= 0) return [];
     if (this.dialect === 'sqlite' && limit === 1) {
@@ -463,6 +506,7 @@ class KyselyInstanceStore implements InstanceStore {
             .selectFrom('instances as queued')
             .select('queued.id')
             .where('queued.state', 'in', [...STATE_CHANGES.claim.from])
+            .where('queued.stop_requested_at', 'is', null)
             .orderBy('queued.created_at')
             .orderBy('queued.id')
             .limit(1),
@@ -482,6 +526,8 @@ class KyselyInstanceStore implements InstanceStore {
             .selectFrom('instances')
             .select('id')
             .where('state', 'in', [...STATE_CHANGES.claim.from])
+            // A stop written before the claim wins: the instance never starts.
+            .where('stop_requested_at', 'is', null)
             .orderBy('created_at')
             .orderBy('id')
             .limit(limit)
@@ -611,6 +657,11 @@ class KyselyInstanceStore implements InstanceStore {
       .deleteFrom('instances')
       .where('id', 'in', [...ids])
       .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  async deleteForScript(scriptId: string): Promise<number> {
+    const result = await this.db.deleteFrom('instances').where('script_id', '=', scriptId).executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 

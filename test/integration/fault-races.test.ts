@@ -1,0 +1,240 @@
+/**
+ * Races and faults around the edges of a run (issue 12, items 3, 6 and 9), through the API of a
+ * real server:
+ *  - a queued instance whose stop reaches the server before a slot frees never starts: each Shell
+ *    script's first action is a marker file named after its instance, and the queued ones' stops
+ *    are sent in the same burst as the stops that free the slots;
+ *  - deleting a script while executes of it arrive leaves no run behind: every execute either fails
+ *    DLF.6201 or returns an instance whose processes are gone once the delete has answered;
+ *  - a settle that throws (results too large to serialise) still settles the instance, FAILED with
+ *    a reason, and the server keeps answering.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { processesOfInstance } from '../helpers/processes.js';
+import type { ConfigOverrides } from '../../src/config.js';
+import { CLUSTER_SECRET_KEY, createClusterDatabase } from '../helpers/cluster.js';
+import { startTestServer, type ApiClient, type TestServer } from '../helpers/server.js';
+
+/** A Shell script whose first action marks its instance as started, then runs for a long time. */
+function markingScript(markers: string): string {
+  return `touch '${markers}/'"$OPENDLF_INSTANCE_ID"\nsleep 300\n`;
+}
+
+/**
+ * Requests sent together over connections opened beforehand, so they reach the server at the same
+ * moment (fetch would open a new connection for each and spread them over milliseconds).
+ */
+class Burst {
+  private readonly agent: Agent;
+
+  constructor(
+    private readonly baseUrl: string,
+    private readonly size: number,
+  ) {
+    this.agent = new Agent({ keepAlive: true, maxSockets: size });
+  }
+
+  /** Opens `size` connections (concurrent requests each need their own) and keeps them. */
+  async warm(): Promise<void> {
+    await Promise.all(Array.from({ length: this.size }, () => this.send('GET', '/healthz')));
+  }
+
+  post(path: string): Promise<number> {
+    return this.send('POST', path);
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private send(method: string, path: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const req = request(new URL(path, this.baseUrl), { method, agent: this.agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+}
+
+async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Both stores: the embedded SQLite file, and PostgreSQL (a database of this test's own). */
+const STORES = ['SQLite', 'PostgreSQL'] as const;
+type StoreKind = (typeof STORES)[number];
+
+/** A server on the given store; `close` also drops the PostgreSQL database. */
+async function startServerOn(kind: StoreKind, overrides: ConfigOverrides): Promise<TestServer> {
+  if (kind === 'SQLite') return startTestServer(overrides);
+  const database = await createClusterDatabase('opendlf_races');
+  // A PostgreSQL store needs the key every node of the deployment shares.
+  process.env.OPENDLF_SECRET_KEY ??= CLUSTER_SECRET_KEY;
+  let server: TestServer | undefined;
+  try {
+    server = await startTestServer({ ...overrides, store: database.url });
+  } catch (error) {
+    await database.drop();
+    throw error;
+  }
+  return {
+    ...server,
+    client: (...args) => server.client(...args),
+    async close() {
+      await server?.close();
+      await database.drop();
+    },
+  };
+}
+
+for (const kind of STORES) {
+  describe(`${kind} store: a stop that reaches the server before a claim`, () => {
+    const RUNNING = 2;
+    const QUEUED = 30;
+    const ROUNDS = 4;
+    let server: TestServer;
+    let api: ApiClient;
+    let markers: string;
+
+    before(async () => {
+      markers = mkdtempSync(join(tmpdir(), 'opendlf-markers-'));
+      server = await startServerOn(kind, { maxConcurrentRuns: RUNNING, stopGraceMs: 300 });
+      api = server.client();
+      await api.createScript({
+        name: 'marked',
+        type: 'Shell',
+        content: markingScript(markers),
+        connectionName: 'local',
+      });
+    });
+    after(async () => {
+      await server?.close();
+      rmSync(markers, { recursive: true, force: true });
+    });
+
+    it(`queued instances stopped in the same burst as the running ones never start (${ROUNDS} rounds of ${RUNNING} running + ${QUEUED} queued)`, async () => {
+      let queuedStarted = 0;
+      let queuedTotal = 0;
+      const burst = new Burst(server.url, RUNNING + QUEUED);
+      for (let round = 0; round < ROUNDS; round++) {
+        await burst.warm();
+        const running: string[] = [];
+        for (let i = 0; i < RUNNING; i++) running.push(await api.execute('marked'));
+        await waitUntil('the running instances to start', () =>
+          running.every((id) => existsSync(join(markers, id))),
+        );
+        const queued: string[] = [];
+        for (let i = 0; i < QUEUED; i++) queued.push(await api.execute('marked'));
+        for (const id of queued) {
+          const res = await api.result('marked', id);
+          assert.equal(res.json.status, 'LAUNCHING', res.text);
+        }
+        // Every stop at once, the slot-freeing ones first, each on its own open connection: the
+        // queued instances' stops reach the server in the same moment as the ones that free the
+        // slots, and must win over the claims those free slots start.
+        const stops = await Promise.all(
+          [...running, ...queued].map((id) => burst.post(api.path(`/marked/instances/${id}/stop`))),
+        );
+        for (const status of stops) assert.equal(status, 204);
+        for (const id of queued) {
+          const res = await api.waitFor('marked', id);
+          assert.equal(res.json.detailedStatus, 'STOPPED', res.text);
+          queuedTotal += 1;
+          // Started: the claim took it (a start time) or its script ran (the marker file).
+          if (existsSync(join(markers, id)) || res.json.startTime) queuedStarted += 1;
+        }
+        for (const id of running)
+          assert.equal((await api.waitFor('marked', id)).json.detailedStatus, 'STOPPED');
+      }
+      burst.close();
+      assert.equal(queuedStarted, 0, `${queuedStarted} of ${queuedTotal} queued instances started`);
+    });
+  });
+
+  describe(`${kind} store: deleting a script while executes of it arrive`, () => {
+    const ROUNDS = 3;
+    const EXECUTES = 40;
+    let server: TestServer;
+    let api: ApiClient;
+    let markers: string;
+
+    before(async () => {
+      markers = mkdtempSync(join(tmpdir(), 'opendlf-markers-'));
+      server = await startServerOn(kind, { maxConcurrentRuns: 8, stopGraceMs: 300 });
+      api = server.client();
+    });
+    after(async () => {
+      await server?.close();
+      rmSync(markers, { recursive: true, force: true });
+    });
+
+    it(`no run of the script outlives the delete (${ROUNDS} rounds of ${EXECUTES} executes, a delete in the middle)`, async () => {
+      const acknowledged: string[] = [];
+      let refused = 0;
+      for (let round = 0; round < ROUNDS; round++) {
+        const name = `doomed_${round}`;
+        await api.createScript({
+          name,
+          type: 'Shell',
+          content: markingScript(markers),
+          connectionName: 'local',
+        });
+        const executes: Promise<void>[] = [];
+        let deleteStatus: number | undefined;
+        let deleted: Promise<void> | undefined;
+        for (let i = 0; i < EXECUTES; i++) {
+          executes.push(
+            api.request('POST', api.path(`/${name}/execute`), { body: {} }).then((res) => {
+              if (res.status === 200) {
+                acknowledged.push(res.json.instanceId as string);
+              } else {
+                assert.equal(res.json?.error_code, 'DLF.6201', `execute: ${res.status} ${res.text}`);
+                refused += 1;
+              }
+            }),
+          );
+          if (i === EXECUTES / 2) {
+            deleted = api.request('DELETE', api.path(`/${name}`)).then((res) => {
+              deleteStatus = res.status;
+              assert.equal(res.status, 204, res.text);
+              // Answered: no run of the script may be alive from here on.
+              const survivors = acknowledged.filter((id) => processesOfInstance(id).length > 0);
+              assert.deepEqual(survivors, [], 'runs alive when the delete answered');
+            });
+          }
+          // Spread the executes a little so some arrive on each side of the delete.
+          if (i % 5 === 0) await new Promise((resolve) => setTimeout(resolve, 2));
+        }
+        await Promise.all([...executes, deleted]);
+        assert.equal(deleteStatus, 204);
+      }
+      // Executes answered after the delete had answered: their work must never have started (or
+      // must have been stopped with the script's other runs). A late start shows up here.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const survivors = acknowledged.filter((id) => processesOfInstance(id).length > 0);
+      assert.equal(
+        survivors.length,
+        0,
+        `${survivors.length} of ${acknowledged.length} acknowledged runs still alive`,
+      );
+      for (const id of acknowledged.slice(0, 20)) {
+        const res = await api.result('doomed_0', id);
+        assert.equal(res.json?.error_code, 'DLF.6201', res.text);
+      }
+      // Each execute either failed DLF.6201 or got an instance: nothing else happened.
+      assert.equal(acknowledged.length + refused, ROUNDS * EXECUTES);
+    });
+  });
+}
