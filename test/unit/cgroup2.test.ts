@@ -5,10 +5,13 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
   cgroupDirectoryFrom,
+  cgroupPids,
   createCgroup,
   enterCgroup,
+  killCgroupFrozen,
   ownCgroupLocation,
   removeCgroup,
+  waitUntilEmpty,
 } from '../../src/engines/local-process/cgroup2.js';
 import { RunContainment } from '../../src/engines/local-process/run-containment.js';
 
@@ -77,4 +80,37 @@ describe('RunContainment.endLeftovers', () => {
       }
     },
   );
+});
+
+describe('killCgroupFrozen (kernels without cgroup.kill)', () => {
+  const location = ownCgroupLocation();
+  const probe = RunContainment.detect(`freeze-test-${process.pid}`);
+  probe.close();
+  const skip = probe.mode === 'cgroup' && location ? undefined : `no usable cgroup v2: ${probe.description}`;
+
+  it('ends a forking tree with setsid children: 0 processes left', { skip }, async () => {
+    const cgroup = join(location!.directory, `opendlf-freeze-test-${process.pid}`);
+    createCgroup(cgroup);
+    try {
+      // The leader waits on the pipe until it is in the cgroup, then forks without pause.
+      const child = spawn(
+        'bash',
+        [
+          '-c',
+          'read -r _; for i in 1 2 3; do setsid sleep 300 & done; while :; do sleep 0.01 & wait $!; done',
+        ],
+        { stdio: ['pipe', 'ignore', 'ignore'] },
+      );
+      enterCgroup(cgroup, child.pid!);
+      child.stdin.end('go\n');
+      const deadline = Date.now() + 10_000;
+      while (cgroupPids(cgroup).length < 4 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 10));
+      assert.ok(cgroupPids(cgroup).length >= 4, 'precondition: the tree runs in the cgroup');
+      assert.equal(await waitUntilEmpty(cgroup, Date.now() + 10_000, 5, killCgroupFrozen), true);
+      assert.deepEqual(cgroupPids(cgroup), []);
+    } finally {
+      removeCgroup(cgroup);
+    }
+  });
 });

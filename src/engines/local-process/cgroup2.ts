@@ -121,43 +121,47 @@ export function signalCgroup(directory: string, signal: NodeJS.Signals, skip?: S
 
 /**
  * SIGKILLs every process in the cgroup: `cgroup.kill` (Linux 5.14+) does it atomically, forks in
- * progress included. Older kernels: freeze the cgroup so nothing forks, SIGKILL each member (fatal
- * signals reach frozen tasks), thaw.
+ * progress included; older kernels get `killCgroupFrozen`.
  */
 export function killCgroup(directory: string): void {
   try {
     writeFileSync(join(directory, 'cgroup.kill'), '1');
-    return;
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT' && code !== 'EACCES' && code !== 'EINVAL') return;
-  }
-  try {
-    writeFileSync(join(directory, 'cgroup.freeze'), '1');
   } catch {
-    // No freezer either: members forked between the read and the kill are caught by the next call.
+    killCgroupFrozen(directory);
   }
+}
+
+/**
+ * Without `cgroup.kill`: freeze the cgroup so nothing in it forks, SIGKILL each member (fatal
+ * signals reach frozen tasks), thaw. A member forked while the freeze takes effect is caught by
+ * the next call (`waitUntilEmpty` repeats it).
+ */
+export function killCgroupFrozen(directory: string): void {
+  const setFrozen = (frozen: boolean) => {
+    try {
+      writeFileSync(join(directory, 'cgroup.freeze'), frozen ? '1' : '0');
+    } catch {
+      // No freezer (or the cgroup is gone): the repeated kill still gets there.
+    }
+  };
+  setFrozen(true);
   signalCgroup(directory, 'SIGKILL');
-  try {
-    writeFileSync(join(directory, 'cgroup.freeze'), '0');
-  } catch {
-    // As above.
-  }
+  setFrozen(false);
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Waits until the cgroup is empty (true) or the deadline passed (false), killing again meanwhile. */
+/** Waits until the cgroup is empty (true) or the deadline passed (false), calling `kill` meanwhile. */
 export async function waitUntilEmpty(
   directory: string,
   deadline: number,
   pollMs: number,
-  kill = false,
+  kill?: (directory: string) => void,
 ): Promise<boolean> {
   for (;;) {
     if (!cgroupPopulated(directory)) return true;
     if (Date.now() >= deadline) return false;
-    if (kill) killCgroup(directory);
+    kill?.(directory);
     await sleep(pollMs);
   }
 }

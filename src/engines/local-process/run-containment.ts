@@ -186,7 +186,7 @@ export class RunContainment {
       for (const pid of signalCgroup(cgroup, 'SIGTERM', signalled)) signalled.add(pid);
     }
     killCgroup(cgroup);
-    return waitUntilEmpty(cgroup, Date.now() + 5_000, pollMs, true);
+    return waitUntilEmpty(cgroup, Date.now() + 5_000, pollMs, killCgroup);
   }
 
   /**
@@ -262,7 +262,7 @@ export class RunContainment {
   private async endCgroup(cgroup: string): Promise<void> {
     if (!existsSync(cgroup)) return;
     killCgroup(cgroup);
-    await waitUntilEmpty(cgroup, Date.now() + 5_000, 5, true);
+    await waitUntilEmpty(cgroup, Date.now() + 5_000, 5, killCgroup);
     // rmdir right after the last exit may still see the cgroup busy for a moment.
     for (let attempt = 0; attempt < 20 && !removeCgroup(cgroup); attempt++) await sleep(10);
   }
