@@ -133,7 +133,8 @@ export function resolveExecutionParameters(input: {
   for (const [name, raw] of Object.entries(params)) fromCaller[name] = evaluate('parameter', name, raw);
   const values: Record<string, string> = {};
   for (const name of placeholderNames(input.content)) {
-    if (Object.prototype.hasOwnProperty.call(fromCaller, name)) continue;
+    // `__proto__` can be no variable's name (names are checked when saved) and no key of a plain object.
+    if (name === '__proto__' || Object.prototype.hasOwnProperty.call(fromCaller, name)) continue;
     const value = envValue(name);
     if (value !== null) values[name] = value;
   }

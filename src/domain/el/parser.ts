@@ -55,20 +55,21 @@ type Token =
   | { kind: 'punct'; value: string; at: number }
   | { kind: 'end'; at: number };
 
-const KEYWORD_OPERATORS: Readonly<Record<string, string>> = {
-  and: '&&',
-  or: '||',
-  not: '!',
-  eq: '==',
-  ne: '!=',
-  lt: '<',
-  gt: '>',
-  le: '<=',
-  ge: '>=',
-  div: '/',
-  mod: '%',
-  empty: 'empty',
-};
+/** A Map, not an object literal: `toString` or `constructor` must not find Object.prototype's. */
+const KEYWORD_OPERATORS: ReadonlyMap<string, string> = new Map([
+  ['and', '&&'],
+  ['or', '||'],
+  ['not', '!'],
+  ['eq', '=='],
+  ['ne', '!='],
+  ['lt', '<'],
+  ['gt', '>'],
+  ['le', '<='],
+  ['ge', '>='],
+  ['div', '/'],
+  ['mod', '%'],
+  ['empty', 'empty'],
+]);
 
 const PUNCTUATION = [
   '==',
@@ -132,7 +133,7 @@ class Lexer {
       const m = /^[A-Za-z_$][A-Za-z0-9_$]*/.exec(text.slice(at, at + 256));
       const name = m?.[0] ?? c;
       this.pos += name.length;
-      const operator = KEYWORD_OPERATORS[name];
+      const operator = KEYWORD_OPERATORS.get(name);
       return operator ? { kind: 'punct', value: operator, at } : { kind: 'name', value: name, at };
     }
     for (const p of PUNCTUATION) {

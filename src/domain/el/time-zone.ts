@@ -102,7 +102,7 @@ class IanaZone implements ElTimeZone {
 
   displayName(epochMs: number, long: boolean): string {
     if (!long) {
-      const java = JAVA_SHORT_NAMES[this.id];
+      const java = Object.hasOwn(JAVA_SHORT_NAMES, this.id) ? JAVA_SHORT_NAMES[this.id] : undefined;
       if (java) return this.isDaylight(epochMs) ? java[1] : java[0];
     }
     const style = long ? 'long' : 'short';
