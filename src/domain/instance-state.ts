@@ -214,6 +214,28 @@ export function causeSettlement(cause: EndCause, timeoutMs: number): Settlement 
 }
 
 /**
+ * The settlement of a run whose results could not be saved — too large to serialise, or the store
+ * refused the row: the run still settles, without its results, and the message names the cause. A
+ * run that finished or failed by itself becomes FAILED with `reason`; one the runner ended (stop,
+ * timeout, shutdown, fencing) keeps its state and reason, since that is still why it ended.
+ */
+export function unsavedResultsSettlement(
+  settlement: Settlement,
+  reason: Extract<FailureReason, 'output_limit' | 'engine_error'>,
+  cause: string,
+): Settlement {
+  if (settlement.state === 'FINISHED' || settlement.state === 'FAILED') {
+    return {
+      ...settlement,
+      state: 'FAILED',
+      failureReason: reason,
+      message: `The script's results could not be saved: ${cause}`,
+    };
+  }
+  return { ...settlement, message: `${settlement.message} Its results could not be saved: ${cause}` };
+}
+
+/**
  * Interim classification of an engine failure that carries no `reason`, from the wording the
  * engines use today; an engine that sets `reason` is taken at its word.
  */

@@ -19,6 +19,7 @@ import {
   type EndCause,
   type InstanceState,
   type Settlement,
+  unsavedResultsSettlement,
 } from '../domain/instance-state.js';
 import { isStorageFull } from '../domain/storage-full.js';
 import type { Engine, EngineLimits, EngineOutcome } from '../engines/engine.js';
@@ -184,12 +185,38 @@ export class RunLifecycle {
         return await this.instances.transition(id, from, to, patch);
       } catch (error) {
         if (!isStorageFull(error)) throw error;
-        if (attempt === 0) this.log.error({ err: error, instanceId: id }, 'storage full: the settle waits for space');
+        if (attempt === 0)
+          this.log.error({ err: error, instanceId: id }, 'storage full: the settle waits for space');
         this.observer.storeError();
         const delay = Math.min(SETTLE_RETRY_MAX_MS, SETTLE_RETRY_FIRST_MS * 2 ** attempt);
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
+  }
+
+  /** The settle of a run whose results could not be saved (see `unsavedResultsSettlement`). */
+  private settleWithoutResults(
+    id: string,
+    settlement: Settlement,
+    patch: TransitionPatch,
+    error: unknown,
+  ): Promise<Instance | undefined> {
+    const detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    // V8 refuses strings past ~512 MiB: the results outgrew what one process can serialise.
+    const tooLarge = error instanceof RangeError;
+    const cause = tooLarge
+      ? `they are too large to store (${detail}). Lower maxResultBytes (now ${this.config.limits.maxResultBytes ?? 'the default'}) or return fewer or narrower rows.`
+      : `${detail}.`;
+    this.log.error({ err: error, instanceId: id }, 'the results could not be saved: settling without them');
+    if (!tooLarge) this.observer.storeError();
+    const unsaved = unsavedResultsSettlement(settlement, tooLarge ? 'output_limit' : 'engine_error', cause);
+    const { from, to } = settleChange(unsaved.state);
+    return this.transitionWhenStored(id, from, to, {
+      ...patch,
+      message: unsaved.message,
+      failureReason: unsaved.failureReason,
+      results: [],
+    });
   }
 
   /** The one settling update: state, message, reason, results, handle release and a stop heard here. */
@@ -211,7 +238,16 @@ export class RunLifecycle {
       runHandle: null,
       ...(run.stopRequest ? { stopRequest: run.stopRequest } : {}),
     };
-    const settled = await this.transitionWhenStored(id, from, to, patch);
+    let settled: Instance | undefined;
+    try {
+      settled = await this.transitionWhenStored(id, from, to, patch);
+    } catch (error) {
+      // Building or writing this row failed (results too large to serialise, a value JSON cannot
+      // hold, the store refused the row): the instance still settles, without its results, with the
+      // cause as its message — never left active for the reaper. Should this write fail too, the
+      // store itself is unreachable and the lease reaper settles the instance.
+      settled = await this.settleWithoutResults(id, settlement, patch, error);
+    }
     run.settleWritten = true;
     if (settled) this.settled(settled);
     // Someone else settled it first (reaper, recovery): the work is still over, release the handle.

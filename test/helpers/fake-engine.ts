@@ -85,6 +85,15 @@ export class FakeEngine implements Engine {
         await Promise.race([released, aborted]);
         return context.signal.aborted ? { kind: 'aborted', results: [] } : { kind: 'succeeded', results };
       }
+      case 'unserialisable':
+        // A value JSON cannot hold: saving the results throws while the settle is written.
+        started();
+        return { kind: 'succeeded', results: [{ ...results[0]!, rows: [[1n]] }] };
+      case 'hang-unserialisable':
+        await context.reportHandle({ engine: this.name });
+        started();
+        await aborted;
+        return { kind: 'aborted', results: [{ ...results[0]!, rows: [[1n]] }] };
       case 'finish-late':
         await context.reportHandle({ engine: this.name });
         started();

@@ -10,7 +10,7 @@
  *    a reason, and the server keeps answering.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,16 @@ import { after, before, describe, it } from 'node:test';
 import { processesOfInstance } from '../helpers/processes.js';
 import type { ConfigOverrides } from '../../src/config.js';
 import { CLUSTER_SECRET_KEY, createClusterDatabase } from '../helpers/cluster.js';
-import { startTestServer, type ApiClient, type TestServer } from '../helpers/server.js';
+import {
+  ApiClient,
+  PROJECT,
+  spawnServer,
+  startTestServer,
+  tempDir,
+  terminate,
+  type ChildServer,
+  type TestServer,
+} from '../helpers/server.js';
 
 /** A Shell script whose first action marks its instance as started, then runs for a long time. */
 function markingScript(markers: string): string {
@@ -238,3 +247,52 @@ for (const kind of STORES) {
     });
   });
 }
+
+describe('a settle that throws', () => {
+  let dataDir: string;
+  let child: ChildServer | undefined;
+  let api: ApiClient;
+
+  before(async () => {
+    dataDir = tempDir();
+    // A byte cap above what V8 can put in one string (~512 MiB): the results of the script below
+    // (600 MB of values) are kept in full, and serialising them for the store throws RangeError.
+    const config = join(dataDir, 'config.json');
+    writeFileSync(config, JSON.stringify({ maxResultBytes: 1_000_000_000 }));
+    // Its own process: the test's heap stays small, and "the server keeps running" is a process.
+    child = await spawnServer(join(dataDir, 'data'), ['--config', config]);
+    api = new ApiClient(child.url, PROJECT);
+  });
+  after(async () => {
+    if (child) await terminate(child);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('results too large to serialise: FAILED (output_limit) with the cause, and the server keeps serving', async () => {
+    await api.createScript({
+      name: 'wide',
+      type: 'DWSSQL',
+      connectionName: 'duckdb',
+      content: 'select repeat(chr(120), 600000) as wide from range(1000)',
+    });
+    const id = await api.execute('wide');
+    // Well inside the 30 s lease: a lost settle would be reaped later, ABORTED "node lost".
+    const res = await api.waitFor('wide', id, undefined, 25_000);
+    assert.equal(res.json.status, 'FAILED', res.text.slice(0, 500));
+    assert.equal(res.json.detailedStatus, 'FAILED');
+    assert.equal(res.json.failureReason, 'output_limit');
+    assert.match(res.json.message as string, /results could not be saved/);
+    assert.match(res.json.message as string, /RangeError/);
+    assert.deepEqual(res.json.results, []);
+    assert.equal(child?.process.exitCode, null, 'the server is still running');
+    assert.equal((await fetch(`${child?.url}/healthz`)).status, 200);
+    await api.createScript({
+      name: 'after',
+      type: 'DWSSQL',
+      connectionName: 'duckdb',
+      content: 'select 42 as n',
+    });
+    const after = await api.waitFor('after', await api.execute('after'));
+    assert.equal(after.json.status, 'FINISHED', after.text);
+  });
+});

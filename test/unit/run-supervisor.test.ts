@@ -121,6 +121,30 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
     assert.match(done.message, /does not exist/);
   });
 
+  it('results that cannot be saved: FAILED (engine_error) with the cause, never left active', async () => {
+    await startSupervisor();
+    const done = await settled(await submit('unserialisable'));
+    assert.equal(done.state, 'FAILED');
+    assert.equal(done.failureReason, 'engine_error');
+    assert.match(done.message, /^The script's results could not be saved: TypeError: .*BigInt/);
+    assert.deepEqual(done.results, []);
+    assert.equal(done.runHandle, null);
+  });
+
+  it('a stopped run whose results cannot be saved stays STOPPED, the cause added to its message', async () => {
+    await startSupervisor();
+    const instance = await submit('hang-unserialisable');
+    await engine.whenStarted(instance.id);
+    const stopped = await supervisor.stop(instance.id, 'grace', owner());
+    assert.equal(stopped?.state, 'STOPPED');
+    assert.equal(stopped?.failureReason, 'stopped');
+    assert.equal(stopped?.stopRequestedBy, 'grace');
+    assert.match(
+      stopped?.message ?? '',
+      /^The script instance is stopped\. Its results could not be saved: TypeError/,
+    );
+  });
+
   it('queues beyond the slots, claims in order when a slot frees, and stops a queued one before it starts', async () => {
     await startSupervisor({ maxConcurrentRuns: 1 });
     const first = await submit('gate');
