@@ -899,5 +899,48 @@ export function runStoreContract(fixture: StoreContractFixture): void {
         assert.equal(typeof (await store.credentials.count()), 'number');
       });
     });
+
+    describe('environment variables', () => {
+      it('put creates then replaces, get and list are scoped to the namespace, delete', async () => {
+        const ns = freshNs();
+        const other = freshNs();
+        const t1 = new Date(1_700_000_000_000);
+        const t2 = new Date(1_700_000_060_000);
+        assert.equal(await store.environmentVariables.put(ns, 'b_var', '#{Job.name}', t1, 10), 'created');
+        assert.equal(await store.environmentVariables.put(ns, 'A_var', 'one', t1, 10), 'created');
+        assert.equal(await store.environmentVariables.put(ns, 'b_var', 'two', t2, 10), 'updated');
+        assert.deepEqual(await store.environmentVariables.get(ns, 'b_var'), {
+          name: 'b_var',
+          value: 'two',
+          createdAt: t1,
+          updatedAt: t2,
+        });
+        // By name in code-point order on both stores (uppercase first), whatever the database collation.
+        assert.deepEqual(
+          (await store.environmentVariables.list(ns)).map((v) => [v.name, v.value]),
+          [
+            ['A_var', 'one'],
+            ['b_var', 'two'],
+          ],
+        );
+        assert.equal(await store.environmentVariables.get(other, 'b_var'), undefined);
+        assert.deepEqual(await store.environmentVariables.list(other), []);
+        assert.equal(await store.environmentVariables.delete(other, 'b_var'), false);
+        assert.equal(await store.environmentVariables.delete(ns, 'b_var'), true);
+        assert.equal(await store.environmentVariables.delete(ns, 'b_var'), false);
+        assert.equal(await store.environmentVariables.get(ns, 'b_var'), undefined);
+      });
+
+      it('put refuses a new name past the per-namespace limit, still replaces existing ones', async () => {
+        const ns = freshNs();
+        const at = new Date(1_700_000_000_000);
+        assert.equal(await store.environmentVariables.put(ns, 'v1', 'a', at, 2), 'created');
+        assert.equal(await store.environmentVariables.put(ns, 'v2', 'b', at, 2), 'created');
+        assert.equal(await store.environmentVariables.put(ns, 'v3', 'c', at, 2), 'limit');
+        assert.equal(await store.environmentVariables.get(ns, 'v3'), undefined);
+        assert.equal(await store.environmentVariables.put(ns, 'v2', 'b2', at, 2), 'updated');
+        assert.equal(await store.environmentVariables.put(freshNs(), 'v3', 'c', at, 2), 'created');
+      });
+    });
   });
 }
