@@ -65,6 +65,7 @@ describe('postgres store: multi-node start and schema option', () => {
       [
         'connections',
         'credentials',
+        'environment_variables',
         'instances',
         'kysely_migration',
         'kysely_migration_lock',
