@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { DlfError } from '../../src/domain/dlf-error.js';
 import {
   assertValidTemplate,
@@ -399,5 +400,110 @@ describe('EL limits', () => {
       () => resolve({ v: '#{JSONUtil.parse(Env.get("d"))}' }, { d: deep }),
       /JSON nested more than 256 levels/,
     );
+  });
+});
+
+describe('EL under random input', () => {
+  const atoms = [
+    'Job.planTime',
+    'Job.name',
+    'DateUtil.now()',
+    '1',
+    '-1',
+    '0',
+    '2.5',
+    '300000',
+    '999999999999999',
+    '"yyyy-MM-dd"',
+    '"x"',
+    '""',
+    'null',
+    'true',
+    '"{\\"a\\":[1,{\\"b\\":2}]}"',
+    '"a,b"',
+    "'Q'",
+    "'G y Y M L w W D d F E u a H k K h m s S z Z X'",
+    '"GMT+8"',
+    '"Mars/X"',
+    'Env.get("e")',
+    'StringUtil.split("a,b,c", ",")',
+    'JSONUtil.parse("[1,2]")',
+  ];
+  const methods = [
+    'DateUtil.format',
+    'DateUtil.formatWithTimeZone',
+    'DateUtil.parseDate',
+    'DateUtil.addYears',
+    'DateUtil.addMonths',
+    'DateUtil.addDays',
+    'DateUtil.addHours',
+    'DateUtil.getDay',
+    'DateUtil.getTime',
+    'StringUtil.substring',
+    'StringUtil.split',
+    'StringUtil.join',
+    'StringUtil.leftPad',
+    'StringUtil.repeat',
+    'StringUtil.replace',
+    'StringUtil.mid',
+    'JSONUtil.parse',
+    'JSONUtil.path',
+    'JSONUtil.toString',
+    'Env.get',
+    'Job.getParam',
+    'Job.getPlanTime',
+    'Foo.bar',
+  ];
+  const operators = ['+', '-', '*', '/', '%', '==', '!=', '<', '>=', '&&', '||'];
+  const { expression } = fc.letrec<{ expression: string }>((tie) => ({
+    expression: fc.oneof(
+      { depthSize: 'small' },
+      fc.constantFrom(...atoms),
+      fc
+        .tuple(fc.constantFrom(...methods), fc.array(tie('expression'), { maxLength: 3 }))
+        .map(([m, args]) => `${m}(${args.join(',')})`),
+      fc
+        .tuple(tie('expression'), fc.constantFrom(...operators), tie('expression'))
+        .map(([a, op, b]) => `(${a} ${op} ${b})`),
+      fc
+        .tuple(tie('expression'), tie('expression'), tie('expression'))
+        .map(([a, b, c]) => `(${a} ? ${b} : ${c})`),
+      fc.tuple(tie('expression'), fc.nat(5)).map(([a, i]) => `${a}[${i}]`),
+      fc.tuple(tie('expression'), fc.constantFrom('x', 'length', 'constructor')).map(([a, p]) => `${a}.${p}`),
+      fc.tuple(fc.constantFrom('!', '-', 'empty '), tie('expression')).map(([op, a]) => `${op}${a}`),
+    ),
+  }));
+
+  it('evaluates or answers OPENDLF.0620, never anything else (no 500)', () => {
+    let evaluated = 0;
+    let refused = 0;
+    const text = fc.string({ maxLength: 60 });
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          expression.map((e) => `#{${e}}`),
+          text.map((t) => `#{${t}}`),
+          text,
+        ),
+        fc.constantFrom('UTC', 'America/New_York', 'Asia/Shanghai'),
+        (value, zone) => {
+          try {
+            resolveExecutionParameters({
+              content: '${e}',
+              params: { v: value },
+              environment: new Map([['e', '#{Job.name}']]),
+              binding: { zone: resolveTimeZone(zone), now: PLAN, scriptName: 's', projectId: 'p' },
+            });
+            evaluated += 1;
+          } catch (error) {
+            if (!(error instanceof DlfError) || error.code !== 'OPENDLF.0620') throw error;
+            refused += 1;
+          }
+        },
+      ),
+      { numRuns: 3_000 },
+    );
+    // Both outcomes occur: the generator reaches evaluation, not only errors.
+    assert.ok(evaluated > 100 && refused > 100, `${evaluated} evaluated, ${refused} refused`);
   });
 });

@@ -16,6 +16,8 @@ export interface ElTimeZone {
   displayName(epochMs: number, long: boolean): string;
 }
 
+/** The Date range (±100,000,000 days around 1970). */
+const MAX_EPOCH_MS = 8.64e15;
 const MINUTE_MS = 60_000;
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
@@ -89,6 +91,8 @@ class IanaZone implements ElTimeZone {
   }
 
   offsetAt(epochMs: number): number {
+    // Intl throws a RangeError outside the Date range: an EL error instead (e.g. addYears by 300,000).
+    if (!(Math.abs(epochMs) <= MAX_EPOCH_MS)) throw new ElError('the date is out of range');
     const second = Math.floor(epochMs / 1000) * 1000;
     const parts: Record<string, string> = {};
     for (const part of this.fields.formatToParts(second)) parts[part.type] = part.value;

@@ -7,8 +7,8 @@ import type { ElTimeZone } from './time-zone.js';
 /** A java.util.Date: an instant, shown in the EL time zone. */
 export class ElDate {
   constructor(readonly epochMs: number) {
-    if (!Number.isFinite(epochMs) || Math.abs(epochMs) > 8.64e15)
-      throw new ElError('the date is out of range');
+    // Two days inside the Date range, so its wall-clock time in any zone is a Date too.
+    if (!(Math.abs(epochMs) <= 8.64e15 - 172_800_000)) throw new ElError('the date is out of range');
   }
 }
 
