@@ -4,8 +4,10 @@
  * needs `write` (a value is trusted like script content: it is substituted unchecked).
  */
 import type { FastifyInstance } from 'fastify';
-import type { EnvironmentVariable } from '../store/store.js';
-import type { EnvironmentVariableService } from '../services/environment-variable-service.js';
+import type {
+  EnvironmentVariable,
+  EnvironmentVariableService,
+} from '../services/environment-variable-service.js';
 import type { WorkspaceResolver } from '../services/workspace-resolver.js';
 import type { Action } from '../domain/access.js';
 import { authorizedNamespace } from './auth/authenticate.js';

@@ -16,6 +16,8 @@ import type { Namespace } from '../domain/script.js';
 import { assertMapKey, toWireString } from '../domain/wire-values.js';
 import type { EnvironmentVariable, Store } from '../store/store.js';
 
+export type { EnvironmentVariable } from '../store/store.js';
+
 /** Variables one workspace may hold. */
 export const MAX_ENVIRONMENT_VARIABLES = 1_000;
 /** Characters of one value. */

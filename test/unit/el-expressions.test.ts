@@ -256,6 +256,15 @@ describe('params and environment variables', () => {
     assertElError(() => resolve({ p: '#{Job.getParam("p")}' }), /parameter 'p'.*refers back to itself/);
   });
 
+  it('a long chain of references is refused, not a stack overflow', () => {
+    const chain = (n: number) =>
+      Object.fromEntries(
+        Array.from({ length: n }, (_, i) => [`v${i}`, i === n - 1 ? 'end' : `#{Env.get("v${i + 1}")}`]),
+      );
+    assert.deepEqual(resolve({}, chain(30), '${v0}').values, { v0: 'end' });
+    assertElError(() => resolve({}, chain(1000), '${v0}'), /more than 32 levels deep/);
+  });
+
   it('needsEnvironment: only when a ${name} has no param or a value holds #{', () => {
     assert.equal(needsEnvironment('select ${a}', { a: '1' }), false);
     assert.equal(needsEnvironment('select 1', { a: '1' }), false);

@@ -31,6 +31,9 @@ export interface ResolvedParameters {
 
 type Source = 'parameter' | 'environment variable';
 
+/** How deep values may refer to values (Env.get, Job.getParam) before it is an error. */
+export const MAX_REFERENCE_DEPTH = 32;
+
 /** The DlfError for an EL problem in a named value. */
 function elFailure(source: Source, name: string, value: string, error: ElError): DlfError {
   const at = error.position;
@@ -92,6 +95,13 @@ export function resolveExecutionParameters(input: {
       throw new DlfError(
         'OPENDLF.0620',
         `The EL expression in ${source} '${name}' is invalid: it refers back to itself (${chain}).`,
+      );
+    }
+    // Each level is a nested evaluation on the stack: a long chain of variables is refused, not a stack overflow.
+    if (inProgress.length >= MAX_REFERENCE_DEPTH) {
+      throw new DlfError(
+        'OPENDLF.0620',
+        `The EL expression in ${source} '${name}' is invalid: values refer to other values more than ${MAX_REFERENCE_DEPTH} levels deep.`,
       );
     }
     inProgress.push(key);
