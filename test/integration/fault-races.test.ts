@@ -17,7 +17,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { processesOfInstance } from '../helpers/processes.js';
 import type { ConfigOverrides } from '../../src/config.js';
-import { CLUSTER_SECRET_KEY, createClusterDatabase } from '../helpers/cluster.js';
+import {
+  CLUSTER_SECRET_KEY,
+  createClusterDatabase,
+  startNode,
+  stopNode,
+  type ClusterDatabase,
+  type ClusterNode,
+} from '../helpers/cluster.js';
 import {
   ApiClient,
   PROJECT,
@@ -79,6 +86,75 @@ async function waitUntil(what: string, check: () => boolean | Promise<boolean>, 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * Rounds of: a long Shell script, `executes` executes of it sent over the `executors` in turn, and
+ * a delete through `deleter` in the middle of them. Asserts that every execute got an instance or
+ * DLF.6201, that no acknowledged run is alive when the delete answers, and none afterwards.
+ */
+async function deleteRace(
+  executors: readonly ApiClient[],
+  deleter: ApiClient,
+  markers: string,
+  rounds: number,
+  executes: number,
+): Promise<void> {
+  const acknowledged: string[] = [];
+  let refused = 0;
+  for (let round = 0; round < rounds; round++) {
+    const name = `doomed_${round}`;
+    await deleter.createScript({
+      name,
+      type: 'Shell',
+      content: markingScript(markers),
+      connectionName: 'local',
+    });
+    const sent: Promise<void>[] = [];
+    let deleteStatus: number | undefined;
+    let deleted: Promise<void> | undefined;
+    for (let i = 0; i < executes; i++) {
+      const api = executors[i % executors.length] ?? deleter;
+      sent.push(
+        api.request('POST', api.path(`/${name}/execute`), { body: {} }).then((res) => {
+          if (res.status === 200) {
+            acknowledged.push(res.json.instanceId as string);
+          } else {
+            assert.equal(res.json?.error_code, 'DLF.6201', `execute: ${res.status} ${res.text}`);
+            refused += 1;
+          }
+        }),
+      );
+      if (i === Math.floor(executes / 2)) {
+        deleted = deleter.request('DELETE', deleter.path(`/${name}`)).then((res) => {
+          deleteStatus = res.status;
+          assert.equal(res.status, 204, res.text);
+          // Answered: no run of the script may be alive from here on.
+          const survivors = acknowledged.filter((id) => processesOfInstance(id).length > 0);
+          assert.deepEqual(survivors, [], 'runs alive when the delete answered');
+        });
+      }
+      // Spread the executes a little so some arrive on each side of the delete.
+      if (i % 5 === 0) await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    await Promise.all([...sent, deleted]);
+    assert.equal(deleteStatus, 204);
+  }
+  // Executes answered after the delete had answered: their work must never have started (or
+  // must have been stopped with the script's other runs). A late start shows up here.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const survivors = acknowledged.filter((id) => processesOfInstance(id).length > 0);
+  assert.equal(
+    survivors.length,
+    0,
+    `${survivors.length} of ${acknowledged.length} acknowledged runs still alive`,
+  );
+  for (const id of acknowledged.slice(0, 20)) {
+    const res = await deleter.result('doomed_0', id);
+    assert.equal(res.json?.error_code, 'DLF.6201', res.text);
+  }
+  // Each execute either failed DLF.6201 or got an instance: nothing else happened.
+  assert.equal(acknowledged.length + refused, rounds * executes);
 }
 
 /** Both stores: the embedded SQLite file, and PostgreSQL (a database of this test's own). */
@@ -190,63 +266,43 @@ for (const kind of STORES) {
     });
 
     it(`no run of the script outlives the delete (${ROUNDS} rounds of ${EXECUTES} executes, a delete in the middle)`, async () => {
-      const acknowledged: string[] = [];
-      let refused = 0;
-      for (let round = 0; round < ROUNDS; round++) {
-        const name = `doomed_${round}`;
-        await api.createScript({
-          name,
-          type: 'Shell',
-          content: markingScript(markers),
-          connectionName: 'local',
-        });
-        const executes: Promise<void>[] = [];
-        let deleteStatus: number | undefined;
-        let deleted: Promise<void> | undefined;
-        for (let i = 0; i < EXECUTES; i++) {
-          executes.push(
-            api.request('POST', api.path(`/${name}/execute`), { body: {} }).then((res) => {
-              if (res.status === 200) {
-                acknowledged.push(res.json.instanceId as string);
-              } else {
-                assert.equal(res.json?.error_code, 'DLF.6201', `execute: ${res.status} ${res.text}`);
-                refused += 1;
-              }
-            }),
-          );
-          if (i === EXECUTES / 2) {
-            deleted = api.request('DELETE', api.path(`/${name}`)).then((res) => {
-              deleteStatus = res.status;
-              assert.equal(res.status, 204, res.text);
-              // Answered: no run of the script may be alive from here on.
-              const survivors = acknowledged.filter((id) => processesOfInstance(id).length > 0);
-              assert.deepEqual(survivors, [], 'runs alive when the delete answered');
-            });
-          }
-          // Spread the executes a little so some arrive on each side of the delete.
-          if (i % 5 === 0) await new Promise((resolve) => setTimeout(resolve, 2));
-        }
-        await Promise.all([...executes, deleted]);
-        assert.equal(deleteStatus, 204);
-      }
-      // Executes answered after the delete had answered: their work must never have started (or
-      // must have been stopped with the script's other runs). A late start shows up here.
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      const survivors = acknowledged.filter((id) => processesOfInstance(id).length > 0);
-      assert.equal(
-        survivors.length,
-        0,
-        `${survivors.length} of ${acknowledged.length} acknowledged runs still alive`,
-      );
-      for (const id of acknowledged.slice(0, 20)) {
-        const res = await api.result('doomed_0', id);
-        assert.equal(res.json?.error_code, 'DLF.6201', res.text);
-      }
-      // Each execute either failed DLF.6201 or got an instance: nothing else happened.
-      assert.equal(acknowledged.length + refused, ROUNDS * EXECUTES);
+      await deleteRace([api], api, markers, ROUNDS, EXECUTES);
     });
   });
 }
+
+describe('PostgreSQL store, two nodes: deleting a script on one while executes arrive at both', () => {
+  const ROUNDS = 3;
+  const EXECUTES = 40;
+  let database: ClusterDatabase | undefined;
+  const nodes: ClusterNode[] = [];
+  let markers: string;
+
+  before(async () => {
+    markers = mkdtempSync(join(tmpdir(), 'opendlf-markers-'));
+    database = await createClusterDatabase('opendlf_races');
+    for (const nodeId of ['race-a', 'race-b']) {
+      nodes.push(
+        await startNode({
+          storeUrl: database.url,
+          nodeId,
+          args: ['--max-concurrent-runs', '8', '--stop-grace-ms', '300'],
+        }),
+      );
+    }
+  });
+  after(async () => {
+    await Promise.all(nodes.map((node) => stopNode(node)));
+    await database?.drop();
+    rmSync(markers, { recursive: true, force: true });
+  });
+
+  it(`no run outlives the delete on either node (${ROUNDS} rounds of ${EXECUTES} executes)`, async () => {
+    const [a, b] = nodes.map((node) => new ApiClient(node.url, PROJECT));
+    assert.ok(a && b);
+    await deleteRace([a, b], a, markers, ROUNDS, EXECUTES);
+  });
+});
 
 describe('a settle that throws', () => {
   let dataDir: string;
