@@ -99,6 +99,7 @@ describe('EL operators', () => {
       resolve({ v: 'no expression: ${x} $x #x {y}' }).fromCaller.v,
       'no expression: ${x} $x #x {y}',
     );
+    assert.equal(resolve({ v: 'a literal #{"#{"}x}' }).fromCaller.v, 'a literal #{x}');
   });
 });
 
