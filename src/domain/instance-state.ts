@@ -216,15 +216,16 @@ export function causeSettlement(cause: EndCause, timeoutMs: number): Settlement 
 /**
  * The settlement of a run whose results could not be saved — too large to serialise, or the store
  * refused the row: the run still settles, without its results, and the message names the cause. A
- * run that finished or failed by itself becomes FAILED with `reason`; one the runner ended (stop,
- * timeout, shutdown, fencing) keeps its state and reason, since that is still why it ended.
+ * run that finished becomes FAILED with `reason`; one that failed or that the runner ended (stop,
+ * timeout, shutdown, fencing) keeps its state, reason and message, the cause appended: that is
+ * still why it ended.
  */
 export function unsavedResultsSettlement(
   settlement: Settlement,
   reason: Extract<FailureReason, 'output_limit' | 'engine_error'>,
   cause: string,
 ): Settlement {
-  if (settlement.state === 'FINISHED' || settlement.state === 'FAILED') {
+  if (settlement.state === 'FINISHED') {
     return {
       ...settlement,
       state: 'FAILED',
@@ -232,7 +233,9 @@ export function unsavedResultsSettlement(
       message: `The script's results could not be saved: ${cause}`,
     };
   }
-  return { ...settlement, message: `${settlement.message} Its results could not be saved: ${cause}` };
+  const message = settlement.message.trimEnd();
+  const joined = message === '' || /[.!?]$/.test(message) ? message : `${message}.`;
+  return { ...settlement, message: `${joined} Its results could not be saved: ${cause}`.trimStart() };
 }
 
 /**

@@ -89,6 +89,14 @@ export class FakeEngine implements Engine {
         // A value JSON cannot hold: saving the results throws while the settle is written.
         started();
         return { kind: 'succeeded', results: [{ ...results[0]!, rows: [[1n]] }] };
+      case 'fail-unserialisable':
+        started();
+        return {
+          kind: 'failed',
+          results: [{ ...results[0]!, rows: [[1n]] }],
+          message: 'relation "nope" does not exist',
+          sqlState: '42P01',
+        };
       case 'hang-unserialisable':
         await context.reportHandle({ engine: this.name });
         started();

@@ -131,6 +131,16 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
     assert.equal(done.runHandle, null);
   });
 
+  it('a failed run whose results cannot be saved stays FAILED with its own reason, the cause added', async () => {
+    await startSupervisor();
+    const done = await settled(await submit('fail-unserialisable'));
+    assert.equal(done.state, 'FAILED');
+    assert.equal(done.failureReason, 'script_error');
+    assert.equal(done.sqlState, '42P01');
+    assert.match(done.message, /^relation "nope" does not exist\. Its results could not be saved: TypeError/);
+    assert.deepEqual(done.results, []);
+  });
+
   it('a stopped run whose results cannot be saved stays STOPPED, the cause added to its message', async () => {
     await startSupervisor();
     const instance = await submit('hang-unserialisable');
