@@ -25,6 +25,7 @@ import { resolveRunAsUser } from './engines/local-process/os-user.js';
 import { RunContainment } from './engines/local-process/run-containment.js';
 import { buildApp } from './http/app.js';
 import { withFreeDiskSpace } from './observability/free-disk-space.js';
+import { stderrLogDestination } from './observability/log-destination.js';
 import { PrometheusMetrics } from './observability/prometheus-metrics.js';
 import { LeaseReaper } from './runner/lease-reaper.js';
 import { RetentionSweeper } from './runner/retention-sweeper.js';
@@ -153,7 +154,7 @@ function cachedFor<T>(ms: number, compute: () => Promise<T>): () => Promise<T> {
 
 export function createLogger(config: ServerConfig): Logger {
   // Logs go to stderr so stdout carries only the one "listening" line scripts wait for.
-  return pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination(2));
+  return pino({ level: config.logLevel, base: { pid: process.pid } }, stderrLogDestination().stream);
 }
 
 /** Which store to open: the embedded SQLite file (default) or a shared PostgreSQL database. */
