@@ -13,6 +13,7 @@
  *  - SIGTERM drains: running instances may finish, the rest are ended after the drain timeout;
  *  - 100 concurrent creates of one script name over the nodes: exactly one succeeds.
  */
+import { until } from '../helpers/assertions.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
@@ -51,15 +52,6 @@ async function counter(node: ClusterNode, name: string): Promise<number> {
   return line ? Number(line.split(' ')[1]) : 0;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 async function instance(api: ApiClient, script: string, id: string): Promise<InstanceBody> {
   const response = await api.result(script, id);

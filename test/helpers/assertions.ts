@@ -29,3 +29,19 @@ export function assertOk(res: ApiResponse): void {
   assert.equal(res.headers.get('content-type'), JSON_CT);
   assert.match(res.headers.get('x-request-id') ?? '', /^\S+$/);
 }
+
+/** Polls `probe` every `everyMs` until it gives a value (returned), or throws after `timeoutMs`. */
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+  everyMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}

@@ -8,6 +8,7 @@
  * the store, the LISTEN connection notices the dead link and is re-opened, and once the proxy
  * forwards again everything works. Outcomes are counted; the waits are generous deadlines only.
  */
+import { until as waitUntil } from '../helpers/assertions.js';
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,6 +27,8 @@ const NODE_ID = 'node-link';
 /** Far above the bound the deadlines give (about 2 + 2 + 1 s); only a hang reaches it. */
 const ANSWER_WITHIN_MS = 30_000;
 
+/** A store cut plus recovery can take the deadlines several times over: wait generously. */
+const until = <T>(what: string, probe: () => Promise<T | undefined>) => waitUntil(what, probe, 90_000, 100);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Answer {
@@ -65,15 +68,6 @@ function isStoreUnavailable(answer: Answer | undefined): boolean {
   );
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe('a silent cut of the link to the PostgreSQL store', () => {
   let db: ClusterDatabase;
