@@ -28,13 +28,14 @@ describe('health, readiness, metrics and logs', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('healthz answers while the process is up; readyz checks the store and every built-in engine', async () => {
+  it('healthz answers while the process is up; readyz checks the store, the data directory\'s free space and every built-in engine', async () => {
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
     const ready = await fetch(`${server.url}/readyz`);
     assert.equal(ready.status, 200);
     const body = (await ready.json()) as { ready: boolean; checks: { name: string; ok: boolean }[] };
     assert.equal(body.ready, true);
     assert.deepEqual(body.checks.map((c) => c.name).sort(), [
+      'disk:dataDir',
       'engine:duckdb',
       'engine:local-python',
       'engine:local-shell',
