@@ -114,23 +114,7 @@ export class Evaluator {
       case 'index':
         return this.member(this.evaluate(node.object), this.evaluate(node.index), node.at);
       case 'call': {
-        const callee = node.callee;
-        if (callee.kind !== 'member' || callee.object.kind !== 'name') {
-          throw new ElError(
-            'only methods of DateUtil, StringUtil, JSONUtil, Env and Job can be called',
-            node.at,
-          );
-        }
-        const objectName = callee.object.name;
-        const method = builtinMethod(objectName, callee.property, callee.at);
-        const [min, max] = method.arity;
-        if (node.args.length < min || node.args.length > max) {
-          const expected = min === max ? `${min}` : `${min} to ${max}`;
-          throw new ElError(
-            `${objectName}.${callee.property} takes ${expected} argument${max === 1 ? '' : 's'}, not ${node.args.length}`,
-            node.at,
-          );
-        }
+        const { method } = calledMethod(node);
         const args = node.args.map((arg) => this.evaluate(arg));
         try {
           return method.call(args, this.ctx);
@@ -217,6 +201,25 @@ export class Evaluator {
  * property or method, every call has a valid number of arguments. Evaluation makes the same checks;
  * this lets a stored value be refused when it is saved rather than when a script runs.
  */
+/** The built-in method a call names, with its argument count checked (evaluation and validation). */
+function calledMethod(node: Extract<ElNode, { kind: 'call' }>) {
+  const callee = node.callee;
+  if (callee.kind !== 'member' || callee.object.kind !== 'name') {
+    throw new ElError('only methods of DateUtil, StringUtil, JSONUtil, Env and Job can be called', node.at);
+  }
+  const objectName = callee.object.name;
+  const method = builtinMethod(objectName, callee.property, callee.at);
+  const [min, max] = method.arity;
+  if (node.args.length < min || node.args.length > max) {
+    const expected = min === max ? `${min}` : `${min} to ${max}`;
+    throw new ElError(
+      `${objectName}.${callee.property} takes ${expected} argument${max === 1 ? '' : 's'}, not ${node.args.length}`,
+      node.at,
+    );
+  }
+  return { method };
+}
+
 export function validateNode(node: ElNode): void {
   switch (node.kind) {
     case 'literal':
@@ -233,20 +236,7 @@ export function validateNode(node: ElNode): void {
       validateNode(node.index);
       return;
     case 'call': {
-      const callee = node.callee;
-      if (callee.kind !== 'member' || callee.object.kind !== 'name') {
-        throw new ElError(
-          'only methods of DateUtil, StringUtil, JSONUtil, Env and Job can be called',
-          node.at,
-        );
-      }
-      const [min, max] = builtinMethod(callee.object.name, callee.property, callee.at).arity;
-      if (node.args.length < min || node.args.length > max) {
-        throw new ElError(
-          `${callee.object.name}.${callee.property} takes ${min === max ? min : `${min} to ${max}`} arguments, not ${node.args.length}`,
-          node.at,
-        );
-      }
+      calledMethod(node);
       node.args.forEach(validateNode);
       return;
     }
