@@ -9,6 +9,9 @@
  *   - MariaDB (RDS connection, com.mysql.jdbc.Driver): `SELECT SLEEP(300) /* marker *\/`; gone = no
  *     PROCESSLIST row with COMMAND 'Query' and the marker. Baseline: bare mysql2, `KILL QUERY <id>`
  *     from a second connection.
+ *   For both, a second baseline sends the same cancel from the handler of a bare fastify route
+ *   (startBareStopRoute): the primitive reached through the same fetch and HTTP stack as ours, which
+ *   the stop request has to cross too — the bare primitive alone starts in this process.
  *   - SSH (HOST connection to a private sshd on this machine): the local stop benchmark's process
  *     tree; gone = no process of the remote run's session/group in /proc. Baseline: a bare ssh2
  *     connection starts the same tree under `setsid`, a second exec channel runs `kill -TERM -- -PGID`.
@@ -17,9 +20,9 @@
  *     bare HTTP request with a query_id, `KILL QUERY WHERE query_id = … SYNC` from a second request.
  *   - PYTHON on `local`: a script that starts `sleep 300` children and sleeps; gone = no process of
  *     the run. Baseline: the same script spawned detached, process.kill(-pgid).
- * Execute → FINISHED: `SELECT 1` (PostgreSQL, MariaDB, ClickHouse) and `echo 1` (SSH), ours three
- * ways (long-poll `?waitSeconds=30`, a GET every 100 ms, a GET every 1 ms; see `executeBench` in
- * lib.ts), beside the bare driver call on an already open connection plus one GET of a bare fastify
+ * Execute → FINISHED: `SELECT 1` (PostgreSQL, MariaDB, ClickHouse) and `echo 1` (SSH), ours four
+ * ways (long-poll `?waitSeconds=30`, a GET every 100 ms, a GET every 1 ms, one POST
+ * `execute?waitSeconds=30`; see `executeBench` in lib.ts), beside the bare driver call on an already open connection plus one GET of a bare fastify
  * route in this process, timed together.
  *
  * The database "gone" probes run back to back on their own connection (no pause between probes);
@@ -27,7 +30,7 @@
  * and the baseline. Ours and baseline alternate run by run, after discarded warm-up runs.
  * A server that is missing here (clickhouse-server, sshd) or unreachable (PostgreSQL, MariaDB)
  * gives "skipped: <reason>" rows.
- * Usage: `npx tsx bench/engine-latency.ts [--quick]`.
+ * Usage: `npx tsx bench/engine-latency.ts [--quick] [--only postgres,mariadb,ssh,clickhouse,python]`.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -55,10 +58,12 @@ import {
   killLeftovers,
   markdownTable,
   now,
+  onlyParts,
   runCount,
   skippedRow,
   sleep,
   startBareRoute,
+  startBareStopRoute,
   startBenchServer,
   stats,
   TREE_SCRIPT,
@@ -66,6 +71,7 @@ import {
   TreeObserver,
   waitUntil,
   type BareRoute,
+  type BareStopRoute,
   type BenchRow,
   type ExecuteBench,
 } from './lib.js';
@@ -75,7 +81,7 @@ const EXEC_WARMUP = 5;
 /** Kept runs per side. The ClickHouse `sleepEachRow(1)` figure costs ~1 s a run, so it gets the minimum. */
 const STOP_RUNS = 60;
 const SLOW_STOP_RUNS = 50;
-/** Kept rounds of the execute figures (each round: the three ways of waiting, and the baseline). */
+/** Kept rounds of the execute figures (each round: the four ways of waiting, and the baseline). */
 export const ENGINE_EXECUTE_RUNS = 120;
 export const SSH_EXECUTE_RUNS = 60;
 /** A figure whose runs fail this often is given up (its rows say why) instead of timing out run after run. */
@@ -309,16 +315,89 @@ function stopRows(
   ];
 }
 
+/** The bare primitive, then the same primitive behind a bare route (startBareStopRoute), one after the other. */
+async function bareThenRouted(
+  bare: () => Promise<number>,
+  routed: () => Promise<number>,
+): Promise<{ bare: number; routed: number }> {
+  const b = await bare();
+  await sleep(10);
+  return { bare: b, routed: await routed() };
+}
+
+/** stopRows, plus ours beside the primitive behind a bare route (one HTTP request, as ours has). */
+function stopRowsWithRoute(
+  engine: string,
+  gone: string,
+  result: { ours: { gone: number; response: number }[]; baseline: { bare: number; routed: number }[] },
+): BenchRow[] {
+  return [
+    ...stopRows(engine, gone, { ours: result.ours, baseline: result.baseline.map((b) => b.bare) }),
+    {
+      figure: `${engine} stop: request → ${gone}, baseline: the same cancel behind a bare route`,
+      ours: stats(result.ours.map((r) => r.gone)),
+      baseline: stats(result.baseline.map((b) => b.routed)),
+    },
+  ];
+}
+
+/**
+ * A SQL engine's stop rows: ours (execute `script`, stop it through the API) alternated with the
+ * bare cancel and the same cancel behind a bare route, each ending a statement `start` runs.
+ */
+async function statementStopRows(
+  engine: string,
+  gone: string,
+  setup: {
+    client: ApiClient;
+    script: string;
+    probe: StatementProbe;
+    start: (marker: string) => Promise<unknown>;
+    cancel: () => Promise<unknown>;
+    bareStop: BareStopRoute;
+  },
+): Promise<BenchRow[]> {
+  const { client, script, probe, start, cancel, bareStop } = setup;
+  const label = `${engine} stop`;
+  return stopRowsWithRoute(
+    engine,
+    gone,
+    await alternate(
+      label,
+      runCount(STOP_RUNS),
+      STOP_WARMUP,
+      10,
+      () => oursStatementStop(client, script, probe, label),
+      () =>
+        bareThenRouted(
+          () => bareStatementStop(start, cancel, probe, `bare ${engine} stop`),
+          () =>
+            bareStatementStop(
+              start,
+              () => bareStop.post(cancel),
+              probe,
+              `bare ${engine} stop behind a route`,
+            ),
+        ),
+    ),
+  );
+}
+
 // ---- PostgreSQL ---------------------------------------------------------------------------------
 
 const PG_EXEC = 'PostgreSQL `SELECT 1`';
 const PG_FIGURES = [
   'PostgreSQL stop: request → `pg_sleep` no longer active',
   'PostgreSQL stop: request → stop response (204)',
+  'PostgreSQL stop: request → `pg_sleep` no longer active, baseline: the same cancel behind a bare route',
   ...executeFigures(PG_EXEC),
 ];
 
-async function benchPostgres(client: ApiClient, bare: BareRoute): Promise<BenchRow[]> {
+async function benchPostgres(
+  client: ApiClient,
+  bare: BareRoute,
+  bareStop: BareStopRoute,
+): Promise<BenchRow[]> {
   const probeClient = new pg.Client(PG);
   const worker = new pg.Client(PG);
   const control = new pg.Client(PG);
@@ -363,26 +442,17 @@ async function benchPostgres(client: ApiClient, bare: BareRoute): Promise<BenchR
       );
       return rows[0]?.n ?? 0;
     });
-    const label = 'PostgreSQL stop';
-    const stop = await section(PG_FIGURES.slice(0, 2), async () =>
-      stopRows(
-        'PostgreSQL',
-        '`pg_sleep` no longer active',
-        await alternate(
-          label,
-          runCount(STOP_RUNS),
-          STOP_WARMUP,
-          10,
-          () => oursStatementStop(client, 'bench_stop_pg', probe, label),
-          () =>
-            bareStatementStop(
-              (marker) => worker.query(withMarker(PG_SLEEP, marker)),
-              () => control.query('SELECT pg_cancel_backend($1)', [workerPid]),
-              probe,
-              'bare PostgreSQL stop',
-            ),
-        ),
-      ),
+    const cancel = () => control.query('SELECT pg_cancel_backend($1)', [workerPid]);
+    const start = (marker: string) => worker.query(withMarker(PG_SLEEP, marker));
+    const stop = await section(PG_FIGURES.slice(0, 3), async () =>
+      statementStopRows('PostgreSQL', '`pg_sleep` no longer active', {
+        client,
+        script: 'bench_stop_pg',
+        probe,
+        start,
+        cancel,
+        bareStop,
+      }),
     );
     const exec = await execFigures(PG_EXEC, client, bare, 'bench_exec_pg', async () => {
       const { rows } = await worker.query({ text: 'SELECT 1', rowMode: 'array' });
@@ -400,10 +470,15 @@ const MY_EXEC = 'MariaDB `SELECT 1`';
 const MY_FIGURES = [
   'MariaDB stop: request → `SLEEP` query gone from the process list',
   'MariaDB stop: request → stop response (204)',
+  'MariaDB stop: request → `SLEEP` query gone from the process list, baseline: the same cancel behind a bare route',
   ...executeFigures(MY_EXEC),
 ];
 
-async function benchMariaDb(client: ApiClient, bare: BareRoute): Promise<BenchRow[]> {
+async function benchMariaDb(
+  client: ApiClient,
+  bare: BareRoute,
+  bareStop: BareStopRoute,
+): Promise<BenchRow[]> {
   const opened: mysql.Connection[] = [];
   let probeConn: mysql.Connection;
   let worker: mysql.Connection;
@@ -454,26 +529,17 @@ async function benchMariaDb(client: ApiClient, bare: BareRoute): Promise<BenchRo
       );
       return Number(rows[0]?.n ?? 0);
     });
-    const label = 'MariaDB stop';
-    const stop = await section(MY_FIGURES.slice(0, 2), async () =>
-      stopRows(
-        'MariaDB',
-        '`SLEEP` query gone from the process list',
-        await alternate(
-          label,
-          runCount(STOP_RUNS),
-          STOP_WARMUP,
-          10,
-          () => oursStatementStop(client, 'bench_stop_my', probe, label),
-          () =>
-            bareStatementStop(
-              (marker) => worker.query(withMarker(MY_SLEEP, marker)),
-              () => control.query(`KILL QUERY ${workerThread}`),
-              probe,
-              'bare MariaDB stop',
-            ),
-        ),
-      ),
+    const kill = () => control.query(`KILL QUERY ${workerThread}`);
+    const start = (marker: string) => worker.query(withMarker(MY_SLEEP, marker));
+    const stop = await section(MY_FIGURES.slice(0, 3), async () =>
+      statementStopRows('MariaDB', '`SLEEP` query gone from the process list', {
+        client,
+        script: 'bench_stop_my',
+        probe,
+        start,
+        cancel: kill,
+        bareStop,
+      }),
     );
     const exec = await execFigures(MY_EXEC, client, bare, 'bench_exec_my', async () => {
       const [rows] = await worker.query<mysql.RowDataPacket[]>({ sql: 'SELECT 1', rowsAsArray: true });
@@ -1013,7 +1079,11 @@ function driverVersions(): string {
   return `Drivers: pg ${version('pg')}, mysql2 ${version('mysql2')}, ssh2 ${version('ssh2')}`;
 }
 
-export async function engineLatency(): Promise<{
+/**
+ * @param engines which engines to bench (`--only postgres,mariadb,ssh,clickhouse,python` when this
+ *   file runs on its own); all when absent.
+ */
+export async function engineLatency(engines?: ReadonlySet<string>): Promise<{
   rows: BenchRow[];
   oddities: string[];
   environment: string[];
@@ -1022,14 +1092,16 @@ export async function engineLatency(): Promise<{
   environment.length = 0;
   const server = await startBenchServer();
   const bare = await startBareRoute();
+  const bareStop = await startBareStopRoute();
   const observer = new TreeObserver();
   try {
     const client = server.client();
-    const pgRows = await benchPostgres(client, bare);
-    const myRows = await benchMariaDb(client, bare);
-    const sshRows = await benchSsh(client, observer, bare);
-    const chRows = await benchClickHouse(client, bare);
-    const pyRows = await benchPython(client, observer);
+    const wanted = (engine: string) => engines === undefined || engines.has(engine);
+    const pgRows = wanted('postgres') ? await benchPostgres(client, bare, bareStop) : [];
+    const myRows = wanted('mariadb') ? await benchMariaDb(client, bare, bareStop) : [];
+    const sshRows = wanted('ssh') ? await benchSsh(client, observer, bare) : [];
+    const chRows = wanted('clickhouse') ? await benchClickHouse(client, bare) : [];
+    const pyRows = wanted('python') ? await benchPython(client, observer) : [];
     environment.push(driverVersions());
     const isExec = (row: BenchRow) => row.figure.startsWith('Execute');
     const all = [...pgRows, ...myRows, ...sshRows, ...chRows, ...pyRows];
@@ -1041,13 +1113,14 @@ export async function engineLatency(): Promise<{
   } finally {
     await observer.close();
     await bare.close();
+    await bareStop.close();
     await server.close();
   }
 }
 
 if (isMain(import.meta.url)) {
   const started = performance.now();
-  const result = await engineLatency();
+  const result = await engineLatency(onlyParts());
   console.log(markdownTable(result.rows));
   for (const line of result.environment) console.log(`- ${line}`);
   for (const note of result.oddities) console.log(`note: ${note}`);

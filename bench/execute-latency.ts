@@ -6,10 +6,11 @@
  * - Shell: `echo 1` on connection `local`. Baseline: child_process.spawn of `bash -c 'echo 1'`
  *   until the child's exit event.
  *
- * Ours, three ways (see `executeBench` in lib.ts): POST …/execute then one GET with
- * `?waitSeconds=30` (long-poll); then a GET every 100 ms until FINISHED; then a GET every 1 ms. Every
- * baseline run adds one GET of a bare fastify route in this process to the bare call (the HTTP round
- * trip that any answer over the API costs), timed together. One run of each per round, in a rotating
+ * Ours, four ways (see `executeBench` in lib.ts): POST …/execute then one GET with
+ * `?waitSeconds=30` (long-poll); then a GET every 100 ms until FINISHED; then a GET every 1 ms; and
+ * one POST …/execute?waitSeconds=30 that answers with the result (one request). Every
+ * baseline run adds two GETs of a bare fastify route in this process to the bare call (the HTTP round
+ * trips of execute + one GET), timed together; the notes also give the bare call plus one GET. One run of each per round, in a rotating
  * order, after a few discarded warm-up rounds.
  * Usage: `npx tsx bench/execute-latency.ts [--quick]`.
  */
@@ -28,7 +29,7 @@ import {
 } from './lib.js';
 
 const WARMUP = 5;
-/** Kept rounds per figure (each round: one run of each of the three variants and of the baseline). */
+/** Kept rounds per figure (each round: one run of each of the four variants and of the baseline). */
 export const EXECUTE_RUNS = 120;
 const MAX_FAILURES = 5;
 

@@ -12,7 +12,12 @@ import { Worker } from 'node:worker_threads';
 import Fastify from 'fastify';
 import { DEFAULT_CONFIG } from '../src/config.js';
 import { runMembers } from '../src/engines/local-process/process-tree.js';
-import { startTestServer, type ApiClient, type TestServer } from '../test/helpers/server.js';
+import {
+  startTestServer,
+  type ApiClient,
+  type ApiResponse,
+  type TestServer,
+} from '../test/helpers/server.js';
 
 export interface Stats {
   readonly n: number;
@@ -53,7 +58,7 @@ export interface BenchRow {
    * or a memory size in MiB. Rates and sizes show one value (the median over rounds, or the single
    * measurement) in the p50 columns and no p99.
    */
-  readonly unit?: 'ms' | 'inst/s' | 'req/s' | 'MiB';
+  readonly unit?: 'ms' | 'inst/s' | 'req/s' | 'rows/s' | 'MiB';
 }
 
 /** A row for a figure that could not be measured (a server missing on this machine, say). */
@@ -231,37 +236,100 @@ export async function startBareRoute(): Promise<BareRoute> {
   };
 }
 
+/**
+ * A bare fastify app in this process with one POST route that runs a stop and answers 204 once it
+ * returns: the stop baselines "behind a bare route" — the bare primitive reached through the same
+ * client (fetch) and HTTP stack as opendlf's `POST …/stop`, without the rest of opendlf's path.
+ */
+export interface BareStopRoute {
+  /** POSTs to the route, which awaits `stop()` and answers 204; resolves once the answer is read. */
+  post(stop: () => Promise<unknown>): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startBareStopRoute(): Promise<BareStopRoute> {
+  const app = Fastify({ logger: false });
+  let pending: (() => Promise<unknown>) | undefined;
+  app.post('/stop', async (_request, reply) => {
+    const stop = pending;
+    pending = undefined;
+    await stop?.();
+    return reply.code(204).send();
+  });
+  const url = `${await app.listen({ host: '127.0.0.1', port: 0 })}/stop`;
+  return {
+    async post(stop) {
+      pending = stop;
+      const response = await fetch(url, { method: 'POST' });
+      await response.text();
+      if (response.status !== 204) throw new Error(`the bare stop route answered ${response.status}`);
+    },
+    close: () => app.close(),
+  };
+}
+
 /** How "ours" waits for the instance to settle after `POST …/execute`. */
 const EXECUTE_MODES = [
   { key: 'longPoll', label: 'long-poll (one GET `?waitSeconds=30`)', waitSeconds: 30 },
   { key: 'poll100', label: 'polling every 100 ms', everyMs: 100 },
   { key: 'poll1', label: 'polling every 1 ms', everyMs: 1 },
+  { key: 'oneRequest', label: 'one request (POST execute `?waitSeconds=30`)', executeWaitSeconds: 30 },
 ] as const;
 type ExecuteMode = (typeof EXECUTE_MODES)[number];
+const ONE_REQUEST = EXECUTE_MODES.findIndex((mode) => mode.key === 'oneRequest');
 
 /** The figures of one execute benchmark (for "skipped" rows too). */
 export function executeFigures(what: string): string[] {
   return EXECUTE_MODES.map((mode) => `Execute ${what} → FINISHED: ${mode.label}`);
 }
 
+/** The first value of the first row of a result body: `1` for `SELECT 1` and for `echo 1`. */
+function firstValue(body: unknown): string | undefined {
+  const results = (body as { results?: { rows?: unknown[][] }[] } | undefined)?.results;
+  const value = results?.[0]?.rows?.[0]?.[0];
+  return typeof value === 'number' || typeof value === 'string' ? String(value) : undefined;
+}
+
 /**
  * POST execute, then wait for FINISHED: one GET with `?waitSeconds=N` (long-poll), or a GET right
- * after the POST answers and then one `everyMs` after each answer until the status is terminal.
+ * after the POST answers and then one `everyMs` after each answer until the status is terminal; or
+ * the POST itself with `?waitSeconds=N` (one request), which must answer with the settled result.
+ * The clock stops when the FINISHED answer has been read; the body must then hold the row `1` (a
+ * real result, not only a status).
  */
 async function executeUntilFinished(
   client: ApiClient,
   name: string,
   mode: ExecuteMode,
 ): Promise<{ ms: number; gets: number }> {
+  const finished = (t1: number, gets: number, response: ApiResponse) => {
+    if (firstValue(response.json) !== '1') {
+      throw new Error(`${name} (${mode.key}) FINISHED without the row 1: ${response.text.slice(0, 300)}`);
+    }
+    return { ms: t1 - t0, gets };
+  };
   const t0 = now();
+  if ('executeWaitSeconds' in mode) {
+    const executePath = client.path(`/${encodeURIComponent(name)}/execute`);
+    const response = await client.request('POST', `${executePath}?waitSeconds=${mode.executeWaitSeconds}`, {
+      body: {},
+    });
+    const t1 = now();
+    const status = response.json?.status as string | undefined;
+    if (response.status === 200 && status === 'FINISHED') return finished(t1, 0, response);
+    throw new Error(
+      `${name} (${mode.key}) answered ${response.status} ${status ?? 'without a result'}: ${response.text.slice(0, 300)}`,
+    );
+  }
   const instanceId = await client.execute(name);
   const path = client.path(`/${encodeURIComponent(name)}/instances/${instanceId}`);
   const query = 'waitSeconds' in mode ? `?waitSeconds=${mode.waitSeconds}` : '';
   const deadline = Date.now() + 30_000;
   for (let gets = 1; ; gets++) {
     const response = await client.request('GET', `${path}${query}`);
+    const t1 = now();
     const status = response.json?.status as string | undefined;
-    if (status === 'FINISHED') return { ms: now() - t0, gets };
+    if (status === 'FINISHED') return finished(t1, gets, response);
     if (status === 'FAILED' || 'waitSeconds' in mode || Date.now() > deadline) {
       throw new Error(
         `${name} (${mode.key}) ended ${status ?? response.status} after ${gets} GET(s): ${response.text.slice(0, 300)}`,
@@ -291,13 +359,18 @@ export interface ExecuteBench {
 }
 
 /**
- * The three "ours" variants (long-poll, 100 ms polling, 1 ms polling) and the baseline (the driver
- * call then one GET of the bare route, timed together), one run of each per round in a rotating
+ * The four "ours" variants (long-poll, 100 ms polling, 1 ms polling, one request) and the baseline
+ * (the driver call then two GETs of the bare route, timed together), one run of each per round in a rotating
  * order, after `warmup` discarded rounds. Returns one row per variant, all beside the same baseline.
  */
 export async function executeBench(b: ExecuteBench): Promise<BenchRow[]> {
   const ours = EXECUTE_MODES.map(() => ({ ms: [] as number[], gets: [] as number[] }));
-  const baseline = { ms: [] as number[], driver: [] as number[], http: [] as number[] };
+  const baseline = {
+    ms: [] as number[],
+    driver: [] as number[],
+    http: [] as number[],
+    driverAndOneGet: [] as number[],
+  };
   const sides: { name: string; run: (keep: boolean) => Promise<void> }[] = [
     ...EXECUTE_MODES.map((mode, i) => ({
       name: mode.key,
@@ -315,13 +388,16 @@ export async function executeBench(b: ExecuteBench): Promise<BenchRow[]> {
         await b.driver();
         const t1 = now();
         // Two round trips, as ours needs at least two (POST execute, then a GET of the result).
+        // The one-request variant needs only the first: its time is noted beside the rows.
         await b.bare.get();
+        const tOne = now();
         await b.bare.get();
         const t2 = now();
         if (!keep) return;
         baseline.ms.push(t2 - t0);
         baseline.driver.push(t1 - t0);
         baseline.http.push(t2 - t1);
+        baseline.driverAndOneGet.push(tOne - t0);
       },
     },
   ];
@@ -350,8 +426,9 @@ export async function executeBench(b: ExecuteBench): Promise<BenchRow[]> {
   };
   b.notes.push(
     `Execute ${b.what}: baseline split, p50: driver ${fixed(p50(baseline.driver))} ms + two bare GETs ` +
-      `${fixed(p50(baseline.http))} ms; GETs per run, p50: ${gets(1)} polling every 100 ms, ` +
-      `${gets(2)} polling every 1 ms`,
+      `${fixed(p50(baseline.http))} ms; driver + one bare GET ${fixed(p50(baseline.driverAndOneGet))} ms ` +
+      `(one request: ${fixed(p50(ours[ONE_REQUEST]!.ms) / p50(baseline.driverAndOneGet))}× that); GETs per run, p50: ` +
+      `${gets(1)} polling every 100 ms, ${gets(2)} polling every 1 ms`,
   );
   const names = executeFigures(b.what);
   return EXECUTE_MODES.map((_, i) => ({

@@ -6,11 +6,13 @@
  *     no process of the run's session/group (runMembers) is left. Baseline: the same tree spawned
  *     directly with child_process.spawn(detached), process.kill(-pgid, 'SIGTERM') → group gone.
  * (b) DuckDB: an endless aggregate on connection `duckdb`. Ours: POST …/stop → the result endpoint
- *     (polled every 1 ms meanwhile) first shows status FAILED. Baseline: bare @duckdb/node-api in
- *     this process, connection.interrupt() → the run() promise rejects.
+ *     shows status FAILED (a long poll, `?waitSeconds=30`, sent 20 ms before the stop, answers). Baseline: bare @duckdb/node-api in
+ *     this process, connection.interrupt() → the run() promise rejects. The stop response (204) row
+ *     has a baseline too: the same interrupt from the handler of a bare fastify route, which answers
+ *     204 once run() has rejected (startBareStopRoute: the HTTP request ours has to cross).
  *
  * Ours and baseline alternate run by run, after a few discarded warm-up runs of each.
- * Usage: `npx tsx bench/stop-latency.ts [--quick]`.
+ * Usage: `npx tsx bench/stop-latency.ts [--quick] [--only shell,duckdb]`.
  */
 import { spawn } from 'node:child_process';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
@@ -21,14 +23,17 @@ import {
   killLeftovers,
   markdownTable,
   now,
+  onlyParts,
   runCount,
   sleep,
+  startBareStopRoute,
   startBenchServer,
   stats,
   TREE_SCRIPT,
   treeReady,
   TreeObserver,
   waitUntil,
+  type BareStopRoute,
   type BenchRow,
 } from './lib.js';
 
@@ -36,6 +41,8 @@ const WARMUP = 3;
 export const LONG_QUERY = 'SELECT count(*) FROM range(100000000000) t(x) WHERE x % 7 = 3';
 /** How long the query runs before it is stopped. */
 const RUN_BEFORE_STOP_MS = 100;
+/** Between sending the long poll that watches a DuckDB stop and sending the stop. */
+const LONG_POLL_SETTLES_MS = 20;
 
 async function status(client: ApiClient, name: string, instanceId: string): Promise<string | undefined> {
   const response = await client.result(name, instanceId);
@@ -65,7 +72,13 @@ function instrument(): () => void {
   const realKill = process.kill;
   const realInterrupt = DuckDBConnection.prototype.interrupt;
   process.kill = function (pid: number, signal?: string | number) {
-    if (pid < 0 && !firstGroupSignal.has(-pid)) firstGroupSignal.set(-pid, now());
+    // The run's leader (pid = runId) or its group (-runId): with cgroup containment the stop signals
+    // each pid of the run's cgroup, without it the group. Liveness probes (signal 0) and the freeze
+    // (SIGSTOP/SIGCONT) are not the stop's signal.
+    const target = Math.abs(pid);
+    if ((signal === 'SIGTERM' || signal === 'SIGKILL') && !firstGroupSignal.has(target)) {
+      firstGroupSignal.set(target, now());
+    }
     return realKill.call(process, pid, signal);
   };
   DuckDBConnection.prototype.interrupt = function (this: DuckDBConnection) {
@@ -157,7 +170,7 @@ async function benchShell(client: ApiClient, runs: number): Promise<BenchRow[]> 
   }
   return [
     { figure: 'Shell stop: request → process tree gone', ours: stats(gone), baseline: stats(baseline) },
-    { figure: 'Shell stop: request → SIGTERM sent to the group', ours: stats(signal) },
+    { figure: "Shell stop: request → SIGTERM sent to the run's leader", ours: stats(signal) },
     { figure: 'Shell stop: request → stop response (204)', ours: stats(response) },
   ];
 }
@@ -170,6 +183,13 @@ async function oursDuckDbOnce(client: ApiClient, name: string) {
   await sleep(RUN_BEFORE_STOP_MS);
   if ((await status(client, name, instanceId)) !== 'RUNNING') oddities.push('duckdb query was not running');
 
+  // The outcome is watched with a long poll sent before the stop (it waits in the server when the
+  // stop arrives): a GET every 1 ms, as before, kept the event loop the server shares with this
+  // client busy through the whole stop, a load the bare baseline does not have.
+  const watched = client
+    .request('GET', client.path(`/${encodeURIComponent(name)}/instances/${instanceId}?waitSeconds=30`))
+    .then((r) => ({ status: r.json?.status as string | undefined, at: now() }));
+  await sleep(LONG_POLL_SETTLES_MS);
   const watch: { at?: number } = {};
   interruptWatch = watch;
   const t0 = now();
@@ -178,20 +198,10 @@ async function oursDuckDbOnce(client: ApiClient, name: string) {
     responseAt = now();
     return r.status;
   });
+  const seen = await watched;
   let failedAt: number | undefined;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const s = await status(client, name, instanceId);
-    if (s === 'FAILED') {
-      failedAt = now();
-      break;
-    }
-    if (s === 'FINISHED' || Date.now() > deadline) {
-      oddities.push(`duckdb instance ended ${s ?? 'unknown'} instead of FAILED`);
-      break;
-    }
-    await sleep(1);
-  }
+  if (seen.status === 'FAILED') failedAt = seen.at;
+  else oddities.push(`duckdb long poll answered ${seen.status ?? 'unknown'} instead of FAILED`);
   const code = await stopped;
   interruptWatch = undefined;
   if (code !== 204) oddities.push(`duckdb stop answered ${code}`);
@@ -231,14 +241,46 @@ async function baselineDuckDbOnce(db: DuckDBInstance) {
   }
 }
 
+/** The bare interrupt sent by a bare route's handler, which answers once run() has rejected. */
+async function routedDuckDbOnce(db: DuckDBInstance, route: BareStopRoute) {
+  const connection = await db.connect();
+  try {
+    const running = connection.run(LONG_QUERY).then(
+      () => true,
+      () => false,
+    );
+    await sleep(RUN_BEFORE_STOP_MS);
+    const t0 = now();
+    let completed = false;
+    await route.post(async () => {
+      connection.interrupt();
+      // As above: repeat an interrupt that was lost.
+      let ended = await Promise.race([running, sleep(2_000).then(() => undefined)]);
+      while (ended === undefined) {
+        connection.interrupt();
+        ended = await Promise.race([running, sleep(500).then(() => undefined)]);
+      }
+      completed = ended;
+    });
+    const at = now();
+    if (completed)
+      oddities.push('bare DuckDB behind a route: the query completed instead of being interrupted');
+    return at - t0;
+  } finally {
+    connection.closeSync();
+  }
+}
+
 async function benchDuckDb(client: ApiClient, runs: number): Promise<BenchRow[]> {
   const name = 'bench_stop_duckdb';
   await client.createScript({ name, type: 'DWSSQL', content: LONG_QUERY, connectionName: 'duckdb' });
   const db = await DuckDBInstance.create(':memory:');
+  const route = await startBareStopRoute();
   const failed: number[] = [];
   const response: number[] = [];
   const interrupt: number[] = [];
   const baseline: number[] = [];
+  const routed: number[] = [];
   try {
     for (let i = 0; i < WARMUP + runs; i++) {
       const keep = i >= WARMUP;
@@ -253,12 +295,18 @@ async function benchDuckDb(client: ApiClient, runs: number): Promise<BenchRow[]>
           }
         } else {
           const b = await baselineDuckDbOnce(db);
-          if (keep) baseline.push(b);
+          await sleep(10);
+          const r = await routedDuckDbOnce(db, route);
+          if (keep) {
+            baseline.push(b);
+            routed.push(r);
+          }
         }
         await sleep(10);
       }
     }
   } finally {
+    await route.close();
     db.closeSync();
   }
   return [
@@ -268,17 +316,28 @@ async function benchDuckDb(client: ApiClient, runs: number): Promise<BenchRow[]>
       baseline: stats(baseline),
     },
     { figure: 'DuckDB stop: request → interrupt() called', ours: stats(interrupt) },
-    { figure: 'DuckDB stop: request → stop response (204)', ours: stats(response) },
+    {
+      figure: 'DuckDB stop: request → stop response (204), baseline: the interrupt behind a bare route',
+      ours: stats(response),
+      baseline: stats(routed),
+    },
   ];
 }
 
-export async function stopLatency(): Promise<{ rows: BenchRow[]; oddities: string[] }> {
+/** @param parts `shell`, `duckdb` (`--only` when this file runs on its own); both when absent. */
+export async function stopLatency(
+  parts?: ReadonlySet<string>,
+): Promise<{ rows: BenchRow[]; oddities: string[] }> {
   const restore = instrument();
   const server = await startBenchServer();
   try {
     const client = server.client();
     const runs = runCount(200);
-    const rows = [...(await benchShell(client, runs)), ...(await benchDuckDb(client, runs))];
+    const wanted = (part: string) => parts === undefined || parts.has(part);
+    const rows = [
+      ...(wanted('shell') ? await benchShell(client, runs) : []),
+      ...(wanted('duckdb') ? await benchDuckDb(client, runs) : []),
+    ];
     return { rows, oddities: [...oddities] };
   } finally {
     await server.close();
@@ -288,7 +347,7 @@ export async function stopLatency(): Promise<{ rows: BenchRow[]; oddities: strin
 
 if (isMain(import.meta.url)) {
   const started = performance.now();
-  const { rows, oddities: notes } = await stopLatency();
+  const { rows, oddities: notes } = await stopLatency(onlyParts());
   console.log(markdownTable(rows));
   for (const note of notes) console.log(`note: ${note}`);
   console.log(`\n(${((performance.now() - started) / 1000).toFixed(1)} s)`);

@@ -59,6 +59,13 @@ const ConfigSchema = Type.Object(
     maxResultOutputBytes: Type.Integer({ minimum: 1 }),
     /** SQL: bytes of result values one instance keeps across its statements; past it rows are dropped (`truncated`). */
     maxResultBytes: Type.Integer({ minimum: 1 }),
+    /**
+     * SQL rows past the inline caps are spilled here, one folder per instance ('' = `<dataDir>/results`
+     * with the SQLite store; a PostgreSQL store needs a directory every node mounts, else no spills).
+     */
+    resultSpillDirectory: Type.String(),
+    /** Bytes of spilled rows one instance keeps across its statements; past it the spill is truncated. 0 = no spills. */
+    maxSpillBytes: Type.Integer({ minimum: 0 }),
     retentionDays: Type.Number({ minimum: 0 }),
     bodyLimitBytes: Type.Integer({ minimum: 1024 }),
     /** `/readyz` answers 503 while the data directory's file system has less free space than this; 0 = no check. */
@@ -155,6 +162,8 @@ const ConfigSchema = Type.Object(
     authFailuresPerAccessKey: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
     /** Multi-user mode: `/metrics` answers only requests with valid credentials (any principal). */
     metricsRequireAuth: Type.Boolean(),
+    /** Serve the OpenAPI document (/openapi.json) and its reference page (/docs), without credentials. */
+    apiDocs: Type.Boolean(),
     /**
      * The time zone EL dates are shown and computed in (`DateUtil.format`, `addDays`, `getDay`…):
      * an IANA id (`Asia/Shanghai`) or `GMT+08:00`. Default UTC, the same on every node whatever
@@ -193,6 +202,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxOutputBytes: 30 * 1024 * 1024,
   maxResultOutputBytes: 1024 * 1024,
   maxResultBytes: 30 * 1024 * 1024,
+  resultSpillDirectory: '',
+  maxSpillBytes: 10 * 1024 ** 3,
   retentionDays: 7,
   bodyLimitBytes: 12 * 1024 * 1024,
   minFreeDiskBytes: 64 * 1024 * 1024,
@@ -215,6 +226,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   authFailuresPerAddress: 30,
   authFailuresPerAccessKey: 10,
   metricsRequireAuth: false,
+  apiDocs: true,
   elTimeZone: 'UTC',
 };
 

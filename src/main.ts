@@ -15,6 +15,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { join, resolve, sep } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { isLoopback, type ServerConfig } from './config.js';
@@ -30,6 +31,8 @@ import { PrometheusMetrics } from './observability/prometheus-metrics.js';
 import { LeaseReaper } from './runner/lease-reaper.js';
 import { RetentionSweeper } from './runner/retention-sweeper.js';
 import { RunSupervisor } from './runner/run-supervisor.js';
+import { RunDirectories } from './runner/run-directories.js';
+import { RunDirectoryLogs } from './runner/run-directory-logs.js';
 import { connectionEngineFactory } from './connection-engines.js';
 import { lockDataDirectory } from './data-directory-lock.js';
 import { ConnectionTargetPolicy } from './domain/connection-target-policy.js';
@@ -42,6 +45,10 @@ import { CredentialDirectory, startupAuthDecision, type AuthMode } from './servi
 import type { Store } from './store/store.js';
 import { EnvironmentVariableService } from './services/environment-variable-service.js';
 import { ExecutionService } from './services/execution-service.js';
+import { InstanceLogService } from './services/instance-log-service.js';
+import { InstanceHistoryService } from './services/instance-history-service.js';
+import { ResultService } from './services/result-service.js';
+import { FileResultSpills } from './engines/result-spill/file-result-spills.js';
 import { ScriptService } from './services/script-service.js';
 import { WorkspaceResolver } from './services/workspace-resolver.js';
 import { openPostgresStore } from './store/postgres/postgres-store.js';
@@ -66,6 +73,29 @@ function nodeIdFor(dataDir: string): string {
   const id = randomUUID();
   writeFileSync(file, `${id}\n`, { mode: 0o600 });
   return id;
+}
+
+/**
+ * Where SQL results past the inline caps are spilled: `resultSpillDirectory` when configured (with
+ * a PostgreSQL store, a directory every node mounts), else `<dataDir>/results` with the SQLite
+ * store. A PostgreSQL store without the directory spills nothing: another node could not read it.
+ */
+function resultSpillsFor(
+  config: ServerConfig,
+  dataDir: string,
+  logger: Logger,
+): FileResultSpills | undefined {
+  if (config.maxSpillBytes === 0) return undefined;
+  if (config.resultSpillDirectory !== '') {
+    const root = resolve(config.resultSpillDirectory);
+    mkdirSync(root, { recursive: true, mode: 0o700 });
+    return new FileResultSpills(root, config.maxSpillBytes);
+  }
+  if (config.store !== '') {
+    logger.info('large results: no resultSpillDirectory, so rows past the inline caps are dropped');
+    return undefined;
+  }
+  return new FileResultSpills(join(dataDir, 'results'), config.maxSpillBytes);
 }
 
 /**
@@ -396,7 +426,8 @@ async function startOnLockedDirectory(config: ServerConfig, logger: Logger): Pro
     ),
   });
   const resolver = new ConnectionResolver(builtIns, store.connections, engineFactory, cipher);
-  const connectionTester = new ConnectionTester(engineFactory, join(dataDir, 'runs'));
+  const runsDir = join(dataDir, 'runs');
+  const connectionTester = new ConnectionTester(engineFactory, runsDir);
 
   const leaseMs = config.leaseSeconds * 1000;
   if (leaseMs / 6 <= config.pollMs + config.stopGraceMs) {
@@ -407,6 +438,10 @@ async function startOnLockedDirectory(config: ServerConfig, logger: Logger): Pro
       'leaseSeconds/6 should exceed pollMs + stopGraceMs, or a cut-off node may end its runs after its lease expired',
     );
   }
+  const resultSpills = resultSpillsFor(config, dataDir, logger);
+  // Live logs: one node (SQLite) reads the runs' own output.log files; nodes sharing a PostgreSQL
+  // store write the output to it, so whichever node serves a read has it (README, Live logs).
+  const liveLogs = store.shared ? store.instanceLogs : new RunDirectoryLogs(new RunDirectories(runsDir));
   const metrics = new PrometheusMetrics();
   const supervisor = new RunSupervisor(
     store,
@@ -419,13 +454,15 @@ async function startOnLockedDirectory(config: ServerConfig, logger: Logger): Pro
       instanceTimeoutMs: config.instanceTimeoutSeconds * 1000,
       stopGraceMs: config.stopGraceMs,
       stopWaitMs: config.stopWaitMs,
-      runsDir: join(dataDir, 'runs'),
+      runsDir,
+      liveLogs,
       limits: {
         maxResultRows: config.maxResultRows,
         maxOutputBytes: config.maxOutputBytes,
         maxResultOutputBytes: config.maxResultOutputBytes,
         maxResultBytes: config.maxResultBytes,
       },
+      ...(resultSpills ? { resultSpills } : {}),
     },
     logger,
     metrics,
@@ -440,7 +477,12 @@ async function startOnLockedDirectory(config: ServerConfig, logger: Logger): Pro
 
   const scripts = new ScriptService(store, supervisor, config.reviewWorkspaces, credentials);
   const environmentVariables = new EnvironmentVariableService(store, { timeZone: config.elTimeZone });
-  const executions = new ExecutionService(store, scripts, resolver, supervisor, environmentVariables);
+  const executions = new ExecutionService(store, scripts, resolver, supervisor, environmentVariables, {
+    instanceTimeoutMs: config.instanceTimeoutSeconds * 1000,
+  });
+  const logs = new InstanceLogService(store, liveLogs, scripts, executions, supervisor);
+  const history = new InstanceHistoryService(store, scripts, supervisor);
+  const results = new ResultService(executions, resultSpills);
   const connections = new ConnectionService(store, cipher, resolver, connectionTester, importDir);
   const workspaces = new WorkspaceResolver({
     defaultWorkspace: config.defaultWorkspace,
@@ -449,11 +491,17 @@ async function startOnLockedDirectory(config: ServerConfig, logger: Logger): Pro
   const app = buildApp({
     scripts,
     executions,
+    logs,
+    history,
     connections,
     environmentVariables,
+    results,
     workspaces,
     logger,
     bodyLimitBytes: config.bodyLimitBytes,
+    apiDocs: config.apiDocs,
+    // Built by `npm run build` (vite) beside the compiled server: <repo>/dist/console from src/ and dist/.
+    consoleDirectory: fileURLToPath(new URL('../dist/console', import.meta.url)),
     auth: {
       credentials,
       maxSkewMs: config.signatureMaxSkewSeconds * 1000,
@@ -476,6 +524,7 @@ async function startOnLockedDirectory(config: ServerConfig, logger: Logger): Pro
     supervisor,
     config.retentionDays * 86_400_000,
     logger,
+    store.idempotencyKeys,
   );
 
   await app.listen({ host: config.host, port: config.port });

@@ -4,7 +4,6 @@
  */
 import { Option, type Command } from 'commander';
 import { CredentialDirectory, grantsFrom } from '../services/credential-directory.js';
-import { openDataDirectory } from '../main.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -33,6 +32,8 @@ async function withDirectory<T>(
   options: StoreOptions,
   work: (directory: CredentialDirectory) => Promise<T>,
 ): Promise<T> {
+  // Loaded on use: the other commands (the API client's) need none of the server's modules.
+  const { openDataDirectory } = await import('../main.js');
   const { store, cipher } = await openDataDirectory(options.dataDir, {
     store: options.store,
     storeSchema: options.storeSchema,

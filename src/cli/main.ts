@@ -1,9 +1,11 @@
 /**
  * The `opendlf` command line. `opendlf serve` starts the service (what `npm start` runs).
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, isLoopback, loadConfig, type ConfigOverrides } from '../config.js';
-import { startServer } from '../main.js';
+import { registerClientCommands } from './client/client-commands.js';
+import { CliError, describeError, EXIT } from './client/cli-error.js';
+import { ApiError } from '../client/api-client.js';
 import { registerCredentialsCommand } from './credentials-command.js';
 
 // libuv's pool is sized by bin/opendlf.js (CommonJS) before the pool starts. Started as an ES module
@@ -46,7 +48,9 @@ export function buildCli(): Command {
     .description(
       'Self-hosted DataArts Factory script service: scripts, executions and a stop that really stops.',
     )
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // Usage errors exit 2 (see main), like most Unix tools; commander's own default is 1.
+    .exitOverride();
 
   program
     .command('serve')
@@ -128,6 +132,8 @@ export function buildCli(): Command {
         env: process.env,
         overrides,
       });
+      // Loaded here, not at the top: the client commands need none of the server's modules.
+      const { startServer } = await import('../main.js');
       const server = await startServer(config);
       const auth =
         server.authMode === 'enforced'
@@ -157,6 +163,7 @@ export function buildCli(): Command {
     });
 
   registerCredentialsCommand(program);
+  registerClientCommands(program);
   return program;
 }
 
@@ -164,6 +171,15 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildCli().parseAsync(argv);
   } catch (error) {
+    // Commander has printed the usage error (or the help) already.
+    if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : EXIT.usage);
+    if (error instanceof CliError || error instanceof ApiError) {
+      // exitCode, not exit(): stdout may still be draining into a pipe.
+      const { exitCode, message } = describeError(error);
+      process.stderr.write(`opendlf: ${message}\n`);
+      process.exitCode = exitCode;
+      return;
+    }
     const message = error instanceof ConfigError ? error.message : String((error as Error).message ?? error);
     process.stderr.write(`opendlf: ${message}\n`);
     process.exit(1);

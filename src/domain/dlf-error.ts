@@ -69,6 +69,27 @@ export const ERROR_REGISTRY = {
   'OPENDLF.0620': { status: 400, message: 'The EL expression is invalid.' },
   /** Extension: the workspace has no environment variable of that name. */
   'OPENDLF.0621': { status: 400, message: 'The environment variable does not exist.' },
+  /** Extension: an execute's Idempotency-Key was used within 24 h with a different request body. */
+  'OPENDLF.0640': {
+    status: 400,
+    message: 'The Idempotency-Key was already used with a different request for this script.',
+  },
+  /** Extension (results API): the instance has no statement result with that index. */
+  'OPENDLF.0650': { status: 400, message: 'The statement result does not exist.' },
+  /** Extension (results API): the instance has not settled yet; its results are read once it has. */
+  'OPENDLF.0651': { status: 400, message: 'The script instance has not finished yet.' },
+  /**
+   * Extension (results API): the statement's result was capped and its rows past the caps were not
+   * kept (spills off, the spill could not be written, or it is on another node's disk).
+   */
+  'OPENDLF.0652': {
+    status: 400,
+    message: 'The full result of this statement was not kept: only its capped rows are in the instance.',
+  },
+  /** Extension (live logs): the instance's script is not Shell or PYTHON, whose runs keep no log. */
+  'OPENDLF.0660': { status: 400, message: 'Live logs exist only for Shell and PYTHON script instances.' },
+  /** Extension (live logs): this node already serves its maximum of open log streams. */
+  'OPENDLF.0661': { status: 503, message: 'Too many log streams are open on this server; retry later.' },
   /** The server is shutting down and accepts no new executions. */
   'OPENDLF.0503': { status: 503, message: 'The server is shutting down.' },
   /**

@@ -24,6 +24,7 @@
  * other module lists states. How a run's end becomes a terminal state, message and failure reason
  * is decided once, by `settlementOf`.
  */
+import { formatSeconds } from './execute-options.js';
 import type { EngineFailureReason, FailureReason } from './failure-reason.js';
 
 export const INSTANCE_STATES = [
@@ -192,7 +193,7 @@ export function endCauseMessage(cause: EndCause, timeoutMs: number): string {
     case 'stop':
       return STOPPED_MESSAGE;
     case 'timeout':
-      return `The script instance exceeded the timeout of ${Math.round(timeoutMs / 1000)} s and was ended.`;
+      return `The script instance exceeded the timeout of ${formatSeconds(timeoutMs)} s and was ended.`;
     case 'shutdown':
       return 'The server shut down while the script instance was running; the run was ended.';
     case 'fenced':

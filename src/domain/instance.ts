@@ -50,6 +50,8 @@ export interface Instance {
   stopRequestedAt: Date | null;
   /** Who asked for the stop (principal id), for the audit trail. */
   stopRequestedBy: string | null;
+  /** Who executed it (principal id); null on rows written before migration 0009. */
+  readonly startedBy: string | null;
   /** Human-readable reason for FAILED/STOPPED/TIMED_OUT/ABORTED. */
   message: string;
   exitCode: number | null;
@@ -72,6 +74,9 @@ export interface Instance {
   leaseExpiresAt: Date | null;
 }
 
+/** An instance without its results and run handle: what run-history listings read. */
+export type InstanceSummary = Omit<Instance, 'results' | 'runHandle'>;
+
 /**
  * What to run, fixed at execute time and stored with the instance, so that whichever node claims
  * it runs exactly what was executed (parameters substituted), even if the script is edited meanwhile.
@@ -80,6 +85,11 @@ export interface RunRequest {
   readonly scriptType: ScriptType;
   readonly content: string;
   readonly database: string;
+  /**
+   * Extension: this run's time limit (execute's `timeoutSeconds` or the script's default); absent,
+   * the claiming node's instance timeout. The runner applies the smaller of the two.
+   */
+  readonly timeoutMs?: number;
 }
 
 export { STOPPED_MESSAGE } from './instance-state.js';

@@ -3,26 +3,11 @@
  * applies on input. No I/O here.
  */
 import { DlfError, invalidParameter } from './dlf-error.js';
+import { assertScriptTimeout, SCRIPT_TIMEOUT_KEY } from './execute-options.js';
+import { SCRIPT_TYPES } from './script-types.js';
 import { assertMapKey, toWireString } from './wire-values.js';
 
-/** Script types the API accepts, exactly as DataArts spells them (case-sensitive). */
-export const SCRIPT_TYPES = [
-  'FlinkSQL',
-  'DLISQL',
-  'SparkSQL',
-  'HiveSQL',
-  'DWSSQL',
-  'RDSSQL',
-  'Shell',
-  'PRESTO',
-  'ClickHouseSQL',
-  'HetuEngineSQL',
-  'PYTHON',
-  'ImpalaSQL',
-  'Spark Python',
-  // The Python SDK's spelling of 'Spark Python'; accepted and echoed back as sent.
-  'SparkPython',
-] as const;
+export { SCRIPT_TYPES };
 export type ScriptType = (typeof SCRIPT_TYPES)[number];
 
 /** Script types whose content is SQL (split into statements, one result per statement). */
@@ -143,7 +128,10 @@ export function normaliseConfiguration(configuration: unknown): Record<string, s
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(configuration as Record<string, unknown>)) {
     assertMapKey(key, 'configuration');
-    out[key] = toWireString(value);
+    const text = toWireString(value);
+    // Extension: the default timeout of the script's runs, refused now rather than at execute.
+    if (key === SCRIPT_TIMEOUT_KEY) assertScriptTimeout(text);
+    out[key] = text;
   }
   return out;
 }

@@ -7,6 +7,7 @@
 import type { EngineFailureReason } from '../domain/failure-reason.js';
 import type { RunHandle, StatementResult } from '../domain/instance.js';
 import type { Namespace, ScriptType } from '../domain/script.js';
+import type { RunResultSpill } from './result-spill.js';
 
 export interface EngineLimits {
   /** SQL: rows kept per statement result; further rows are dropped and `truncated` is set. Default 1,000. */
@@ -33,6 +34,11 @@ export interface EngineRunRequest {
   /** A directory that belongs to this run (script file, output log, working directory). */
   readonly runDir: string;
   readonly limits: EngineLimits;
+  /**
+   * SQL engines: where a statement's rows go once they outgrow the inline caps (result-spill.ts).
+   * Absent: rows past the caps are dropped, as before spills existed.
+   */
+  readonly spill?: RunResultSpill;
 }
 
 export interface EngineRunContext {
@@ -46,9 +52,16 @@ export interface EngineRunContext {
   readonly stopGraceMs: number;
   /**
    * Called once the work has a cancellable handle; the supervisor persists it (instance RUNNING)
-   * before returning, so a crash after this point can still be cleaned up by `recover`.
+   * before returning, so a crash after this point can still be cleaned up by `recover`. Only work
+   * that cannot outlive this process (the database ends it, sql-session-loop.ts
+   * `endsWorkOfLostClient`) may go on before the returned promise resolves.
    */
   reportHandle(handle: RunHandle): Promise<void>;
+  /**
+   * Shell/Python: receives the run's output as it arrives, exactly the bytes that go to output.log
+   * (live logs). Must not block or throw; absent when nobody keeps a live log (connection tests).
+   */
+  readonly onOutput?: (chunk: Buffer) => void;
 }
 
 export type EngineOutcome =

@@ -43,13 +43,22 @@ export class ProcessOutput {
   /** Frees a full disk of this run's output.log (see the header); close() waits for it. */
   private released: Promise<void> = Promise.resolve();
 
-  /** Creates the run directory and starts output.log. */
-  static async open(request: Pick<EngineRunRequest, 'runDir' | 'limits'>): Promise<ProcessOutput> {
+  /**
+   * Creates the run directory and starts output.log. `onOutput` (the context's live log) gets
+   * every chunk output.log gets, even after output.log itself failed.
+   */
+  static async open(
+    request: Pick<EngineRunRequest, 'runDir' | 'limits'>,
+    onOutput?: (chunk: Buffer) => void,
+  ): Promise<ProcessOutput> {
     await mkdir(request.runDir, { recursive: true });
-    return new ProcessOutput(request);
+    return new ProcessOutput(request, onOutput);
   }
 
-  private constructor(private readonly request: Pick<EngineRunRequest, 'runDir' | 'limits'>) {
+  private constructor(
+    private readonly request: Pick<EngineRunRequest, 'runDir' | 'limits'>,
+    private readonly onOutput: ((chunk: Buffer) => void) | undefined,
+  ) {
     const { maxResultOutputBytes, maxOutputBytes } = request.limits;
     this.capture = new OutputCapture(Math.min(maxResultOutputBytes, maxOutputBytes));
     this.logFile = join(request.runDir, 'output.log');
@@ -80,6 +89,7 @@ export class ProcessOutput {
       return;
     }
     if (this.logError === undefined) this.log.write(chunk);
+    this.onOutput?.(chunk);
   }
 
   /** Bytes seen so far (including the chunk that passed the limit). */

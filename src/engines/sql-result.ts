@@ -7,6 +7,7 @@
  * so the bound on what an instance holds in memory and writes to the store lives in one place.
  */
 import type { StatementResult } from '../domain/instance.js';
+import type { StatementSpill } from './result-spill.js';
 
 export interface ResultColumn {
   readonly name: string;
@@ -98,17 +99,24 @@ export function estimatedJsonBytes(value: unknown): number {
 
 /**
  * Collects the rows of one statement as they arrive, keeping the first `maxRows` and no more than
- * the run's byte budget allows.
+ * the run's byte budget allows. With a spill (result-spill.ts), the first row past either cap opens
+ * the statement's spill, which then gets every row — the kept ones first — until the statement
+ * ends or the spill's own limit is reached; the kept rows and `truncated` are the same either way.
  */
 export class StatementResultBuilder {
   private readonly started = performance.now();
   private columns: readonly ResultColumn[] = [];
   private readonly rows: unknown[][] = [];
   private truncated = false;
+  private spill: StatementSpill | undefined;
+  /** The spill stopped before the statement's last row (its limit, or a failed write). */
+  private spillTruncated = false;
 
+  /** @param openSpill opens this statement's spill; absent: rows past the caps are dropped. */
   constructor(
     private readonly maxRows: number,
     private readonly budget: ResultByteBudget,
+    private readonly openSpill?: () => StatementSpill,
   ) {}
 
   get hasColumns(): boolean {
@@ -130,37 +138,103 @@ export class StatementResultBuilder {
    * reading (and end the query where the driver allows), since every later row is dropped anyway.
    */
   addRow(values: readonly unknown[]): boolean {
-    if (this.truncated) return false;
-    if (this.rows.length >= this.maxRows) {
-      this.truncated = true;
-      return false;
-    }
+    if (this.truncated && this.spill === undefined) return false;
     const row = values.map((value, i) =>
       value === null || value === undefined ? null : this.columns[i]?.numeric ? toJsonNumber(value) : value,
     );
-    // Brackets and commas of the row array, then each value.
-    let bytes = 2 + row.length;
-    for (const value of row) bytes += estimatedJsonBytes(value);
-    if (!this.budget.tryTake(bytes)) {
+    if (!this.truncated) {
+      if (this.rows.length < this.maxRows && this.budget.tryTake(rowBytes(row))) {
+        this.rows.push(row);
+        return true;
+      }
       this.truncated = true;
-      return false;
+      if (!this.startSpill()) return false;
     }
-    this.rows.push(row);
-    return true;
+    return this.spillRow(row);
+  }
+
+  /**
+   * Bytes of this statement's rows written to its spill so far: an engine that hands over many
+   * rows in one synchronous stretch (DuckDB's chunks of up to 2,048 rows) yields to the event loop
+   * every so many bytes, so timers (lease renewals, the stop) are not held up by the writes.
+   */
+  get spilledBytes(): number {
+    return this.spill?.bytesWritten ?? 0;
   }
 
   /**
    * For engines that refuse a row before it is complete (one value longer than the budget left):
-   * the row is dropped, the result marked truncated, and later rows are refused.
+   * the row is dropped, the result marked truncated, and later rows are refused (a spill ends
+   * there too, marked truncated: it never skips a row).
    */
   markTruncated(): void {
     this.truncated = true;
     this.budget.exhaust();
+    if (this.spill) this.endSpill();
+  }
+
+  /** The first row past the caps: opens the spill and writes the kept rows to it. */
+  private startSpill(): boolean {
+    if (!this.openSpill) return false;
+    try {
+      this.spill = this.openSpill();
+    } catch {
+      // No spill (the directory cannot be written): the statement is capped as without one.
+      this.spillTruncated = true;
+      return false;
+    }
+    for (const kept of this.rows) if (!this.spillRow(kept)) return false;
+    return true;
+  }
+
+  private spillRow(row: readonly unknown[]): boolean {
+    let written: boolean;
+    try {
+      written = this.spill?.append(row) ?? false;
+    } catch {
+      written = false;
+    }
+    if (!written) this.endSpill();
+    return written;
+  }
+
+  /** The spill's limit was reached or a write failed: it keeps the rows it has, marked truncated. */
+  private endSpill(): void {
+    this.spillTruncated = true;
+    this.finishSpill();
+  }
+
+  /**
+   * Completes the spill (a no-op without one) once the statement has returned all its rows. Called
+   * by the statement loop, not by `build`: a statement that returns early because the run was
+   * stopped (DuckDB ends an interrupted stream like a finished one) must not leave a spill that
+   * looks complete.
+   */
+  finishSpill(): void {
+    const spill = this.spill;
+    if (!spill) return;
+    this.spill = undefined;
+    try {
+      spill.finish(this.schema(), this.spillTruncated);
+    } catch {
+      spill.abandon();
+    }
+  }
+
+  /** The statement did not complete (failed, stopped): its partial spill is dropped. */
+  abandonSpill(): void {
+    const spill = this.spill;
+    this.spill = undefined;
+    spill?.abandon();
+  }
+
+  private schema(): Record<string, string>[] {
+    return this.columns.map((column) => ({ [column.name]: column.type }));
   }
 
   build(message = ''): StatementResult {
     const result: StatementResult = {
-      schema: this.columns.map((column) => ({ [column.name]: column.type })),
+      schema: this.schema(),
       rows: this.rows,
       rowCount: this.rows.length,
       duration: (performance.now() - this.started) / 1000,
@@ -169,6 +243,13 @@ export class StatementResultBuilder {
     if (this.truncated) result.truncated = true;
     return result;
   }
+}
+
+/** Brackets and commas of the row array, then each value. */
+function rowBytes(row: readonly unknown[]): number {
+  let bytes = 2 + row.length;
+  for (const value of row) bytes += estimatedJsonBytes(value);
+  return bytes;
 }
 
 /** The result entry of the statement that failed: no rows, the database's message. */

@@ -70,7 +70,15 @@ export interface SqlSessionDriver<Session> {
    */
   identify(session: Session, request: EngineRunRequest): Promise<RunHandle>;
   setupFailure(error: unknown): string;
-  /** The stop steps aimed at this session; the loop arms them once the handle is persisted. */
+  /**
+   * True when the database itself ends this session's statement once this process is gone
+   * (PostgreSQL's `client_connection_check_interval`): a crash of this process then leaves no work
+   * behind whether or not the handle was stored, so the handle's write goes on beside the first
+   * statement instead of before it (the loop still waits for it before returning). Absent or false:
+   * the handle is stored before any statement starts, so that recovery can end the work.
+   */
+  endsWorkOfLostClient?(session: Session): boolean;
+  /** The stop steps aimed at this session; the loop arms them once the handle is reported. */
   stopControl(session: Session, handle: RunHandle, context: EngineRunContext): SqlStopControl;
   /**
    * Optional work after the stop is armed and before the first statement (ClickHouse: `USE` the
@@ -93,6 +101,16 @@ export interface SqlSessionDriver<Session> {
    */
   release(session: Session, end: SqlSessionEnd): Promise<void>;
 }
+
+/**
+ * Resolves two turns of the event loop later. A driver's `release` starts the session reset it does
+ * not wait for (DISCARD ALL, COM_RESET_CONNECTION) after it, so the reset's socket write and reply
+ * (one write and one read a run) come after the settle: the runner writes the settle in the turn
+ * the outcome arrives, and the SQLite store commits a turn's writes in a setImmediate of that turn
+ * (group commit), which would otherwise run after a reset queued in the same turn.
+ */
+export const afterOutcome = (): Promise<void> =>
+  new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
 
 /** Runs a script through `driver`: one session, its statements in order, one result per statement. */
 export async function runSqlSession<Session>(
@@ -121,6 +139,8 @@ export async function runSqlSession<Session>(
   if (session === ABORTED) return aborted();
 
   let stop: SqlStopControl | undefined;
+  /** The handle's write, when it runs beside the statements (`endsWorkOfLostClient`). */
+  let handleWrite: Promise<void> | undefined;
   try {
     let handle: RunHandle;
     try {
@@ -129,7 +149,12 @@ export async function runSqlSession<Session>(
       if (signal.aborted) return aborted();
       return { kind: 'failed', results, message: driver.setupFailure(error), reason: 'session_lost' };
     }
-    await context.reportHandle(handle);
+    const written = context.reportHandle(handle);
+    if (driver.endsWorkOfLostClient?.(session) === true) {
+      handleWrite = written;
+      // Awaited in `finally`; until then a rejection must not count as unhandled.
+      written.catch(() => undefined);
+    } else await written;
     if (signal.aborted) return aborted();
     stop = driver.stopControl(session, handle, context);
     stop.arm();
@@ -146,15 +171,25 @@ export async function runSqlSession<Session>(
     }
 
     const budget = new ResultByteBudget(request.limits.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES);
+    const { spill } = request;
     for (const [index, sql] of statements.entries()) {
       // Stopped between statements: the next one never starts.
       if (signal.aborted) return aborted();
       const started = performance.now();
+      // Built first: its clock gives the statement's duration, including the time to start it.
+      // Its spill (rows past the caps) is opened only if the statement outgrows them.
+      const builder = new StatementResultBuilder(
+        request.limits.maxResultRows,
+        budget,
+        spill && (() => spill.open(results.length)),
+      );
       try {
-        // Built first: its clock gives the statement's duration, including the time to start it.
-        const builder = new StatementResultBuilder(request.limits.maxResultRows, budget);
         results.push(await driver.execute(session, sql, index, builder));
+        // Stopped while the statement ran: it may have returned only part of its rows.
+        if (signal.aborted) builder.abandonSpill();
+        else builder.finishSpill();
       } catch (error) {
+        builder.abandonSpill();
         // A cancelled statement fails with the database's "canceled"; the run was stopped, not failed.
         if (signal.aborted) return aborted();
         const failure = driver.statementFailure(error, session);
@@ -173,7 +208,12 @@ export async function runSqlSession<Session>(
     // (MySQL's SLEEP() even returns 1 instead of failing when its query is killed).
     return signal.aborted ? aborted() : { kind: 'succeeded', results };
   } finally {
-    await stop?.finish();
-    await driver.release(session, { stopped: signal.aborted, forced: stop?.forced ?? false, statements });
+    try {
+      // The outcome leads to the settle: the handle's write comes first, as when it was awaited.
+      await handleWrite;
+    } finally {
+      await stop?.finish();
+      await driver.release(session, { stopped: signal.aborted, forced: stop?.forced ?? false, statements });
+    }
   }
 }

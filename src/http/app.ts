@@ -7,17 +7,26 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
 import type { Action } from '../domain/access.js';
-import { invalidParameter } from '../domain/dlf-error.js';
-import { integerParam } from '../domain/integer-param.js';
 import type { ConnectionService } from '../services/connection-service.js';
 import type { EnvironmentVariableService } from '../services/environment-variable-service.js';
 import type { ExecutionService } from '../services/execution-service.js';
-import type { Script } from '../domain/script.js';
+import type { InstanceLogService } from '../services/instance-log-service.js';
+import type { InstanceHistoryService } from '../services/instance-history-service.js';
+import type { ResultService } from '../services/result-service.js';
 import type { ScriptService } from '../services/script-service.js';
 import type { WorkspaceResolver } from '../services/workspace-resolver.js';
 import { registerConnectionRoutes } from './connection-routes.js';
+import { executeAndAnswer } from './execute-extensions.js';
+import { registerConsoleRoutes } from './console-routes.js';
 import { registerEnvironmentVariableRoutes } from './environment-variable-routes.js';
+import { registerInstanceLogRoutes } from './instance-log-routes.js';
+import { registerInstanceHistoryRoutes } from './instance-history-routes.js';
+import { registerResultRoutes } from './result-routes.js';
 import type { Observability } from './http-observer.js';
+import { lazyRequestLogger, levelEnabled } from './request-logger.js';
+import { registerApiDocs, registerOpenApi } from './openapi.js';
+import { operationSchemas } from './schemas/operation-schemas.js';
+import { scriptSchemas } from './schemas/script-schemas.js';
 import {
   handleClientError,
   handleError,
@@ -26,7 +35,7 @@ import {
   requireHostHeader,
   sendError,
 } from './error-handler.js';
-import { jsonBody, sendJson, sendJsonText, singleQuery, type Query } from './request-helpers.js';
+import { jsonBody, routeOf, sendJson, sendJsonText, singleQuery, type Query } from './request-helpers.js';
 import {
   actorOf,
   authorizedNamespace,
@@ -35,41 +44,32 @@ import {
   type AuthOptions,
 } from './auth/authenticate.js';
 import { auditedParams, registerAuditLog } from './auth/audit-log.js';
-import {
-  instanceResultRepresentation,
-  instanceSummaryRepresentation,
-  scriptRepresentation,
-} from './representations.js';
+import { instanceResultRepresentation } from './representations.js';
+import { scriptJson, scriptPageJson } from './script-json.js';
 
 export interface HttpDependencies {
   readonly scripts: ScriptService;
   readonly executions: ExecutionService;
+  readonly history: InstanceHistoryService;
   readonly connections: ConnectionService;
   readonly environmentVariables: EnvironmentVariableService;
+  /** Extension: live logs of Shell/Python instances (instance-log-routes.ts). */
+  readonly logs: InstanceLogService;
+  /** Extension: whole statement results, paged and exported (result-routes.ts). */
+  readonly results: ResultService;
   readonly workspaces: WorkspaceResolver;
   readonly auth: AuthOptions;
   readonly observability: Observability;
   readonly logger: Logger;
   /** Raw request body limit; larger bodies get 413 before they are buffered in full. Default 12 MB. */
   readonly bodyLimitBytes: number;
+  /** Serve /openapi.json and the reference page at /docs. Default true. */
+  readonly apiDocs?: boolean;
+  /** The built web console served at /console (absent: no console routes). */
+  readonly consoleDirectory?: string;
 }
 
 type Params = { projectId: string; scriptName: string; instanceId: string };
-
-/**
- * The wire JSON of a script, kept per Script object: the store hands out one immutable object per
- * stored version (and serves repeated reads from memory), so a script read again is not
- * serialised again (JSON.stringify was the largest JavaScript cost left in a GET script).
- */
-const scriptJsonCache = new WeakMap<Script, string>();
-function scriptJson(script: Script): string {
-  let text = scriptJsonCache.get(script);
-  if (text === undefined) {
-    text = JSON.stringify(scriptRepresentation(script));
-    scriptJsonCache.set(script, text);
-  }
-  return text;
-}
 
 export function buildApp(deps: HttpDependencies) {
   // Typed as fastify's base logger so route modules take a plain FastifyInstance.
@@ -80,6 +80,8 @@ export function buildApp(deps: HttpDependencies) {
     genReqId: () => randomUUID(),
     // One log line per request (onResponse below) instead of fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
+    // request.log made only when a request logs something (request-logger.ts).
+    childLoggerFactory: lazyRequestLogger,
     // Undecodable %-escapes, over-long path segments and HTTP parser errors get the DLF envelope too.
     frameworkErrors: handleFrameworkError,
     // A client that sends its request (headers and body) slower than this is cut off.
@@ -97,10 +99,15 @@ export function buildApp(deps: HttpDependencies) {
     },
   });
 
+  // Before any route: the route schemas feed /openapi.json (see openapi.ts for what they enforce).
+  registerOpenApi(app);
+
   // Every content type (or none) is accepted and kept raw; handlers parse JSON themselves, so an empty
   // body with `application/json;charset=utf-8` is fine and malformed JSON becomes DLF.3051.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+
+  app.decorateRequest('routeTemplate', null);
 
   let closing = false;
   app.addHook('preClose', (done) => {
@@ -119,8 +126,9 @@ export function buildApp(deps: HttpDependencies) {
   app.setNotFoundHandler((_request, reply) => sendError(reply, 'APIGW.0101'));
   installServerErrorHandlers(app.server);
 
+  // Authentication is the one preHandler hook; it also raises the route schema's query check.
   registerAuthentication(app, deps.auth);
-  registerAuditLog(app);
+  const audit = registerAuditLog(app);
 
   const json = sendJson;
   /** Every /v1 route names the action it needs; the principal must hold it in the namespace. */
@@ -129,71 +137,82 @@ export function buildApp(deps: HttpDependencies) {
 
   const base = '/v1/:projectId/scripts';
 
-  app.post<{ Params: Params }>(base, async (request, reply) => {
+  app.post<{ Params: Params }>(base, { schema: scriptSchemas.create }, async (request, reply) => {
     await deps.scripts.create(ns(request, 'write'), jsonBody(request), principalOf(request));
     return reply.status(204).send();
   });
 
-  app.get<{ Params: Params; Querystring: Query }>(base, async (request, reply) => {
-    const page = await deps.scripts.list(ns(request, 'read'), {
-      offset: singleQuery(request.query, 'offset'),
-      limit: singleQuery(request.query, 'limit'),
-      scriptName: singleQuery(request.query, 'scriptName'),
-    });
-    // Byte for byte what JSON.stringify of { total, scripts } gives, from each script's cached text.
-    const scripts = page.scripts.map(scriptJson).join(',');
-    return sendJsonText(reply, 200, `{"total":${page.total},"scripts":[${scripts}]}`);
-  });
+  app.get<{ Params: Params; Querystring: Query }>(
+    base,
+    { schema: scriptSchemas.list },
+    async (request, reply) => {
+      const page = await deps.scripts.list(ns(request, 'read'), {
+        offset: singleQuery(request.query, 'offset'),
+        limit: singleQuery(request.query, 'limit'),
+        scriptName: singleQuery(request.query, 'scriptName'),
+      });
+      return sendJsonText(reply, 200, scriptPageJson(page.total, page.scripts));
+    },
+  );
 
-  app.get<{ Params: Params }>(`${base}/:scriptName`, async (request, reply) => {
-    const script = await deps.scripts.get(ns(request, 'read'), request.params.scriptName);
-    return sendJsonText(reply, 200, scriptJson(script));
-  });
+  app.get<{ Params: Params }>(
+    `${base}/:scriptName`,
+    { schema: scriptSchemas.get },
+    async (request, reply) => {
+      const script = await deps.scripts.get(ns(request, 'read'), request.params.scriptName);
+      return sendJsonText(reply, 200, scriptJson(script));
+    },
+  );
 
-  app.put<{ Params: Params }>(`${base}/:scriptName`, async (request, reply) => {
-    await deps.scripts.update(
-      ns(request, 'write'),
-      request.params.scriptName,
-      jsonBody(request),
-      principalOf(request),
-    );
-    return reply.status(204).send();
-  });
+  app.put<{ Params: Params }>(
+    `${base}/:scriptName`,
+    { schema: scriptSchemas.modify },
+    async (request, reply) => {
+      await deps.scripts.update(
+        ns(request, 'write'),
+        request.params.scriptName,
+        jsonBody(request),
+        principalOf(request),
+      );
+      return reply.status(204).send();
+    },
+  );
 
-  app.delete<{ Params: Params }>(`${base}/:scriptName`, async (request, reply) => {
-    await deps.scripts.delete(
-      ns(request, 'write'),
-      request.params.scriptName,
-      jsonBody(request),
-      principalOf(request),
-    );
-    return reply.status(204).send();
-  });
+  app.delete<{ Params: Params }>(
+    `${base}/:scriptName`,
+    { schema: scriptSchemas.delete },
+    async (request, reply) => {
+      await deps.scripts.delete(
+        ns(request, 'write'),
+        request.params.scriptName,
+        jsonBody(request),
+        principalOf(request),
+      );
+      return reply.status(204).send();
+    },
+  );
 
-  app.post<{ Params: Params }>(`${base}/:scriptName/execute`, async (request, reply) => {
-    const namespace = ns(request, 'execute');
-    const body = jsonBody(request);
-    // Before execute, so a refused execute (an injection attempt) is audited with its parameters too.
-    request.auditedParams = auditedParams(body);
-    const instanceId = await deps.executions.execute(
-      namespace,
-      request.params.scriptName,
-      body,
-      principalOf(request),
-    );
-    request.createdInstanceId = instanceId;
-    return json(reply, 200, { instanceId });
-  });
+  app.post<{ Params: Params }>(
+    `${base}/:scriptName/execute`,
+    { schema: scriptSchemas.execute },
+    async (request, reply) => {
+      const namespace = ns(request, 'execute');
+      const body = jsonBody(request);
+      // Before execute, so a refused execute (an injection attempt) is audited with its parameters too.
+      request.auditedParams = auditedParams(body);
+      // Extensions: ?waitSeconds, Idempotency-Key, timeoutSeconds (execute-extensions.ts).
+      return executeAndAnswer(deps.executions, request, reply, namespace, body, principalOf(request));
+    },
+  );
 
   // Extension: `?waitSeconds=N` (0-60) answers as soon as the instance settles (long poll).
   app.get<{ Params: Params; Querystring: Query }>(
     `${base}/:scriptName/instances/:instanceId`,
+    { schema: scriptSchemas.instance },
     async (request, reply) => {
       const { scriptName, instanceId } = request.params;
+      // 0-60 with at most 3 decimals: checked by the route schema (scriptSchemas.instance).
       const rawWait = singleQuery(request.query, 'waitSeconds') ?? '0';
-      if (!/^\d{1,2}(\.\d{1,3})?$/.test(rawWait) || Number(rawWait) > 60) {
-        throw invalidParameter('waitSeconds must be a number from 0 to 60');
-      }
       const namespace = ns(request, 'read');
       const instance = await deps.executions.getInstance(
         namespace,
@@ -205,11 +224,15 @@ export function buildApp(deps: HttpDependencies) {
     },
   );
 
-  app.post<{ Params: Params }>(`${base}/:scriptName/instances/:instanceId/stop`, async (request, reply) => {
-    const { scriptName, instanceId } = request.params;
-    await deps.executions.stop(ns(request, 'stop'), scriptName, instanceId, actorOf(request));
-    return reply.status(204).send();
-  });
+  app.post<{ Params: Params }>(
+    `${base}/:scriptName/instances/:instanceId/stop`,
+    { schema: scriptSchemas.stop },
+    async (request, reply) => {
+      const { scriptName, instanceId } = request.params;
+      await deps.executions.stop(ns(request, 'stop'), scriptName, instanceId, actorOf(request));
+      return reply.status(204).send();
+    },
+  );
 
   // Extension: review decisions by a listed approver (admin or deployer, never the submitter), in
   // workspaces with review enabled.
@@ -217,69 +240,79 @@ export function buildApp(deps: HttpDependencies) {
     ['approve', 'APPROVED'],
     ['reject', 'REJECTED'],
   ] as const) {
-    app.post<{ Params: Params }>(`${base}/:scriptName/${path}`, async (request, reply) => {
-      await deps.scripts.review(
-        ns(request, 'approve'),
-        request.params.scriptName,
-        decision,
-        principalOf(request),
-      );
-      return reply.status(204).send();
-    });
+    app.post<{ Params: Params }>(
+      `${base}/:scriptName/${path}`,
+      { schema: scriptSchemas[path] },
+      async (request, reply) => {
+        await deps.scripts.review(
+          ns(request, 'approve'),
+          request.params.scriptName,
+          decision,
+          principalOf(request),
+        );
+        return reply.status(204).send();
+      },
+    );
   }
 
-  // Extension: recent instances of a script, newest first (`limit` 1-1000, default 10).
-  app.get<{ Params: Params; Querystring: Query }>(`${base}/:scriptName/instances`, async (request, reply) => {
-    const limit = integerParam('limit', singleQuery(request.query, 'limit'), 1, 1000, 10);
-    const instances = await deps.executions.listInstances(
-      ns(request, 'read'),
-      request.params.scriptName,
-      limit,
-    );
-    return json(reply, 200, {
-      total: instances.length,
-      instances: instances.map(instanceSummaryRepresentation),
-    });
-  });
+  // Extension: run history, a script's (`…/scripts/{name}/instances`) and the workspace's.
+  registerInstanceHistoryRoutes(app, { history: deps.history, workspaces: deps.workspaces });
 
   registerConnectionRoutes(app, { connections: deps.connections, workspaces: deps.workspaces });
+  registerInstanceLogRoutes(app, { logs: deps.logs, workspaces: deps.workspaces });
+  registerResultRoutes(app, { results: deps.results, workspaces: deps.workspaces });
   registerEnvironmentVariableRoutes(app, {
     environmentVariables: deps.environmentVariables,
     workspaces: deps.workspaces,
   });
 
-  app.get('/healthz', (_request, reply) => json(reply, 200, { status: 'ok' }));
-  app.get('/readyz', async (request, reply) => {
+  if (deps.consoleDirectory !== undefined) registerConsoleRoutes(app, deps.consoleDirectory);
+
+  app.get('/healthz', { schema: operationSchemas.healthz }, (_request, reply) =>
+    json(reply, 200, { status: 'ok' }),
+  );
+  app.get('/readyz', { schema: operationSchemas.readyz }, async (request, reply) => {
     const readiness = await deps.observability.readiness();
     // The per-check details can name hosts and paths: in multi-user mode only for a known principal
     // (the authentication hook sets one for every caller in single-user mode).
     const body = request.principal ? readiness : { ready: readiness.ready };
     return json(reply, readiness.ready ? 200 : 503, body);
   });
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', { schema: operationSchemas.metrics }, async (_request, reply) => {
     const { contentType, body } = await deps.observability.metrics();
     return reply.status(200).header('content-type', contentType).send(body);
   });
+  if (deps.apiDocs !== false) registerApiDocs(app);
+  // The one onResponse hook (each hook is a step of fastify's hook runner): the audit line, the
+  // metrics, the access line.
   app.addHook('onResponse', (request, reply, done) => {
-    const route = request.routeOptions.url;
+    const route = routeOf(request);
+    audit(request, reply, route);
+    const elapsedMs = reply.elapsedTime;
     deps.observability.observer.requestCompleted(
       request.method,
       route ?? 'unmatched',
       reply.statusCode,
-      reply.elapsedTime / 1000,
+      elapsedMs / 1000,
     );
-    // The one access log line (fastify's request logging is off: it wrote two lines per request).
-    request.log.info(
-      {
-        method: request.method,
-        url: request.url,
-        route: route ?? null,
-        statusCode: reply.statusCode,
-        responseTime: reply.elapsedTime,
-        remoteAddress: request.ip,
-      },
-      'request completed',
-    );
+    // The one access log line (fastify's request logging is off: it wrote two lines per request),
+    // through the server's logger with the request id first: the line request.log would write,
+    // without making request.log (request-logger.ts). Its object is built only when the line is
+    // written.
+    if (levelEnabled(app.log, 'info')) {
+      app.log.info(
+        {
+          reqId: request.id,
+          method: request.method,
+          url: request.url,
+          route: route ?? null,
+          statusCode: reply.statusCode,
+          responseTime: elapsedMs,
+          remoteAddress: request.ip,
+        },
+        'request completed',
+      );
+    }
     done();
   });
 

@@ -12,6 +12,7 @@ import type { WorkspaceResolver } from '../services/workspace-resolver.js';
 import type { Action } from '../domain/access.js';
 import { authorizedNamespace } from './auth/authenticate.js';
 import { jsonBody, sendJson } from './request-helpers.js';
+import { environmentVariableSchemas } from './schemas/environment-variable-schemas.js';
 
 type Params = { projectId: string; name: string };
 
@@ -33,22 +34,38 @@ export function registerEnvironmentVariableRoutes(
     authorizedNamespace(deps.workspaces, request, action);
   const service = deps.environmentVariables;
 
-  app.get<{ Params: Params }>(base, async (request, reply) => {
+  app.get<{ Params: Params }>(base, { schema: environmentVariableSchemas.list }, async (request, reply) => {
     const variables = await service.list(ns(request, 'read'));
     return sendJson(reply, 200, { total: variables.length, variables: variables.map(representation) });
   });
 
-  app.get<{ Params: Params }>(`${base}/:name`, async (request, reply) => {
-    return sendJson(reply, 200, representation(await service.get(ns(request, 'read'), request.params.name)));
-  });
+  app.get<{ Params: Params }>(
+    `${base}/:name`,
+    { schema: environmentVariableSchemas.get },
+    async (request, reply) => {
+      return sendJson(
+        reply,
+        200,
+        representation(await service.get(ns(request, 'read'), request.params.name)),
+      );
+    },
+  );
 
-  app.put<{ Params: Params }>(`${base}/:name`, async (request, reply) => {
-    const { variable } = await service.put(ns(request, 'write'), request.params.name, jsonBody(request));
-    return sendJson(reply, 200, representation(variable));
-  });
+  app.put<{ Params: Params }>(
+    `${base}/:name`,
+    { schema: environmentVariableSchemas.put },
+    async (request, reply) => {
+      const { variable } = await service.put(ns(request, 'write'), request.params.name, jsonBody(request));
+      return sendJson(reply, 200, representation(variable));
+    },
+  );
 
-  app.delete<{ Params: Params }>(`${base}/:name`, async (request, reply) => {
-    await service.delete(ns(request, 'write'), request.params.name);
-    return reply.status(204).send();
-  });
+  app.delete<{ Params: Params }>(
+    `${base}/:name`,
+    { schema: environmentVariableSchemas.delete },
+    async (request, reply) => {
+      await service.delete(ns(request, 'write'), request.params.name);
+      return reply.status(204).send();
+    },
+  );
 }

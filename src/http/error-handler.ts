@@ -119,10 +119,58 @@ export function handleClientError(error: Error & { code?: string }, socket: Sock
       : ERROR_REGISTRY[code].message;
   // A response already under way (parser error in a pipelined request) must not be interleaved.
   const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-  const packet = (error as { rawPacket?: unknown }).rawPacket;
-  const head = Buffer.isBuffer(packet) && packet.subarray(0, 5).toString('latin1') === 'HEAD ';
+  const { rawPacket, bytesParsed } = error as { rawPacket?: unknown; bytesParsed?: unknown };
+  const head =
+    Buffer.isBuffer(rawPacket) &&
+    refusedRequestMethod(rawPacket, typeof bytesParsed === 'number' ? bytesParsed : rawPacket.length) === 'HEAD';
   if (socket.writable && !inFlight?.headersSent) socket.write(rawErrorResponse(code, message, !head));
   socket.destroy(error);
+}
+
+/**
+ * The method of the request the parser refused, read from the chunk it was parsing. The chunk need
+ * not start with that request: on a kept-alive connection it can begin with the rest of the previous
+ * request's body (the server may answer before reading all of it, and the client then sends the next
+ * request right behind it, without a line break). So the method is the token before the request
+ * target on the line where parsing stopped (an error in the request line), or on the last complete
+ * request line before it (an error in a header). Undefined when no request line is in the chunk.
+ */
+export function refusedRequestMethod(packet: Buffer, bytesParsed: number): string | undefined {
+  // Linear scans only, no regular expressions: the chunk can be as long as the header size limit.
+  const end = Math.max(0, Math.min(bytesParsed + 1, packet.length));
+  const text = packet.subarray(0, end).toString('latin1');
+  const lineStart = text.lastIndexOf('\n') + 1;
+  // The line where parsing stopped: an error within the target (the method is before the last
+  // space), or at or after its end (before the one before it: the header size limit can be reached
+  // right at the space before the version).
+  const lastSpace = text.lastIndexOf(' ');
+  if (lastSpace >= lineStart) {
+    const method =
+      uppercaseRunBefore(text, lastSpace, lineStart) ??
+      uppercaseRunBefore(text, text.lastIndexOf(' ', lastSpace - 1), lineStart);
+    if (method !== undefined) return method;
+  }
+  // An error in a header: the last complete request line before it ("METHOD target HTTP/x.y").
+  let lineEnd = lineStart - 1;
+  while (lineEnd > 0) {
+    const start = text.lastIndexOf('\n', lineEnd - 1) + 1;
+    const line = text.slice(start, text[lineEnd - 1] === '\r' ? lineEnd - 1 : lineEnd);
+    const versionAt = line.length - ' HTTP/1.1'.length;
+    if (versionAt > 0 && line.startsWith(' HTTP/', versionAt)) {
+      const method = uppercaseRunBefore(line, line.lastIndexOf(' ', versionAt - 1), 0);
+      if (method !== undefined) return method;
+    }
+    lineEnd = start - 1;
+  }
+  return undefined;
+}
+
+/** The run of A-Z letters that ends just before `index` (not before `floor`), if any. */
+function uppercaseRunBefore(text: string, index: number, floor: number): string | undefined {
+  if (index <= floor) return undefined;
+  let start = index;
+  while (start > floor && text.charCodeAt(start - 1) >= 65 && text.charCodeAt(start - 1) <= 90) start--;
+  return start < index ? text.slice(start, index) : undefined;
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * Wire shapes (camelCase, exactly as DataArts clients expect) of scripts and instance results.
  */
-import type { Instance } from '../domain/instance.js';
+import type { Instance, InstanceSummary } from '../domain/instance.js';
 import { toApiStatus } from '../domain/instance-state.js';
 import type { Script } from '../domain/script.js';
 
@@ -65,14 +65,41 @@ export function instanceResultRepresentation(instance: Instance) {
     endTime: iso(instance.endedAt),
     stopRequestTime: iso(instance.stopRequestedAt),
     stoppedBy: instance.stopRequestedBy,
+    // Who executed it (principal id); null for runs from before it was recorded.
+    startedBy: instance.startedBy,
     exitCode: instance.exitCode,
     // The node that accepted it (while queued) or runs/ran it.
     nodeId: instance.nodeId,
   };
 }
 
-/** Extension listing: the same fields without the (possibly large) results. */
-export function instanceSummaryRepresentation(instance: Instance) {
-  const { results: _results, ...summary } = instanceResultRepresentation(instance);
-  return { ...summary, message: instance.message };
+/**
+ * Extension listings (run history): the result's fields without the (possibly large) results, and
+ * `message` always, plus the script's name and the run's `duration` in seconds (start to end;
+ * null until it has both).
+ */
+export function instanceSummaryRepresentation(instance: InstanceSummary) {
+  return {
+    status: toApiStatus(instance.state),
+    instanceId: instance.id,
+    scriptName: instance.scriptName,
+    detailedStatus: instance.state,
+    failureReason: instance.failureReason,
+    sqlState: instance.sqlState,
+    connectionName: instance.connectionName,
+    engine: instance.engine,
+    createTime: iso(instance.createdAt),
+    startTime: iso(instance.startedAt),
+    endTime: iso(instance.endedAt),
+    duration:
+      instance.startedAt && instance.endedAt
+        ? Math.max(0, instance.endedAt.getTime() - instance.startedAt.getTime()) / 1000
+        : null,
+    stopRequestTime: iso(instance.stopRequestedAt),
+    stoppedBy: instance.stopRequestedBy,
+    startedBy: instance.startedBy,
+    exitCode: instance.exitCode,
+    nodeId: instance.nodeId,
+    message: instance.message,
+  };
 }

@@ -1,11 +1,31 @@
 /** Small request/response helpers shared by the route modules. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { invalidParameter } from '../domain/dlf-error.js';
+import { integerParam } from '../domain/integer-param.js';
 import type { Namespace } from '../domain/script.js';
 import type { WorkspaceResolver } from '../services/workspace-resolver.js';
 import { JSON_CONTENT_TYPE } from './error-handler.js';
 
 export type Query = Record<string, string | string[] | undefined>;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The matched route template once {@link routeOf} read it; '' when no route matched. */
+    routeTemplate: string | null;
+  }
+}
+
+/**
+ * The matched route template (`/v1/:projectId/scripts`), undefined when no route matched. Fastify's
+ * `request.routeOptions` is a getter that builds a new thirteen-field object on every read, and the
+ * hooks of one request need the template four or five times (authentication, audit, metrics, the
+ * access line): it is read once and kept on the request (decorated by buildApp).
+ */
+export function routeOf(request: FastifyRequest): string | undefined {
+  let route = request.routeTemplate;
+  if (route === null) route = request.routeTemplate = request.routeOptions.url ?? '';
+  return route === '' ? undefined : route;
+}
 
 /**
  * No DataArts body nests deeper than a handful of levels. Deeper documents are refused before any
@@ -90,7 +110,22 @@ export function sendJson(reply: FastifyReply, status: number, body: unknown): Fa
   return sendJsonText(reply, status, JSON.stringify(body));
 }
 
-/** A body already serialised as JSON. */
-export function sendJsonText(reply: FastifyReply, status: number, json: string): FastifyReply {
+/** A body already serialised as JSON (as text, or UTF-8 bytes). */
+export function sendJsonText(reply: FastifyReply, status: number, json: string | Buffer): FastifyReply {
   return reply.status(status).header('content-type', JSON_CONTENT_TYPE).send(json);
+}
+
+/**
+ * `?offset=&limit=` of a paged extension read (log bytes, result rows): offset from 0, limit from 1
+ * to `maxLimit`, each DLF.3051 naming the parameter when it is not such an integer.
+ */
+export function offsetAndLimit(
+  query: Query,
+  maxLimit: number,
+  defaultLimit: number,
+): { offset: number; limit: number } {
+  return {
+    offset: integerParam('offset', singleQuery(query, 'offset'), 0, Number.MAX_SAFE_INTEGER, 0),
+    limit: integerParam('limit', singleQuery(query, 'limit'), 1, maxLimit, defaultLimit),
+  };
 }

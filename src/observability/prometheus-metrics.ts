@@ -7,6 +7,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { InstanceState } from '../domain/instance-state.js';
 import type { HttpObserver } from '../http/http-observer.js';
 import type { RunObserver } from '../runner/run-observer.js';
+import { RequestDurationHistogram } from './request-duration-histogram.js';
 
 /** Run and stop durations: sub-millisecond DuckDB interrupts up to day-long scripts. */
 const RUN_BUCKETS = [
@@ -29,7 +30,7 @@ export class PrometheusMetrics implements RunObserver, HttpObserver {
   private readonly stopDuration: Histogram<'engine'>;
   private readonly queueWait: Histogram<'engine'>;
   private readonly queued: Counter<'engine'>;
-  private readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
+  private readonly httpDuration: RequestDurationHistogram;
   private readonly storeErrors: Counter;
   private readonly reaped: Counter;
   private readonly fenced: Counter;
@@ -97,13 +98,12 @@ export class PrometheusMetrics implements RunObserver, HttpObserver {
         this.set(queue()?.activeCount ?? 0);
       },
     });
-    this.httpDuration = new Histogram({
-      name: 'opendlf_http_request_duration_seconds',
-      help: 'HTTP request duration by route template and status.',
-      labelNames: ['method', 'route', 'status_code'],
-      buckets: HTTP_BUCKETS,
-      registers,
-    });
+    this.httpDuration = new RequestDurationHistogram(
+      'opendlf_http_request_duration_seconds',
+      'HTTP request duration by route template and status.',
+      HTTP_BUCKETS,
+      this.registry,
+    );
     this.reaped = new Counter({
       name: 'opendlf_instances_reaped_total',
       help: 'Instances of lost nodes (lease expired) that this node settled.',
@@ -161,7 +161,7 @@ export class PrometheusMetrics implements RunObserver, HttpObserver {
   }
 
   requestCompleted(method: string, route: string, statusCode: number, seconds: number): void {
-    this.httpDuration.observe({ method, route, status_code: String(statusCode) }, seconds);
+    this.httpDuration.observe(method, route, statusCode, seconds);
     if (statusCode >= 500) this.internalErrors.inc();
   }
 

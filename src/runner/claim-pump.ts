@@ -39,6 +39,14 @@ export class ClaimPump {
     private readonly track: (task: () => Promise<void>) => void,
     private readonly log: Logger,
     private readonly observer: Pick<RunObserver, 'storeError'>,
+    /**
+     * When stop requests for instances this node does not hold are being written: a promise that
+     * settles once those writes have ended. A claim waits for it, so a stop whose write began
+     * before the claim always reaches the store first and the claim can no longer take that
+     * instance (without it, a slot freed by a stop in the same burst could claim a queued instance
+     * whose own stop was already being handled).
+     */
+    private readonly stopWritesEnded: () => Promise<void> | undefined = () => undefined,
   ) {}
 
   get accepting(): boolean {
@@ -89,6 +97,8 @@ export class ClaimPump {
 
   private async claimWhileFree(): Promise<void> {
     for (;;) {
+      const stopWrites = this.stopWritesEnded();
+      if (stopWrites) await stopWrites;
       const free = this.freeSlots();
       if (!this.claiming || free <= 0) return;
       const sentAt = performance.now();

@@ -3,7 +3,8 @@
  * the last 7 days of execution history, so the default keeps at least that.
  */
 import type { Logger } from 'pino';
-import type { InstanceStore } from '../store/store.js';
+import { IDEMPOTENCY_KEY_TTL_MS } from '../domain/execute-options.js';
+import type { IdempotencyKeyStore, InstanceStore } from '../store/store.js';
 import type { RunSupervisor } from './run-supervisor.js';
 
 const BATCH = 500;
@@ -16,6 +17,8 @@ export class RetentionSweeper {
     private readonly runs: RunSupervisor,
     private readonly retentionMs: number,
     private readonly log: Logger,
+    /** Execute idempotency keys, deleted once expired (24 h); absent: none are kept. */
+    private readonly idempotencyKeys?: Pick<IdempotencyKeyStore, 'deleteCreatedBefore'>,
   ) {}
 
   /** Deletes one pass worth of expired instances; returns how many were deleted. */
@@ -30,6 +33,9 @@ export class RetentionSweeper {
       if (ids.length < BATCH) break;
     }
     if (deleted > 0) this.log.info({ deleted }, 'retention: deleted expired instances');
+    const keysBefore = new Date(now.getTime() - IDEMPOTENCY_KEY_TTL_MS);
+    const expiredKeys = (await this.idempotencyKeys?.deleteCreatedBefore(keysBefore)) ?? 0;
+    if (expiredKeys > 0) this.log.info({ expiredKeys }, 'retention: deleted expired idempotency keys');
     // Run files of this node whose instance another node already deleted (several nodes share a
     // store, but each keeps its own run directories).
     const orphans: string[] = [];

@@ -6,8 +6,12 @@
  * Store writes per run: none between claim and work for engines whose work dies with this process
  * (in-process DuckDB: its handle is useless to recovery), whose RUNNING is written only if the run
  * is still going after RUNNING_WRITE_DELAY_MS — a trivial run goes LAUNCHING → FINISHED in its one
- * settling update — while reads on this node show RUNNING as soon as the engine reports it. Engines whose work can outlive the process (processes, remote sessions) write
- * RUNNING with the handle before the work starts, so recovery and the reaper can end it.
+ * settling update — while reads on this node show RUNNING as soon as the engine reports it.
+ * Engines whose work can outlive the process (processes, remote sessions) write RUNNING with the
+ * handle before the work starts, so recovery and the reaper can end it; the one exception is a SQL
+ * session whose server ends the work of a lost client by itself (PostgreSQL opened with
+ * `client_connection_check_interval`, see `endsWorkOfLostClient` in engines/sql-session-loop.ts),
+ * where the write runs beside the first statement and the outcome still waits for it.
  */
 import type { Logger } from 'pino';
 import type { Instance, RunHandle } from '../domain/instance.js';
@@ -23,9 +27,11 @@ import {
 } from '../domain/instance-state.js';
 import { isStorageFull } from '../domain/storage-full.js';
 import type { Engine, EngineLimits, EngineOutcome } from '../engines/engine.js';
-import type { ClaimedRun, InstanceStore, TransitionPatch } from '../store/store.js';
+import type { ResultSpills } from '../engines/result-spill.js';
+import type { ClaimedRun, InstanceLogStore, InstanceStore, TransitionPatch } from '../store/store.js';
 import type { ActiveRun } from './active-run.js';
 import type { RunDirectories } from './run-directories.js';
+import { RunLogWriter } from './run-log-writer.js';
 import type { RunObserver } from './run-observer.js';
 
 /** Finds the engine that runs a claimed instance (its connection may have changed since execute). */
@@ -47,6 +53,8 @@ export interface RunLifecycleConfig {
   readonly instanceTimeoutMs: number;
   readonly stopGraceMs: number;
   readonly limits: EngineLimits;
+  /** Where SQL results past the inline caps are spilled; absent: they are dropped. */
+  readonly resultSpills?: ResultSpills;
 }
 
 export class RunLifecycle {
@@ -59,6 +67,8 @@ export class RunLifecycle {
     private readonly observer: RunObserver,
     /** Called with every terminal row this node writes: wakes long polls here and on other nodes. */
     private readonly settled: (row: Instance) => void,
+    /** Where Shell/Python output goes as it arrives (live logs); absent: no live log is kept. */
+    private readonly logs?: Pick<InstanceLogStore, 'append'>,
   ) {}
 
   /** Runs and settles; resolves with the settled row, or undefined when another writer got there first. */
@@ -80,6 +90,8 @@ export class RunLifecycle {
         sqlState: null,
       });
     }
+    // The run's own limit (execute's timeoutSeconds or the script's default), never past this node's.
+    const timeoutMs = Math.min(request.timeoutMs ?? Number.POSITIVE_INFINITY, this.config.instanceTimeoutMs);
     const startedAt = performance.now();
     this.observer.runStarted(engine.name, (Date.now() - instance.createdAt.getTime()) / 1000);
     let stopRequestedAt: number | undefined;
@@ -89,17 +101,18 @@ export class RunLifecycle {
       signal.aborted ? ((signal.reason as EndCause | undefined) ?? 'stop') : undefined;
     if (signal.aborted) {
       run.settling = true;
-      return this.settle(id, run, causeSettlement(causeOf() ?? 'stop', this.config.instanceTimeoutMs));
+      return this.settle(id, run, causeSettlement(causeOf() ?? 'stop', timeoutMs));
     }
-    const timer = setTimeout(
-      () => controller.abort('timeout' satisfies EndCause),
-      this.config.instanceTimeoutMs,
-    );
+    const timer = setTimeout(() => controller.abort('timeout' satisfies EndCause), timeoutMs);
     timer.unref();
     // In-process work dies with this process: its RUNNING (and handle) need not be written first.
     const deferRunning = engine.recover === undefined;
     run.inProcess = deferRunning;
     let runningTimer: NodeJS.Timeout | undefined;
+    // Writes only when the engine reports output (Shell/Python), in batches (run-log-writer.ts);
+    // made on the first chunk, so a run without output (every SQL run) has no writer to close.
+    const logs = this.logs;
+    let liveLog: RunLogWriter | undefined;
     log.info('run started');
     let outcome: EngineOutcome;
     try {
@@ -112,6 +125,7 @@ export class RunLifecycle {
           database: request.database,
           runDir: this.directories.pathOf(id),
           limits: this.config.limits,
+          ...(this.config.resultSpills ? { spill: this.config.resultSpills.forRun(id) } : {}),
         },
         {
           signal,
@@ -125,6 +139,9 @@ export class RunLifecycle {
             );
             return Promise.resolve();
           },
+          ...(logs
+            ? { onOutput: (chunk: Buffer) => (liveLog ??= new RunLogWriter(logs, id, log)).append(chunk) }
+            : {}),
         },
       );
     } catch (error) {
@@ -147,7 +164,10 @@ export class RunLifecycle {
       this.observer.stopCompleted(engine.name, (performance.now() - stopRequestedAt) / 1000);
     }
     run.settling = true;
-    const settlement = settlementOf(outcome, causeOf(), this.config.instanceTimeoutMs);
+    // The whole live log is stored before the settle: a reader that sees the instance terminal
+    // knows no more output will come.
+    await liveLog?.close();
+    const settlement = settlementOf(outcome, causeOf(), timeoutMs);
     const settled = await this.settle(id, run, settlement, outcome.results);
     log.info({ state: settled?.state ?? 'unchanged', outcome: outcome.kind }, 'run ended');
     if (settled) this.observer.runEnded(engine.name, settled.state, (performance.now() - startedAt) / 1000);

@@ -27,8 +27,19 @@ import type { Logger } from 'pino';
 import type { Instance } from '../domain/instance.js';
 import { isTerminal, settleChange, STATE_CHANGES, STOPPED_MESSAGE } from '../domain/instance-state.js';
 import type { EngineLimits } from '../engines/engine.js';
+import type { ResultSpills } from '../engines/result-spill.js';
 import type { RunQueue, RunSubmission } from '../services/run-queue.js';
-import type { ClaimedRun, InstanceOwner, InstanceSignal, Store } from '../store/store.js';
+import type {
+  ClaimedRun,
+  CreateOnceResult,
+  IdempotencyClaim,
+  IdempotencyRecord,
+  InstanceLogStore,
+  InstanceOwner,
+  InstanceSignal,
+  NewInstance,
+  Store,
+} from '../store/store.js';
 import { endRun, newActiveRun, waitAtMost, type ActiveRuns } from './active-run.js';
 import { ClaimPump } from './claim-pump.js';
 import { LeaseKeeper } from './lease-keeper.js';
@@ -58,6 +69,10 @@ export interface SupervisorConfig {
   /** Where each run's directory (`<runsDir>/<instanceId>`) lives. */
   readonly runsDir: string;
   readonly limits: EngineLimits;
+  /** Where Shell/Python output goes as it arrives (live logs); absent: no live log is kept. */
+  readonly liveLogs?: Pick<InstanceLogStore, 'append'>;
+  /** Where SQL results past the inline caps are spilled (removed with the run files); absent: dropped. */
+  readonly resultSpills?: ResultSpills;
 }
 
 const NOT_STARTED_ON_SHUTDOWN = 'The server shut down before the script instance started.';
@@ -79,6 +94,8 @@ export class RunSupervisor implements RunQueue {
   private reservedSlots = 0;
   /** Stop signals for instances this node did not run at that moment (a claim may be in flight). */
   private readonly recentStops = new Map<string, { at: number; by: string | undefined }>();
+  /** Stop requests being written for instances not held here (see stopWritesEnded). */
+  private readonly stopWrites = new Set<Promise<unknown>>();
   private readonly waiters: SettleWaiters;
   private readonly directories: RunDirectories;
   private readonly lifecycle: RunLifecycle;
@@ -92,7 +109,7 @@ export class RunSupervisor implements RunQueue {
   private unsubscribe: (() => void) | undefined;
 
   constructor(
-    private readonly store: Pick<Store, 'instances' | 'signals' | 'shared'>,
+    private readonly store: Pick<Store, 'instances' | 'signals' | 'shared' | 'idempotencyKeys'>,
     private readonly engineOf: EngineLookup,
     private readonly config: SupervisorConfig,
     private readonly log: Logger,
@@ -108,6 +125,7 @@ export class RunSupervisor implements RunQueue {
       log,
       observer,
       (row) => this.announceSettled(row.id, row),
+      config.liveLogs,
     );
     this.leases = new LeaseKeeper(store.instances, this.active, config, log, observer);
     this.claims = new ClaimPump(
@@ -118,6 +136,7 @@ export class RunSupervisor implements RunQueue {
       (task) => this.track(task),
       log,
       observer,
+      () => this.stopWritesEnded(),
     );
   }
 
@@ -168,6 +187,12 @@ export class RunSupervisor implements RunQueue {
     }
   }
 
+  /** Once every stop request being written now has been written (or failed); undefined: none. */
+  private stopWritesEnded(): Promise<void> | undefined {
+    if (this.stopWrites.size === 0) return undefined;
+    return Promise.allSettled([...this.stopWrites]).then(() => undefined);
+  }
+
   /** Stops the run if it is on this node; otherwise remembers the stop for a claim in flight. */
   private deliverStop(id: string, by: string | undefined): boolean {
     const run = this.active.get(id);
@@ -191,6 +216,11 @@ export class RunSupervisor implements RunQueue {
     const run = this.active.get(instanceId);
     // Held here with its settle still to come: that settle wakes the waiter, no store read needed.
     return this.waiters.untilSettled(instanceId, timeoutMs, run !== undefined && !run.settleWritten);
+  }
+
+  heldUnsettled(instanceId: string): Instance | undefined {
+    const run = this.active.get(instanceId);
+    return run && !run.settleWritten ? run.instance : undefined;
   }
 
   runningHere(instanceId: string): boolean {
@@ -228,16 +258,44 @@ export class RunSupervisor implements RunQueue {
 
   async submit(submission: RunSubmission): Promise<Instance | undefined> {
     this.observer.runQueued(submission.engine);
+    return this.insertAndStart(submission, (instance, createdAt) =>
+      this.store.instances.create(instance, createdAt),
+    );
+  }
+
+  async submitOnce(submission: RunSubmission, claim: IdempotencyClaim): Promise<CreateOnceResult> {
+    let existing: IdempotencyRecord | undefined;
+    const instance = await this.insertAndStart(submission, async (row, createdAt) => {
+      const once = await this.store.idempotencyKeys.createInstanceOnce(row, createdAt, claim);
+      if (once.kind === 'existing') existing = once.record;
+      return once.kind === 'created' ? once.instance : undefined;
+    });
+    if (existing) return { kind: 'existing', record: existing };
+    if (!instance) return { kind: 'scriptGone' };
+    this.observer.runQueued(submission.engine);
+    return { kind: 'created', instance };
+  }
+
+  /**
+   * Inserts the instance with `insert` (undefined: nothing was inserted) and starts it: claimed at
+   * insert and begun here when this node has a free slot and nothing waits, else queued.
+   */
+  private async insertAndStart(
+    submission: RunSubmission,
+    insert: (instance: NewInstance, createdAt: Date) => Promise<Instance | undefined>,
+  ): Promise<Instance | undefined> {
     const newInstance = { ...submission, id: randomUUID(), nodeId: this.config.nodeId };
+    // One clock reading for both: a run claimed at insert never starts before it was created.
+    const createdAt = new Date();
     if (this.claims.accepting && this.claims.queueKnownEmpty && this.freeSlots() > 0) {
       // Nothing waits before it and a slot is free: insert it claimed by this node and run it now.
       this.reservedSlots += 1;
       const sentAt = performance.now();
       let instance: Instance | undefined;
       try {
-        instance = await this.store.instances.create(
-          { ...newInstance, claim: { leaseMs: this.config.leaseMs, startedAt: new Date() } },
-          new Date(),
+        instance = await insert(
+          { ...newInstance, claim: { leaseMs: this.config.leaseMs, startedAt: createdAt } },
+          createdAt,
         );
       } finally {
         this.reservedSlots -= 1;
@@ -259,7 +317,7 @@ export class RunSupervisor implements RunQueue {
       this.begin({ instance, request: submission.request }, sentAt + this.config.leaseMs);
       return instance;
     }
-    const instance = await this.store.instances.create(newInstance, new Date());
+    const instance = await insert(newInstance, createdAt);
     if (!instance) return undefined;
     this.claims.workMayBeQueued();
     if (this.claims.accepting && this.freeSlots() > 0) {
@@ -317,12 +375,20 @@ export class RunSupervisor implements RunQueue {
     // The request is written first, before anything is read, in one guarded statement: still
     // queued (on any node), the instance is settled STOPPED by it and no claim can take it any more;
     // claimed, the request is stored with it.
-    const requested = await this.store.instances.requestStop(
+    const write = this.store.instances.requestStop(
       instanceId,
       owner,
       { at: new Date(), by: actor },
       { message: STOPPED_MESSAGE, failureReason: 'stopped' },
     );
+    // Claims wait for the stop writes in flight (ClaimPump's stopWritesEnded).
+    this.stopWrites.add(write);
+    let requested: Instance | undefined;
+    try {
+      requested = await write;
+    } finally {
+      this.stopWrites.delete(write);
+    }
     if (!requested) return undefined;
     if (isTerminal(requested.state)) {
       this.announceSettled(instanceId, requested);
@@ -409,12 +475,15 @@ export class RunSupervisor implements RunQueue {
     );
   }
 
-  /** Ids of the instances that have a run directory on this node. */
-  runFileIds(): Promise<string[]> {
-    return this.directories.ids();
+  /** Ids of the instances that have a run directory (or a result spill) on this node. */
+  async runFileIds(): Promise<string[]> {
+    const ids = await this.directories.ids();
+    const spilled = (await this.config.resultSpills?.ids()) ?? [];
+    return [...new Set([...ids, ...spilled])];
   }
 
-  discardRunFiles(instanceIds: readonly string[]): Promise<void> {
-    return this.directories.discard(instanceIds);
+  async discardRunFiles(instanceIds: readonly string[]): Promise<void> {
+    await this.directories.discard(instanceIds);
+    await this.config.resultSpills?.discard(instanceIds);
   }
 }

@@ -6,6 +6,12 @@
  * caller who may only execute it (operator, deployer) passes data, never code (script-params.ts).
  */
 import { DlfError } from '../domain/dlf-error.js';
+import {
+  executeRequestHash,
+  IDEMPOTENCY_KEY_TTL_MS,
+  parseCallTimeoutMs,
+  runTimeoutMs,
+} from '../domain/execute-options.js';
 import type { Instance } from '../domain/instance.js';
 import { isTerminal } from '../domain/instance-state.js';
 import { authorize, type Principal } from '../domain/access.js';
@@ -16,10 +22,10 @@ import {
   type ParamContentKind,
 } from '../domain/script-params.js';
 import { isSqlScriptType, type Namespace, type ScriptType } from '../domain/script.js';
-import type { Store } from '../store/store.js';
+import type { IdempotencyClaim, IdempotencyRecord, Store } from '../store/store.js';
 import type { ConnectionResolver } from './connection-resolver.js';
 import type { EnvironmentVariableService } from './environment-variable-service.js';
-import type { RunQueue } from './run-queue.js';
+import { liveState, type RunQueue } from './run-queue.js';
 import type { ScriptService } from './script-service.js';
 
 export class ExecutionService {
@@ -29,12 +35,39 @@ export class ExecutionService {
     private readonly connections: ConnectionResolver,
     private readonly runs: RunQueue,
     private readonly parameters: EnvironmentVariableService,
+    private readonly limits: ExecutionLimits,
   ) {}
 
-  /** @param principal who asks: without `write` here, its parameter values must be data only. */
-  async execute(ns: Namespace, scriptName: string, body: unknown, principal: Principal): Promise<string> {
+  /**
+   * Execute with its extensions: the body's `timeoutSeconds` (or the script's default) becomes the
+   * run's limit, and an `idempotencyKey` makes a repeat of the same request within 24 h answer the
+   * first instance instead of running again (README "Execute extensions").
+   * @param principal who asks: without `write` here, its parameter values must be data only.
+   */
+  async execute(
+    ns: Namespace,
+    scriptName: string,
+    body: unknown,
+    principal: Principal,
+    options: { readonly idempotencyKey?: string } = {},
+  ): Promise<ExecuteOutcome> {
     const script = await this.scripts.get(ns, scriptName);
     this.scripts.assertExecutable(ns, script);
+    const claim: IdempotencyClaim | undefined =
+      options.idempotencyKey === undefined
+        ? undefined
+        : {
+            key: options.idempotencyKey,
+            requestHash: executeRequestHash(body),
+            expiredBefore: new Date(Date.now() - IDEMPOTENCY_KEY_TTL_MS),
+          };
+    if (claim) {
+      // A repeat is answered from one read, before any evaluation (the script may have changed).
+      const earlier = await this.store.idempotencyKeys.find(ns, script.id, claim.key, claim.expiredBefore);
+      if (earlier) return replayed(earlier, claim);
+    }
+    const maxMs = this.limits.instanceTimeoutMs;
+    const timeoutMs = runTimeoutMs(parseCallTimeoutMs(body, maxMs), script.configuration, maxMs);
     // `#{…}` is evaluated first and the caller's results are what a caller without write must
     // pass as data; environment variables (set by writers) are trusted like the script itself.
     const params = await this.parameters.resolveForExecute(ns, script, parseExecuteParams(body), new Date());
@@ -43,22 +76,41 @@ export class ExecutionService {
     }
     const { connectionName, engine } = await this.connections.resolve(ns, script.connectionName, script.type);
     if (!this.runs.accepting) throw new DlfError('OPENDLF.0503');
-    const instance = await this.runs.submit({
+    const submission = {
       namespace: ns,
       scriptId: script.id,
       scriptName: script.name,
       connectionName,
       engine: engine.name,
+      startedBy: principal.id,
       request: {
         scriptType: script.type,
         content: substituteParams(script.content, params.values),
         database: script.database,
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
       },
-    });
+    };
     // Deleted since it was read: the delete has stopped the script's instances, and this one was
     // never created (the insert is guarded by the script's row).
-    if (!instance) throw new DlfError('DLF.6201');
-    return instance.id;
+    const scriptGone = () => new DlfError('DLF.6201');
+    if (claim) {
+      // The key and the instance are stored together; a concurrent duplicate gets the winner's.
+      const once = await this.runs.submitOnce(submission, claim);
+      if (once.kind === 'existing') return replayed(once.record, claim);
+      if (once.kind === 'scriptGone') throw scriptGone();
+      return { instanceId: once.instance.id, replayed: false };
+    }
+    const instance = await this.runs.submit(submission);
+    if (!instance) throw scriptGone();
+    return { instanceId: instance.id, replayed: false };
+  }
+
+  /**
+   * Extension (execute `?waitSeconds=N`): the instance once it is terminal, waiting at most `waitMs`
+   * on the same signals as the result long poll; undefined if it is still active then (or gone).
+   */
+  waitForResult(instanceId: string, waitMs: number): Promise<Instance | undefined> {
+    return this.runs.waitUntilSettled(instanceId, waitMs);
   }
 
   /**
@@ -66,6 +118,24 @@ export class ExecutionService {
    * the instance still active, answers as soon as it settles or when `waitMs` has passed (long poll).
    */
   async getInstance(ns: Namespace, scriptName: string, instanceId: string, waitMs = 0): Promise<Instance> {
+    const held = this.runs.heldUnsettled(instanceId);
+    if (held) {
+      // Held here with its settle to come: the settle hands over the row a long poll (or a read of
+      // a run being stopped) answers with, so the instance is not read first; the script is (served
+      // from memory), for the same checks as a read.
+      await this.checkBelongs(held, ns, scriptName);
+      const settling =
+        waitMs > 0
+          ? this.runs.waitUntilSettled(instanceId, waitMs)
+          : this.runs.settlingHere(instanceId, SETTLING_READ_WAIT_MS);
+      const settled = settling && (await settling);
+      if (settled) return settled;
+      const current = await this.store.instances.get(instanceId);
+      if (current) return this.withLiveState(current);
+      // Gone meanwhile: a long poll answers with what it knew, as below; a read finds nothing.
+      if (waitMs > 0) return this.withLiveState(held);
+      throw new DlfError('DLF.6205');
+    }
     const instance = await this.getInstanceNow(ns, scriptName, instanceId);
     if (isTerminal(instance.state)) return instance;
     if (waitMs <= 0) {
@@ -84,15 +154,14 @@ export class ExecutionService {
   private async getInstanceNow(ns: Namespace, scriptName: string, instanceId: string): Promise<Instance> {
     const script = await this.scripts.get(ns, scriptName);
     const instance = await this.store.instances.get(instanceId);
-    if (
-      !instance ||
-      instance.scriptId !== script.id ||
-      instance.namespace.projectId !== ns.projectId ||
-      instance.namespace.workspaceId !== ns.workspaceId
-    ) {
-      throw new DlfError('DLF.6205');
-    }
+    if (!instance || !belongsTo(instance, ns, script.id)) throw new DlfError('DLF.6205');
     return this.withLiveState(instance);
+  }
+
+  /** The checks of getInstanceNow on an instance already at hand (DLF.6201, DLF.6205). */
+  private async checkBelongs(instance: Instance, ns: Namespace, scriptName: string): Promise<void> {
+    const script = await this.scripts.get(ns, scriptName);
+    if (!belongsTo(instance, ns, script.id)) throw new DlfError('DLF.6205');
   }
 
   /** @param actor the principal asking, recorded on the instance for the audit trail. */
@@ -124,18 +193,38 @@ export class ExecutionService {
     return stopped ?? (await this.getInstanceNow(ns, scriptName, instanceId));
   }
 
-  /** Extension: the most recent instances of a script. */
-  async listInstances(ns: Namespace, scriptName: string, limit: number): Promise<Instance[]> {
-    const script = await this.scripts.get(ns, scriptName);
-    return (await this.store.instances.listForScript(script.id, limit)).map((i) => this.withLiveState(i));
-  }
-
   /** An in-process run on this node writes RUNNING late (or never, when it ends first). */
   private withLiveState(instance: Instance): Instance {
-    return instance.state === 'LAUNCHING' && this.runs.runningHere(instance.id)
-      ? { ...instance, state: 'RUNNING' }
-      : instance;
+    const state = liveState(this.runs, instance);
+    return state === instance.state ? instance : { ...instance, state };
   }
+}
+
+/** Whether the instance is one of this script's (by id) in this namespace. */
+function belongsTo(instance: Instance, ns: Namespace, scriptId: string): boolean {
+  return (
+    instance.scriptId === scriptId &&
+    instance.namespace.projectId === ns.projectId &&
+    instance.namespace.workspaceId === ns.workspaceId
+  );
+}
+
+/** Limits the service enforces on execute's input. */
+export interface ExecutionLimits {
+  /** The server's instance timeout: the most a call's `timeoutSeconds` may ask for. */
+  readonly instanceTimeoutMs: number;
+}
+
+/** What an execute answered: the instance id, and whether it is a repeat's (Idempotency-Key). */
+export interface ExecuteOutcome {
+  readonly instanceId: string;
+  readonly replayed: boolean;
+}
+
+/** The first request's instance for a repeated key; a different request under the key is refused. */
+function replayed(record: IdempotencyRecord, claim: IdempotencyClaim): ExecuteOutcome {
+  if (record.requestHash !== claim.requestHash) throw new DlfError('OPENDLF.0640');
+  return { instanceId: record.instanceId, replayed: true };
 }
 
 /**

@@ -3,7 +3,8 @@
  * RunSupervisor (runner/) implements it; services never see processes, queries, timers or nodes.
  */
 import type { Instance } from '../domain/instance.js';
-import type { InstanceOwner, NewInstance } from '../store/store.js';
+import type { InstanceState } from '../domain/instance-state.js';
+import type { CreateOnceResult, IdempotencyClaim, InstanceOwner, NewInstance } from '../store/store.js';
 
 /** What execute hands over: the instance to create, without the id and node the runner assigns. */
 export type RunSubmission = Omit<NewInstance, 'id' | 'nodeId' | 'claim'>;
@@ -17,6 +18,12 @@ export interface RunQueue {
    * Undefined when the script was deleted meanwhile: no instance was created.
    */
   submit(submission: RunSubmission): Promise<Instance | undefined>;
+  /**
+   * `submit` under an idempotency key: the key's record and the instance are stored together, or,
+   * when the key is already used (also by a concurrent call on any node), nothing is and the first
+   * request's record is returned.
+   */
+  submitOnce(submission: RunSubmission, claim: IdempotencyClaim): Promise<CreateOnceResult>;
   /**
    * Stops a run held by this node at once, before any store access, if `belongs` accepts the run's
    * instance (the caller's namespace and script checks); the request is recorded with its settle.
@@ -38,6 +45,12 @@ export interface RunQueue {
    */
   waitUntilSettled(instanceId: string, timeoutMs: number): Promise<Instance | undefined>;
   /**
+   * The instance as this node claimed it, while this node holds its run and the settle is still to
+   * come (that settle wakes `waitUntilSettled` and `settlingHere` with the row); else undefined.
+   * Fields the run changes later (state, stop request) are the store's or the settle's to tell.
+   */
+  heldUnsettled(instanceId: string): Instance | undefined;
+  /**
    * True while this node runs the instance and its engine reported the work started: the state is
    * RUNNING even where the store still says LAUNCHING (in-process runs write RUNNING late, if at all).
    */
@@ -50,4 +63,12 @@ export interface RunQueue {
   settlingHere(instanceId: string, boundMs: number): Promise<Instance | undefined> | undefined;
   /** Removes whatever the runner keeps on disk for these instances (output logs, script files). */
   discardRunFiles(instanceIds: readonly string[]): Promise<void>;
+}
+
+/**
+ * The state a reader is shown: an in-process run held by this node writes RUNNING late (or never,
+ * when it ends first), so a stored LAUNCHING that this node runs reads as RUNNING.
+ */
+export function liveState(runs: RunQueue, instance: { readonly id: string; readonly state: InstanceState }) {
+  return instance.state === 'LAUNCHING' && runs.runningHere(instance.id) ? 'RUNNING' : instance.state;
 }

@@ -17,10 +17,37 @@ export interface WorkspaceConfig {
   readonly workspaces: readonly string[];
 }
 
+/** Resolved pairs kept; past it the map starts over (the ids come from requests, so it is bounded). */
+const MAX_RESOLVED = 1_024;
+
 export class WorkspaceResolver {
+  /**
+   * Project id → header value (absent: '') → namespace. Every request resolves one, nearly always
+   * one of the same few pairs: two map reads instead of the checks, and one frozen object per pair.
+   */
+  private readonly resolved = new Map<string, Map<string, Namespace>>();
+  private resolvedCount = 0;
+
   constructor(private readonly config: WorkspaceConfig) {}
 
   resolve(projectId: string, workspaceHeader: string | undefined): Namespace {
+    const header = workspaceHeader ?? '';
+    let byHeader = this.resolved.get(projectId);
+    const known = byHeader?.get(header);
+    if (known !== undefined) return known;
+    const namespace = Object.freeze(this.check(projectId, workspaceHeader));
+    if (this.resolvedCount >= MAX_RESOLVED) {
+      this.resolved.clear();
+      this.resolvedCount = 0;
+      byHeader = undefined;
+    }
+    if (byHeader === undefined) this.resolved.set(projectId, (byHeader = new Map<string, Namespace>()));
+    byHeader.set(header, namespace);
+    this.resolvedCount += 1;
+    return namespace;
+  }
+
+  private check(projectId: string, workspaceHeader: string | undefined): Namespace {
     if (!ID_PATTERN.test(projectId)) {
       throw invalidParameter('project_id must be 1-64 letters, digits, underscores or hyphens');
     }

@@ -4,7 +4,14 @@
  * contract suite test/contract/store-contract.ts holds both to the same behaviour. All times are
  * Dates; adapters own their SQL.
  */
-import type { Instance, RunHandle, RunRequest, StatementResult } from '../domain/instance.js';
+import type {
+  Instance,
+  InstanceSummary,
+  RunHandle,
+  RunRequest,
+  StatementResult,
+} from '../domain/instance.js';
+import type { InstanceHistoryQuery } from '../domain/instance-history.js';
 import type { FailureReason } from '../domain/failure-reason.js';
 import type { InstanceState } from '../domain/instance-state.js';
 import type { Grant } from '../domain/access.js';
@@ -71,6 +78,8 @@ export interface NewInstance {
    * when the accepting node has a free slot: no QUEUED row, no separate claim.
    */
   claim?: { leaseMs: number; startedAt: Date };
+  /** The principal that executed it (run history); absent ⇒ null. */
+  startedBy?: string;
 }
 
 /** A QUEUED instance this node has just claimed (now LAUNCHING, leased to it) and what to run. */
@@ -173,6 +182,16 @@ export interface InstanceStore {
   deleteForScript(scriptId: string): Promise<number>;
   /** Instance ids of a script, newest first (extension endpoint, script deletion). */
   listForScript(scriptId: string, limit: number): Promise<Instance[]>;
+  /**
+   * Run history of a namespace: the page of instances matching `query`, newest first (creation
+   * time, then id), without results; `total` counts every match. Index-backed (migration 0009).
+   */
+  history(namespace: Namespace, query: InstanceHistoryQuery): Promise<InstanceHistoryPage>;
+}
+
+export interface InstanceHistoryPage {
+  total: number;
+  instances: InstanceSummary[];
 }
 
 export interface ConnectionListQuery {
@@ -278,6 +297,82 @@ export interface EnvironmentVariableStore {
   delete(namespace: Namespace, name: string): Promise<boolean>;
 }
 
+/** A byte range of an instance's output log, and how many bytes the log holds so far. */
+export interface LogRange {
+  /** The stored bytes from the requested offset, at most the requested limit. */
+  bytes: Buffer;
+  /** Bytes stored for the instance so far (the offset the next append starts at). */
+  size: number;
+}
+
+/**
+ * The output of Shell/Python runs as they go (extension: live logs), in the store so every node
+ * reads it: appended in batches by the node running the instance, read by byte range by any node,
+ * deleted with the instance (retention, script delete).
+ */
+export interface InstanceLogStore {
+  /**
+   * Stores `bytes` at byte `offset` of the instance's log (the caller appends in order, without
+   * gaps); nothing is stored when the instance no longer exists (deleted meanwhile).
+   */
+  append(instanceId: string, offset: number, bytes: Buffer): Promise<void>;
+  /** Up to `limit` stored bytes from `offset` (fewer at the end of what is stored), and the size. */
+  read(instanceId: string, offset: number, limit: number): Promise<LogRange>;
+  /**
+   * Calls `listener` after each append made by this process (a reader on the running node wakes at
+   * once; readers on other nodes poll). Returns the unsubscriber.
+   */
+  onAppend(listener: (instanceId: string) => void): () => void;
+}
+
+/** An execute's Idempotency-Key (extension), scoped to its script. */
+export interface IdempotencyClaim {
+  readonly key: string;
+  /** What makes a repeat "the same request" (a hash of the body): a repeat must match it. */
+  readonly requestHash: string;
+  /** A record created before this has expired: it is replaced as if it were absent. */
+  readonly expiredBefore: Date;
+}
+
+/** The instance a key was first used for, and that request's hash. */
+export interface IdempotencyRecord {
+  readonly instanceId: string;
+  readonly requestHash: string;
+}
+
+export type CreateOnceResult =
+  | { readonly kind: 'created'; readonly instance: Instance }
+  | { readonly kind: 'existing'; readonly record: IdempotencyRecord }
+  /** The script was deleted meanwhile: nothing was inserted (as `InstanceStore.create`'s undefined). */
+  | { readonly kind: 'scriptGone' };
+
+/**
+ * Idempotency keys of execute (extension), one per namespace, script and key. The key row and the
+ * instance are written in one transaction, so a key never points at an instance that was not
+ * created, and an instance is created at most once per key — also by concurrent duplicates on
+ * several nodes (the unique key makes the later one wait for the first one's commit and read it).
+ */
+export interface IdempotencyKeyStore {
+  /** The record of `key` for the script created at or after `notBefore`, if any. */
+  find(
+    namespace: Namespace,
+    scriptId: string,
+    key: string,
+    notBefore: Date,
+  ): Promise<IdempotencyRecord | undefined>;
+  /**
+   * Inserts the key's record and `instance` (exactly as `InstanceStore.create`) together, or
+   * neither: 'existing' with the first request's record when the key is already used (unexpired).
+   */
+  createInstanceOnce(
+    instance: NewInstance,
+    createdAt: Date,
+    claim: IdempotencyClaim,
+  ): Promise<CreateOnceResult>;
+  /** Deletes the records created before `before` (expired keys); returns how many. */
+  deleteCreatedBefore(before: Date): Promise<number>;
+}
+
 /** What one process tells the others sharing the store (and itself). */
 export type InstanceSignal =
   /** New QUEUED work: nodes with a free slot try to claim. */
@@ -311,6 +406,8 @@ export interface Store {
   readonly connections: ConnectionStore;
   readonly systemTasks: SystemTaskStore;
   readonly environmentVariables: EnvironmentVariableStore;
+  readonly idempotencyKeys: IdempotencyKeyStore;
+  readonly instanceLogs: InstanceLogStore;
   /**
    * Stores `value` under `name` unless a value is already there; returns the stored value. The
    * first node to start decides, every later one compares (e.g. the secret key fingerprint).

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { Namespace } from '../../src/domain/script.js';
+import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { DuckDbEngine } from '../../src/engines/duckdb/duckdb-engine.js';
 import { runEngineContract, typedSelectCheck } from './engine-contract.js';
 
@@ -156,6 +157,153 @@ describe('duckdb sandbox on a database file', () => {
     } finally {
       await own.close();
       rmSync(directory, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('duckdb connection reuse', () => {
+  const runOn = (own: DuckDbEngine, content: string, signal = new AbortController().signal) =>
+    own.run(
+      {
+        instanceId: 'reuse',
+        namespace: NS,
+        scriptType: 'DWSSQL',
+        content,
+        database: '',
+        runDir: '/nonexistent',
+        limits: { maxResultRows: 10, maxOutputBytes: 1, maxResultOutputBytes: 1 },
+      },
+      { signal, stopGraceMs: 100, reportHandle: () => Promise.resolve() },
+    );
+
+  it('a query-only run hands its connection to the next run; other runs close theirs', async () => {
+    const own = new DuckDbEngine(':memory:');
+    const connect = DuckDBInstance.prototype.connect;
+    let connects = 0;
+    DuckDBInstance.prototype.connect = function (this: DuckDBInstance) {
+      connects++;
+      return connect.call(this);
+    };
+    try {
+      assert.equal((await runOn(own, 'SELECT 1')).kind, 'succeeded');
+      const afterFirst = connects;
+      for (let i = 0; i < 5; i++)
+        assert.equal((await runOn(own, '/* q */ SELECT 2; FROM range(3)')).kind, 'succeeded');
+      assert.equal(connects, afterFirst, 'query-only runs opened new connections');
+      // A run that could change its connection gets the idle one and closes it: the next opens anew.
+      assert.equal((await runOn(own, 'CREATE TEMP TABLE t AS SELECT 1 AS x')).kind, 'succeeded');
+      assert.equal((await runOn(own, 'SELECT 3')).kind, 'succeeded');
+      assert.ok(connects > afterFirst, 'the connection of a CREATE TEMP TABLE run was reused');
+    } finally {
+      DuckDBInstance.prototype.connect = connect;
+      await own.close();
+    }
+  });
+
+  it("closes a stopped run's connection after the settle the runner commits in the outcome's turn", async () => {
+    const own = new DuckDbEngine(':memory:');
+    const closeSync = DuckDBConnection.prototype.closeSync;
+    const events: string[] = [];
+    DuckDBConnection.prototype.closeSync = function (this: DuckDBConnection) {
+      events.push('connection closed');
+      closeSync.call(this);
+    };
+    try {
+      // Opens the database first (its setup connection is closed then).
+      assert.equal((await runOn(own, 'SELECT 1')).kind, 'succeeded');
+      events.length = 0;
+      const controller = new AbortController();
+      const stopped = runOn(own, LONG, controller.signal).then((outcome) => {
+        // What the runner does with the outcome: the SQLite store commits the settle in a
+        // setImmediate of this turn (group commit), and the stop's 204 waits for that commit.
+        setImmediate(() => events.push('settle committed'));
+        return outcome;
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      controller.abort('stop');
+      assert.equal((await stopped).kind, 'aborted');
+      await new Promise((r) => setImmediate(() => setImmediate(() => setImmediate(r))));
+      assert.deepEqual(events, ['settle committed', 'connection closed']);
+    } finally {
+      DuckDBConnection.prototype.closeSync = closeSync;
+      await own.close();
+    }
+  });
+
+  it('a query run again on a kept connection is not prepared again, and answers as a fresh prepare would', async () => {
+    const own = new DuckDbEngine(':memory:');
+    const prepare = DuckDBConnection.prototype.prepare;
+    const prepared: string[] = [];
+    DuckDBConnection.prototype.prepare = function (this: DuckDBConnection, sql: string) {
+      prepared.push(sql);
+      return prepare.call(this, sql);
+    };
+    const preparesOf = (sql: string) => prepared.filter((text) => text === sql).length;
+    const columnsOf = async (sql: string) => {
+      const outcome = await runOn(own, sql);
+      assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome));
+      return outcome.results[0]?.schema.map((column) => Object.keys(column)[0]);
+    };
+    try {
+      // One run at a time: each gets the connection the previous one handed on.
+      for (let i = 0; i < 3; i++) {
+        assert.equal((await runOn(own, 'SELECT 42 AS answer')).results[0]?.rows[0]?.[0], 42);
+      }
+      assert.equal(preparesOf('SELECT 42 AS answer'), 1);
+      // Two connections keep the query; the ALTER run takes one of them (and closes it), the next
+      // run gets the other with the query kept: DuckDB binds it again and sees the new column.
+      assert.equal((await runOn(own, 'CREATE TABLE kept_t AS SELECT 1 AS a')).kind, 'succeeded');
+      const query = 'SELECT * FROM kept_t';
+      assert.deepEqual(await Promise.all([columnsOf(query), columnsOf(query)]), [['a'], ['a']]);
+      assert.equal(preparesOf(query), 2);
+      assert.equal((await runOn(own, 'ALTER TABLE kept_t ADD COLUMN b INTEGER DEFAULT 5')).kind, 'succeeded');
+      assert.deepEqual(await columnsOf(query), ['a', 'b']);
+      assert.equal(preparesOf(query), 2, 'the kept query was prepared again');
+      // Dropped: the same error as a fresh prepare; then recreated with other columns.
+      assert.equal((await runOn(own, 'DROP TABLE kept_t')).kind, 'succeeded');
+      const dropped = await runOn(own, query);
+      assert.equal(dropped.kind, 'failed');
+      assert.match(JSON.stringify(dropped), /Table with name kept_t does not exist/);
+      assert.equal((await runOn(own, 'CREATE TABLE kept_t AS SELECT 2 AS c')).kind, 'succeeded');
+      assert.deepEqual(await columnsOf(query), ['c']);
+    } finally {
+      DuckDBConnection.prototype.prepare = prepare;
+      await own.close();
+    }
+  });
+
+  it('temporary tables, variables, the random seed, stopped queries and open results never reach a later run', async () => {
+    const own = new DuckDbEngine(':memory:');
+    try {
+      // Warm: idle connections exist, so every run below may get one.
+      for (let i = 0; i < 3; i++) assert.equal((await runOn(own, 'SELECT 1')).kind, 'succeeded');
+      assert.equal(
+        (await runOn(own, 'CREATE TEMP TABLE leak AS SELECT 1 AS x; SELECT * FROM leak')).kind,
+        'succeeded',
+      );
+      assert.equal((await runOn(own, 'SELECT * FROM leak')).kind, 'failed');
+      assert.equal((await runOn(own, 'SET VARIABLE leak_var = 42')).kind, 'succeeded');
+      const variable = await runOn(own, "SELECT getvariable('leak_var')");
+      assert.equal(variable.kind, 'succeeded');
+      assert.equal(variable.results[0]?.rows[0]?.[0], null);
+      // After setseed(0.5) random() starts from a known value; a run after one that set the seed
+      // must not start from it (the seeded connection is not handed on).
+      const seeded = await runOn(own, 'SELECT setseed(0.5); SELECT random()');
+      assert.equal((await runOn(own, 'SELECT setseed(0.5)')).kind, 'succeeded');
+      const after = await runOn(own, 'SELECT random()');
+      assert.notEqual(after.results[0]?.rows[0]?.[0], seeded.results[1]?.rows[0]?.[0]);
+      // A stopped query's connection is closed (an interrupt must not land on the next run).
+      const controller = new AbortController();
+      const stopped = runOn(own, LONG, controller.signal);
+      await new Promise((r) => setTimeout(r, 100));
+      controller.abort('stop');
+      assert.equal((await stopped).kind, 'aborted');
+      for (let i = 0; i < 3; i++) assert.equal((await runOn(own, 'SELECT 4')).kind, 'succeeded');
+      // A result cut by the row cap leaves its query open on the connection: not reused either.
+      assert.equal((await runOn(own, 'SELECT * FROM range(100000)')).results[0]?.truncated, true);
+      assert.equal((await runOn(own, 'SELECT 5')).kind, 'succeeded');
+    } finally {
+      await own.close();
     }
   });
 });

@@ -269,6 +269,36 @@ describe('mysql engine: sessions, failures, types', () => {
     assert.equal(series?.truncated, true);
   });
 
+  it('a stop whose warm KILL connection was lost still kills the query politely (through the control pool)', async () => {
+    // As the test's own user, so the connection killed below is this engine's.
+    await observer.query(`GRANT SELECT ON ${DB}.* TO '${PW_USER}'@'%'`);
+    const own = new MysqlEngine('mysql', { ...TARGET, user: PW_USER, password: 'right-password' });
+    try {
+      // A grace longer than the test: only KILL QUERY can end the statement in time.
+      const run = start(own, 'SELECT SLEEP(300)', { stopGraceMs: 600_000 });
+      const id = threadId(await run.handle);
+      await waitUntilRunning(id, '%SLEEP%');
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const [others] = await observer.query<mysql.RowDataPacket[]>(
+          'SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> ?',
+          [PW_USER, id],
+        );
+        if (others.length > 0) {
+          for (const other of others) await observer.query(`KILL ${Number(other.ID)}`);
+          break;
+        }
+        assert.ok(Date.now() < deadline, 'the warm KILL connection never connected');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      run.controller.abort('stop');
+      assert.equal((await run.outcome).kind, 'aborted');
+      assert.equal(await isRunning(id), false);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('a refused port is a failed outcome with a clear message', async () => {
     const refused = new MysqlEngine('mysql', { ...TARGET, port: 1 });
     try {

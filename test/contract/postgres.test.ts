@@ -153,13 +153,17 @@ describe('postgres engine: sessions, failures, types', () => {
   it('a transaction the script leaves open is rolled back, and session settings do not leak into the next run', async () => {
     const firstRun = start(
       engine,
-      "SET application_name = 'leaked'; SET client_connection_check_interval = 0; CREATE TEMP TABLE leaked(a int); BEGIN; INSERT INTO between_probe VALUES (42);",
+      "SET application_name = 'leaked'; SET client_connection_check_interval = 0; SET search_path = pg_catalog; " +
+        'CREATE TEMP TABLE leaked(a int); SELECT pg_advisory_lock(4242); PREPARE leaked_statement AS SELECT 1; ' +
+        'BEGIN; INSERT INTO public.between_probe VALUES (42);',
     );
     const first = await firstRun.outcome;
     assert.equal(first.kind, 'succeeded', JSON.stringify(first));
     const secondRun = start(
       engine,
-      "SHOW application_name; SELECT count(*) FROM between_probe WHERE a = 42; SELECT count(*) FROM pg_class WHERE relname = 'leaked' AND relpersistence = 't'; SHOW client_connection_check_interval",
+      "SHOW application_name; SELECT count(*) FROM between_probe WHERE a = 42; SELECT count(*) FROM pg_class WHERE relname = 'leaked' AND relpersistence = 't'; SHOW client_connection_check_interval; " +
+        "SHOW search_path; SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid(); " +
+        'SELECT count(*) FROM pg_prepared_statements',
     );
     const second = await secondRun.outcome;
     assert.equal(second.kind, 'succeeded', JSON.stringify(second));
@@ -167,7 +171,7 @@ describe('postgres engine: sessions, failures, types', () => {
     assert.equal(backendPid(await secondRun.handle), backendPid(await firstRun.handle));
     assert.deepEqual(
       second.results.map((r) => r.rows[0]?.[0]),
-      ['opendlf', 0, 0, '1s'],
+      ['opendlf', 0, 0, '1s', '"$user", public', 0, 0],
     );
   });
 
@@ -251,6 +255,35 @@ describe('postgres engine: sessions, failures, types', () => {
       assert.equal(await isActive(pid), false, 'the backend noticed its client was gone');
     } finally {
       await blind.close();
+    }
+  });
+
+  it('a stop whose warm cancel session was lost still cancels politely (through the control pool)', async () => {
+    // The engine's control sessions use the target's database: here the test's own, so the
+    // session terminated below is this engine's.
+    const own = new PostgresEngine('postgres', { ...TARGET, database: DB });
+    try {
+      // A grace longer than the test: only the polite cancel can end the statement in time.
+      const run = start(own, 'SELECT pg_sleep(300)', { stopGraceMs: 600_000 });
+      const pid = backendPid(await run.handle);
+      await waitUntilRunning(pid, '%pg_sleep%');
+      const others =
+        "FROM pg_stat_activity WHERE datname = $1 AND application_name = 'opendlf' AND pid <> $2";
+      const deadline = Date.now() + 10_000;
+      while (!(await observer.query(`SELECT 1 ${others}`, [DB, pid])).rowCount) {
+        assert.ok(Date.now() < deadline, 'the warm cancel session never connected');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await observer.query(`SELECT pg_terminate_backend(pid) ${others}`, [DB, pid]);
+      run.controller.abort('stop');
+      assert.equal((await run.outcome).kind, 'aborted');
+      // The client has the cancel's error a moment before the backend reports itself idle; well
+      // inside the 600 s grace, only the polite cancel can have ended the statement.
+      const idleBy = Date.now() + 10_000;
+      while ((await isActive(pid)) && Date.now() < idleBy) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(await isActive(pid), false);
+    } finally {
+      await own.close();
     }
   });
 

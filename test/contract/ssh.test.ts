@@ -2,14 +2,16 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RunHandle } from '../../src/domain/instance.js';
 import type { ScriptType } from '../../src/domain/script.js';
 import type { EngineLimits, EngineOutcome } from '../../src/engines/engine.js';
 import { runMembers } from '../../src/engines/local-process/process-tree.js';
+import { SHELL_COPY_MAX_BYTES } from '../../src/engines/ssh/remote-commands.js';
 import { SshEngine, type SshTarget } from '../../src/engines/ssh/ssh-engine.js';
 import { runEngineContract } from './engine-contract.js';
+import { until } from '../helpers/assertions.js';
 import { waitForRunMembers } from '../helpers/processes.js';
 import { sshdUnavailableReason, startSshd, type TestSshd } from '../helpers/sshd.js';
 
@@ -148,14 +150,89 @@ describe('ssh engine', { skip: skipReason ?? false }, () => {
     ]);
     assert.equal(readFileSync(join(run.runDir, 'output.log'), 'utf8'), outcome.results[0]?.rawResult);
     assert.equal(typeof handle.dir, 'string');
-    assert.equal(existsSync(String(handle.dir)), false, 'the remote temp dir is removed');
+    // Removed right after the outcome is reported, not before.
+    await until('the remote temp dir to be removed', () =>
+      Promise.resolve(existsSync(String(handle.dir)) ? undefined : true),
+    );
+  });
+
+  it('copies small and large scripts byte for byte (a missing final newline is added)', async () => {
+    const engine = engineFor();
+    const small = `cat "$0"\n  # lead and trail  \n# back\\slash \\n 'q' "dq" $HOME \`x\`\n#\ttab\n# no final newline`;
+    const large = `cat "$0"\n${'# filler line past the size the shell copies itself\n'.repeat(40)}`;
+    assert.ok(Buffer.byteLength(large) > SHELL_COPY_MAX_BYTES && Buffer.byteLength(small) < SHELL_COPY_MAX_BYTES);
+    const cases: [content: string, copied: string][] = [
+      [small, `${small}\n`],
+      [large, large],
+    ];
+    for (const [content, expected] of cases) {
+      const outcome = await start(engine, content).outcome;
+      assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome));
+      assert.equal(outcome.results[0]?.rawResult, expected);
+    }
   });
 
   it('ends what the script left running in the background when it exits', async () => {
-    const run = start(engineFor(), 'sleep 300 &\n( sleep 300 & ) &\necho started\n');
+    // The last one does not hold the channel open: only the check after the exit can find it.
+    const run = start(
+      engineFor(),
+      'sleep 300 &\n( sleep 300 & ) &\nnohup sleep 300 >/dev/null 2>&1 &\necho started\n',
+    );
     const outcome = await run.outcome;
     assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome));
     assert.equal(groupGone(await run.handle), true);
+  });
+
+  it('ends what the script left behind when the kept shell of its connection is gone', async () => {
+    const engine = engineFor();
+    // The first run opens the connection and its kept shell (a `sh` child of the same sshd).
+    assert.equal((await start(engine, 'exit 0\n').outcome).kind, 'succeeded');
+    const run = start(
+      engine,
+      'for p in $(pgrep -P $PPID -x sh); do kill -s KILL "$p"; done\nnohup sleep 300 >/dev/null 2>&1 &\necho started\n',
+    );
+    const outcome = await run.outcome;
+    assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome));
+    assert.equal(groupGone(await run.handle), true);
+    // The next run gets a kept shell again.
+    const next = start(engine, 'nohup sleep 300 >/dev/null 2>&1 &\n');
+    assert.equal((await next.outcome).kind, 'succeeded');
+    assert.equal(groupGone(await next.handle), true);
+  });
+
+  it('runs in directories the kept shell prepared, and removes them with the connection', async () => {
+    const engine = new SshEngine('ssh-test', targetFor(sshd, join(dir, 'known-hosts-prepared.json')));
+    let prepared: string | undefined;
+    for (let i = 0; i < 20 && prepared === undefined; i++) {
+      const run = start(engine, 'pwd\n');
+      const outcome = await run.outcome;
+      assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome));
+      const runDir = String((await run.handle).dir);
+      assert.deepEqual(outcome.results[0]?.rows, [[runDir]]);
+      if (/\/opendlf\.[A-Za-z0-9]{10}\/run\.[A-Za-z0-9]{10}$/.test(runDir)) prepared = runDir;
+    }
+    assert.ok(prepared, 'a run got a prepared directory');
+    const keptShellDir = dirname(prepared);
+    assert.equal(existsSync(keptShellDir), true);
+    await engine.close();
+    await until('the kept shell to remove its directory', () =>
+      Promise.resolve(existsSync(keptShellDir) ? undefined : true),
+    );
+  });
+
+  it('runs the script as the leader of its own session and process group', async () => {
+    const run = start(engineFor(), "cut -d' ' -f1,5,6 /proc/$$/stat\n");
+    const outcome = await run.outcome;
+    assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome));
+    const pgid = String(pgidOf(await run.handle));
+    assert.deepEqual(outcome.results[0]?.rows, [[`${pgid} ${pgid} ${pgid}`]]);
+  });
+
+  it('reports a script ended by a signal as exit code 128+N', async () => {
+    const outcome = await start(engineFor(), 'echo before\nkill -s KILL $$\n').outcome;
+    assert.equal(outcome.kind, 'failed');
+    assert.match(messageOf(outcome), /exit code 137/);
+    assert.equal(outcome.kind === 'failed' ? outcome.exitCode : undefined, 137);
   });
 
   it('ends, just after the script exits, a job that left its process group (set -m)', async () => {

@@ -356,6 +356,7 @@ export function runStoreContract(fixture: StoreContractFixture): void {
           endedAt: null,
           stopRequestedAt: null,
           stopRequestedBy: null,
+          startedBy: null,
           leaseExpiresAt: null,
           message: '',
           exitCode: null,
@@ -586,6 +587,157 @@ export function runStoreContract(fixture: StoreContractFixture): void {
           two.map((i) => i.id),
           [ids[3], ids[2]],
         );
+      });
+    });
+
+    describe('run history', () => {
+      const at = (i: number) => new Date(1_700_000_000_000 + i * 1_000);
+      /** Six instances of two scripts in one namespace, created a second apart, settled variously. */
+      async function history() {
+        const ns = freshNs();
+        const scriptA = await newScriptId(ns);
+        const scriptB = await newScriptId(ns);
+        const plan: { scriptId: string; scriptName: string; end?: InstanceState }[] = [
+          { scriptId: scriptA, scriptName: 'a', end: 'FINISHED' },
+          { scriptId: scriptB, scriptName: 'b', end: 'FAILED' },
+          { scriptId: scriptA, scriptName: 'a', end: 'STOPPED' },
+          { scriptId: scriptA, scriptName: 'a' },
+          { scriptId: scriptB, scriptName: 'b', end: 'FINISHED' },
+          { scriptId: scriptA, scriptName: 'a', end: 'TIMED_OUT' },
+        ];
+        const ids: string[] = [];
+        for (const [i, step] of plan.entries()) {
+          const inst = await createInstance(
+            newInstance(ns, { scriptId: step.scriptId, scriptName: step.scriptName, startedBy: `user${i}` }),
+            at(i),
+          );
+          ids.push(inst.id);
+          if (step.end === 'FINISHED') {
+            await store.instances.transition(inst.id, ['QUEUED'], 'LAUNCHING', { startedAt: at(i) });
+            await store.instances.transition(inst.id, ['LAUNCHING'], 'FINISHED', {
+              endedAt: new Date(at(i).getTime() + 250),
+              results: [{ schema: [], rows: [['big']], rowCount: 1, duration: 0, message: '' }],
+            });
+          } else if (step.end) {
+            await store.instances.transition(inst.id, ['QUEUED'], step.end, {
+              endedAt: at(i),
+              message: 'ended',
+              ...(step.end === 'STOPPED' ? { stopRequest: { at: at(i), by: 'stopper' } } : {}),
+            });
+          }
+        }
+        return { ns, scriptA, scriptB, ids };
+      }
+      const idsOf = (page: { instances: Instance[] | { id: string }[] }) => page.instances.map((i) => i.id);
+
+      it('newest first; filters by script, states and creation time; total counts every match', async () => {
+        const { ns, scriptA, ids } = await history();
+        const all = await store.instances.history(ns, { offset: 0, limit: 100 });
+        assert.equal(all.total, 6);
+        assert.deepEqual(idsOf(all), [...ids].reverse());
+        const [i0, i1, i2, i3, i4, i5] = ids;
+        const byName = await store.instances.history(ns, { scriptName: 'a', offset: 0, limit: 100 });
+        assert.deepEqual(idsOf(byName), [i5, i3, i2, i0]);
+        assert.equal(byName.total, 4);
+        const byId = await store.instances.history(ns, { scriptId: scriptA, offset: 0, limit: 100 });
+        assert.deepEqual(idsOf(byId), [i5, i3, i2, i0]);
+        // Name and id must both hold: a script re-created under the name is another script.
+        const otherId = await store.instances.history(ns, {
+          scriptName: 'a',
+          scriptId: randomUUID(),
+          offset: 0,
+          limit: 100,
+        });
+        assert.deepEqual(otherId, { total: 0, instances: [] });
+        const failed = await store.instances.history(ns, {
+          states: ['FAILED', 'STOPPED', 'TIMED_OUT', 'ABORTED'],
+          offset: 0,
+          limit: 100,
+        });
+        assert.deepEqual(idsOf(failed), [i5, i2, i1]);
+        assert.equal(failed.total, 3);
+        const queued = await store.instances.history(ns, { states: ['QUEUED'], offset: 0, limit: 100 });
+        assert.deepEqual(idsOf(queued), [i3]);
+        // from inclusive, to exclusive: adjacent windows share nothing.
+        const window = await store.instances.history(ns, {
+          createdFrom: at(1),
+          createdBefore: at(4),
+          offset: 0,
+          limit: 100,
+        });
+        assert.deepEqual(idsOf(window), [i3, i2, i1]);
+        const after = await store.instances.history(ns, { createdFrom: at(4), offset: 0, limit: 100 });
+        assert.deepEqual(idsOf(after), [i5, i4]);
+        const combined = await store.instances.history(ns, {
+          scriptName: 'a',
+          states: ['FINISHED', 'STOPPED'],
+          createdBefore: at(3),
+          offset: 0,
+          limit: 100,
+        });
+        assert.deepEqual(idsOf(combined), [i2, i0]);
+        assert.equal(combined.total, 2);
+        assert.deepEqual(await store.instances.history(ns, { states: [], offset: 0, limit: 100 }), {
+          total: 0,
+          instances: [],
+        });
+      });
+
+      it('pages without overlap; past the end answers the total and no rows', async () => {
+        const { ns, ids } = await history();
+        const seen: string[] = [];
+        for (let offset = 0; offset < 6; offset += 4) {
+          const page = await store.instances.history(ns, { offset, limit: 4 });
+          assert.equal(page.total, 6);
+          seen.push(...idsOf(page));
+        }
+        assert.deepEqual(seen, [...ids].reverse());
+        assert.deepEqual(await store.instances.history(ns, { offset: 6, limit: 4 }), {
+          total: 6,
+          instances: [],
+        });
+        const filtered = await store.instances.history(ns, { scriptName: 'b', offset: 1, limit: 1 });
+        assert.equal(filtered.total, 2);
+        assert.deepEqual(idsOf(filtered), [ids[1]]);
+      });
+
+      it('rows carry who started and stopped them, the times and the state, without results', async () => {
+        const { ns, ids } = await history();
+        const page = await store.instances.history(ns, { offset: 0, limit: 100 });
+        const byId = new Map(page.instances.map((i) => [i.id, i]));
+        const finished = byId.get(ids[0] ?? '');
+        assert.ok(finished);
+        assert.equal(finished.startedBy, 'user0');
+        assert.equal(finished.state, 'FINISHED');
+        assert.deepEqual(finished.startedAt, at(0));
+        assert.deepEqual(finished.endedAt, new Date(at(0).getTime() + 250));
+        assert.deepEqual(finished.namespace, ns);
+        assert.equal('results' in finished, false);
+        assert.equal('runHandle' in finished, false);
+        const stopped = byId.get(ids[2] ?? '');
+        assert.equal(stopped?.state, 'STOPPED');
+        assert.equal(stopped?.stopRequestedBy, 'stopper');
+        assert.deepEqual(stopped?.stopRequestedAt, at(2));
+        assert.equal(stopped?.message, 'ended');
+        // The full row still has them.
+        const full = await store.instances.get(ids[0] ?? '');
+        assert.equal(full?.startedBy, 'user0');
+        assert.equal(full?.results.length, 1);
+        // Not given: null.
+        const anonymous = await createInstance(newInstance(ns), at(10));
+        assert.equal(anonymous.startedBy, null);
+      });
+
+      it('only the namespace asked for', async () => {
+        const { ns } = await history();
+        const sameProject = { projectId: ns.projectId, workspaceId: `w_${uniq()}` };
+        const sameWorkspaceName = { projectId: `p_${uniq()}`, workspaceId: ns.workspaceId };
+        for (const other of [sameProject, sameWorkspaceName]) {
+          assert.deepEqual(await store.instances.history(other, { offset: 0, limit: 100 }), {
+            total: 0,
+            instances: [],
+          });
+        }
       });
     });
 

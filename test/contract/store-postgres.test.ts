@@ -66,6 +66,8 @@ describe('postgres store: multi-node start and schema option', () => {
         'connections',
         'credentials',
         'environment_variables',
+        'execute_idempotency_keys',
+        'instance_logs',
         'instances',
         'kysely_migration',
         'kysely_migration_lock',

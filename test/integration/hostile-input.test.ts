@@ -539,6 +539,11 @@ describe('requests refused by the HTTP parser or the router still get the DLF en
     assert.match(head, /^HTTP\/1\.1 400 /);
     assert.ok(head.endsWith('\r\n\r\n'), head);
     assert.match(head, new RegExp(`content-type: ${JSON_CT.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`, 'i'));
+    // The same for a HEAD whose target ends right at the header size limit (the parser stops at the
+    // space before the version).
+    const longHead = await raw(`HEAD /${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assert.match(longHead, /^HTTP\/1\.1 431 /);
+    assert.ok(longHead.endsWith('\r\n\r\n'), longHead);
     await healthy();
   });
 

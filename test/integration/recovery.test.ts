@@ -2,10 +2,15 @@
  * Crash safety and graceful shutdown with a real server process: SIGKILL the server while
  * instances run, start it again on the same data directory, and check every instance is settled
  * and no process of theirs survived; SIGTERM settles running instances before the process exits.
+ * A PostgreSQL statement of a killed server ends on the database without any restart (the
+ * connection check the PostgreSQL engine's sessions ask for): what lets that engine store a run's
+ * handle beside its first statement rather than before it.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
+import pg from 'pg';
 import { processesOfInstance, waitForInstanceProcesses } from '../helpers/processes.js';
 import { ApiClient, PROJECT, spawnServer, tempDir } from '../helpers/server.js';
 
@@ -84,6 +89,70 @@ describe('restart recovery and shutdown', () => {
     } finally {
       again.process.kill('SIGTERM');
       await again.exited;
+    }
+  });
+
+  it('a PostgreSQL statement of a killed server is ended by the database itself, with no restart', async () => {
+    const dataDir = tempDir();
+    dirs.push(dataDir);
+    const marker = `odlf_crash_${randomBytes(6).toString('hex')}`;
+    const observer = new pg.Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'postgres' });
+    observer.on('error', () => undefined);
+    await observer.connect();
+    const running = async () => {
+      const { rows } = await observer.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1 AND pid <> pg_backend_pid()",
+        [`%${marker}%`],
+      );
+      return rows[0]?.n ?? 0;
+    };
+    /** Polls until `done` (bounded only so that a broken guarantee fails instead of hanging). */
+    const until = async (what: string, done: () => Promise<boolean>) => {
+      const deadline = Date.now() + 60_000;
+      while (!(await done())) {
+        if (Date.now() > deadline) assert.fail(`gave up waiting until ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    const server = await spawnServer(dataDir);
+    try {
+      const api = new ApiClient(server.url, PROJECT);
+      const created = await api.request('POST', `/v1/${PROJECT}/connections`, {
+        body: {
+          name: 'pg',
+          type: 'DWS',
+          config: { ip: '127.0.0.1', port: '5432', userName: 'postgres', password: 'x', sslEnable: false },
+        },
+      });
+      assert.equal(created.status, 204, created.text);
+      await api.createScript({
+        name: 'sleeps',
+        type: 'DWSSQL',
+        content: `SELECT pg_sleep(300) /* ${marker} */`,
+        connectionName: 'pg',
+      });
+      await api.execute('sleeps');
+      await until('the statement runs', async () => (await running()) === 1);
+
+      server.process.kill('SIGKILL');
+      await server.exited;
+      // Nothing of opendlf runs now (no restart, no recovery, no stop): only PostgreSQL can end it.
+      await until(
+        'PostgreSQL ended the statement of the vanished client',
+        async () => (await running()) === 0,
+      );
+    } finally {
+      if (server.process.exitCode === null && server.process.signalCode === null) {
+        server.process.kill('SIGKILL');
+        await server.exited;
+      }
+      await observer
+        .query(
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()',
+          [`%${marker}%`],
+        )
+        .catch(() => undefined);
+      await observer.end();
     }
   });
 });

@@ -258,6 +258,17 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
     assert.equal(supervisor.runningHere(instance.id), false);
   });
 
+  it('heldUnsettled gives the claimed instance until the settle is written, and a long poll then gets the settled row', async () => {
+    await startSupervisor();
+    const instance = await submit('hang');
+    await engine.whenStarted(instance.id);
+    assert.equal(supervisor.heldUnsettled(instance.id)?.id, instance.id);
+    const poll = supervisor.waitUntilSettled(instance.id, 5_000);
+    await supervisor.stop(instance.id, 'erin', owner());
+    assert.equal((await poll)?.state, 'STOPPED');
+    assert.equal(supervisor.heldUnsettled(instance.id), undefined);
+  });
+
   it('ends a run that exceeds the timeout as TIMED_OUT', async () => {
     await startSupervisor({ instanceTimeoutMs: 30 });
     const done = await settled(await submit('hang'));

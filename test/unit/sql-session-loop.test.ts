@@ -279,6 +279,61 @@ describe('the shared SQL session loop', () => {
     assert.deepEqual(driver.log, ['open', 'identify', 'release']);
   });
 
+  it("waits for the handle's write before the first statement, unless the database ends a lost client's work itself", async () => {
+    const deferredWrite = (log: string[]) => {
+      let finishWrite!: () => void;
+      const value: EngineRunContext = {
+        signal: new AbortController().signal,
+        stopGraceMs: 1000,
+        reportHandle: () => {
+          log.push('report');
+          return new Promise<void>((resolve) => (finishWrite = resolve)).then(() => {
+            log.push('written');
+          });
+        },
+      };
+      return { value, finish: () => finishWrite() };
+    };
+    const settled = (outcome: Promise<unknown>) => {
+      let done = false;
+      void outcome.then(() => (done = true));
+      return () => done;
+    };
+    const turns = async (n: number) => {
+      for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+    };
+
+    // Default: the handle is stored before any statement (recovery may need it to end the work).
+    const careful = new FakeDriver();
+    const carefulWrite = deferredWrite(careful.log);
+    const carefulRun = runSqlSession(careful, request('SELECT 1'), carefulWrite.value);
+    await turns(5);
+    assert.deepEqual(careful.executed, [], 'no statement before the handle is stored');
+    carefulWrite.finish();
+    assert.equal((await carefulRun).kind, 'succeeded');
+    assert.deepEqual(careful.log, ['open', 'identify', 'report', 'written', 'arm', 'finish', 'release']);
+
+    // The database ends the statement of a vanished client: the write goes on beside the statement,
+    // and the outcome still waits for it (the settle follows the RUNNING write).
+    const beside = new FakeDriver();
+    const besideDriver: SqlSessionDriver<FakeSession> = Object.assign(Object.create(beside) as FakeDriver, {
+      endsWorkOfLostClient: () => true,
+    });
+    const besideWrite = deferredWrite(beside.log);
+    const besideRun = runSqlSession(besideDriver, request('SELECT 1; SELECT 2'), besideWrite.value);
+    const besideDone = settled(besideRun);
+    await turns(5);
+    assert.deepEqual(
+      beside.executed,
+      ['SELECT 1', 'SELECT 2'],
+      'the statements ran while the write was pending',
+    );
+    assert.equal(besideDone(), false, 'the outcome waits for the handle to be stored');
+    besideWrite.finish();
+    assert.equal((await besideRun).kind, 'succeeded');
+    assert.deepEqual(beside.log, ['open', 'identify', 'report', 'arm', 'written', 'finish', 'release']);
+  });
+
   it('a failing begin step is one error result with the driver message', async () => {
     const driver = new FakeDriver();
     const withBegin: SqlSessionDriver<FakeSession> = Object.assign(Object.create(driver) as FakeDriver, {

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { CredentialDirectory } from '../../src/services/credential-directory.js';
 import { SecretCipher } from '../../src/services/secret-cipher.js';
 import { CachingSqliteDatabase, DATA_VERSION_RECHECK_MS } from '../../src/store/kysely/dialect.js';
+import { matchingSeqs, type NamespaceOrder } from '../../src/store/kysely/namespace-order.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { tempDir } from '../helpers/server.js';
 
@@ -161,7 +162,7 @@ describe('SQLite store read caches against another process', () => {
     }
   });
 
-  it('connections read from memory: own writes and another connection\'s are seen, copies are handed out', async () => {
+  it("connections read from memory: own writes and another connection's are seen, copies are handed out", async () => {
     const server = await openSqliteStore(join(dir, 'connections.db'));
     try {
       const input = {
@@ -180,7 +181,9 @@ describe('SQLite store read caches against another process', () => {
       assert.equal(await server.connections.update(ns, { ...input, description: 'second' }), true);
       assert.equal((await server.connections.get(ns, 'c1'))?.description, 'second');
       const other = new BetterSqlite3(join(dir, 'connections.db'));
-      other.prepare("UPDATE connections SET description = 'third', version = version + 1 WHERE name = 'c1'").run();
+      other
+        .prepare("UPDATE connections SET description = 'third', version = version + 1 WHERE name = 'c1'")
+        .run();
       other.close();
       await afterRecheck();
       const third = await server.connections.get(ns, 'c1');
@@ -191,5 +194,51 @@ describe('SQLite store read caches against another process', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('name filters over a namespace order (matchingSeqs)', () => {
+  /** What the SQL filter answers: every seq whose name contains the needle, in list order. */
+  const naive = (order: NamespaceOrder, needle: string) =>
+    order.seqs.filter((_seq, i) => order.names[i]?.includes(needle) === true);
+  // Large enough for the trigram index, with repeated trigrams ("aaaa"), non-ASCII and a surrogate pair.
+  const names = Array.from({ length: 1_500 }, (_v, i) =>
+    i % 3 === 0 ? `job_${i}_aaaa` : i % 3 === 1 ? `Täglich-${i}-😀` : `report.${String(i).padStart(5, '0')}`,
+  );
+  const needles = [
+    '',
+    'a',
+    'aa',
+    'aaa',
+    'aaaa',
+    'aaaaa',
+    '_1',
+    'job_',
+    '000',
+    '01234',
+    'ä',
+    'Täglich-1',
+    '😀',
+    'h-1-😀',
+    'zzz',
+    'job_3_aaaa',
+    'JOB',
+  ];
+
+  it('answers what a scan of every name answers, before and after the index is built, and repeated', () => {
+    const order: NamespaceOrder = { seqs: names.map((_n, i) => 10 + i * 2), names };
+    for (let round = 0; round < 3; round++) {
+      for (const needle of needles)
+        assert.deepEqual(matchingSeqs(order, needle), naive(order, needle), needle);
+    }
+  });
+
+  it('a new order (after a write) is filtered afresh', () => {
+    const order: NamespaceOrder = { seqs: names.map((_n, i) => i + 1), names };
+    matchingSeqs(order, 'job_');
+    matchingSeqs(order, 'report');
+    const grown: NamespaceOrder = { seqs: [...order.seqs, 5_000], names: [...names, 'job_new'] };
+    assert.deepEqual(matchingSeqs(grown, 'job_'), naive(grown, 'job_'));
+    assert.deepEqual(matchingSeqs(grown, 'new'), [5_000]);
   });
 });

@@ -1,11 +1,13 @@
 /**
  * The embedded SQL engine: one DuckDB database file per project and workspace in the data
- * directory, one fresh connection per run (opened ahead, while the previous run executes), driven by
- * the shared SQL loop (sql-session-loop.ts). Serves every SQL script type for local development.
+ * directory, one connection per run, driven by the shared SQL loop (sql-session-loop.ts). A run gets
+ * the connection of an earlier run that could leave nothing behind on it (only queries, see
+ * `leavesNoConnectionState`), else a fresh one (opened ahead, while the previous run executes).
+ * Serves every SQL script type for local development.
  * Stop = `connection.interrupt()` (the running statement returns "Interrupted" within milliseconds),
  * repeated each grace period until the run returns; no further statement starts once the signal
- * has aborted. A trivial run makes only its statement's native calls (prepare, execute, fetch) and
- * a synchronous close: the attachment check runs only for scripts that mention ATTACH.
+ * has aborted. A trivial query makes only its statement's native calls (prepare, execute, fetch):
+ * no connect or close, and the attachment check runs only for scripts that mention ATTACH.
  *
  * Sandbox (unless `externalAccess`): each workspace's database is opened with external access off
  * and may touch only its own file (and DuckDB's WAL/temp files next to it), its files folder
@@ -36,7 +38,12 @@ import { isSqlScriptType, type Namespace, type ScriptType } from '../../domain/s
 import { mentionsStorageFull } from '../../domain/storage-full.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
 import type { StatementResultBuilder, ResultColumn } from '../sql-result.js';
-import { runSqlSession, type SqlSessionDriver, type SqlStopControl } from '../sql-session-loop.js';
+import {
+  afterOutcome,
+  runSqlSession,
+  type SqlSessionDriver,
+  type SqlStopControl,
+} from '../sql-session-loop.js';
 
 /** What a workspace's DuckDB may reach besides its own database file. */
 export interface DuckDbSandbox {
@@ -92,6 +99,14 @@ export class DuckDbEngine implements Engine {
   private readonly openConnections = new Set<DuckDBConnection>();
   /** One connection opened ahead per workspace database, for its next run. */
   private readonly spares = new Map<string, Promise<DuckDBConnection>>();
+  /**
+   * Per workspace database, connections back from runs that could not change them (queries only,
+   * not stopped): taken before a spare. Connecting and closing were two of a trivial run's native
+   * calls and ~0.3-0.4 ms of the event loop per run under load (bench/throughput.ts instances).
+   */
+  private readonly idle = new Map<string, DuckDBConnection[]>();
+  /** Connections of ended runs, closed after their settle (closeAfterSettle), or by close() first. */
+  private readonly closing = new Set<DuckDBConnection>();
 
   /** @param directory where `<project>/<workspace>.duckdb` files live; `:memory:` for tests. */
   constructor(
@@ -187,7 +202,14 @@ export class DuckDbEngine implements Engine {
       this.openConnections.add(connection);
       const workspace = workspaceKey(request.namespace);
       const database = this.databases.get(workspace) ?? this.database(request.namespace);
-      return { connection, workspace, database, attachedBefore: undefined, invalidated: false };
+      return {
+        connection,
+        workspace,
+        database,
+        attachedBefore: undefined,
+        invalidated: false,
+        resultLeftOpen: false,
+      };
     },
     openFailure: (error) => `DuckDB could not be opened: ${(error as Error).message}`,
     identify: async (session, request) => {
@@ -200,20 +222,61 @@ export class DuckDbEngine implements Engine {
     setupFailure: (error) => `The DuckDB session could not be set up: ${(error as Error).message}`,
     stopControl: (session, _handle, context) => new InterruptLoop(session.connection, context),
     execute: async (session, sql, _index, builder) =>
-      readResult(await startStatement(session.connection, sql), builder),
+      readResult(await startStatement(session.connection, sql), builder, session),
     statementFailure: (error, session) => {
       const detail = (error as Error).message;
       if (INVALIDATED.test(detail)) session.invalidated = true;
       // The database file, its WAL or a spill could not be written: the server's disk, not the script.
       return mentionsStorageFull(detail) ? { detail, reason: 'storage_full' } : { detail };
     },
-    release: async (session) => {
+    release: async (session, end) => {
       if (session.attachedBefore) await detachAttachedSince(session.connection, session.attachedBefore);
       this.openConnections.delete(session.connection);
-      session.connection.closeSync();
-      if (session.invalidated) await this.reopenLater(session.workspace, session.database);
+      const unchanged = !session.invalidated && !session.resultLeftOpen && !end.stopped;
+      if (unchanged && leavesNoConnectionState(end.statements)) {
+        if (this.keepIdle(session)) return;
+      }
+      if (session.invalidated) {
+        session.connection.closeSync();
+        await this.reopenLater(session.workspace, session.database);
+        return;
+      }
+      this.closeAfterSettle(session.connection);
     },
   };
+
+  /**
+   * Keeps a run's connection for the workspace's next run when its database is still the current
+   * one and fewer than IDLE_CONNECTIONS_KEPT wait; false: the caller closes it.
+   */
+  private keepIdle(session: DuckDbSession): boolean {
+    if (this.databases.get(session.workspace) !== session.database) return false;
+    const idle = this.idle.get(session.workspace) ?? [];
+    if (idle.length >= IDLE_CONNECTIONS_KEPT) return false;
+    idle.push(session.connection);
+    this.idle.set(session.workspace, idle);
+    return true;
+  }
+
+  /**
+   * Closes a run's connection once the run's settle is committed: its statements have returned (a
+   * stopped one was interrupted), so the settle — a stop's FAILED, and the stop's 204 — need not
+   * wait for the close. Two turns later (afterOutcome), not one: this runs during the release,
+   * before the runner writes the settle, and the SQLite store commits it in a setImmediate queued
+   * after this one.
+   */
+  private closeAfterSettle(connection: DuckDBConnection): void {
+    this.closing.add(connection);
+    void afterOutcome().then(() => {
+      if (this.closing.delete(connection)) connection.closeSync();
+    });
+  }
+
+  /** Closes a workspace's idle connections (its database is being closed or reopened). */
+  private closeIdle(workspace: string): void {
+    for (const connection of this.idle.get(workspace) ?? []) connection.closeSync();
+    this.idle.delete(workspace);
+  }
 
   /**
    * A write that failed for lack of space (a checkpoint, the WAL) leaves DuckDB's database
@@ -224,6 +287,7 @@ export class DuckDbEngine implements Engine {
   private async reopenLater(workspace: string, database: Promise<DuckDBInstance>): Promise<void> {
     if (this.databases.get(workspace) !== database) return;
     this.databases.delete(workspace);
+    this.closeIdle(workspace);
     const spare = this.spares.get(workspace);
     this.spares.delete(workspace);
     try {
@@ -239,12 +303,14 @@ export class DuckDbEngine implements Engine {
   }
 
   /**
-   * A fresh connection to the workspace's database (per run: `USE`, temporary tables and
-   * connection-local settings must not reach the next run). The next one is opened as this one is
-   * handed out, so a run does not wait for the connect.
+   * A connection to the workspace's database that no earlier run changed (`USE`, temporary tables
+   * and connection-local settings must not reach the next run): an idle one, else a fresh one. The
+   * next fresh one is opened as this one is handed out, so a run does not wait for the connect.
    */
   private async connection(ns: Namespace): Promise<DuckDBConnection> {
     const key = workspaceKey(ns);
+    const idle = this.idle.get(key)?.pop();
+    if (idle) return idle;
     const spare = this.spares.get(key);
     this.spares.delete(key);
     const instance = await this.database(ns);
@@ -275,6 +341,9 @@ export class DuckDbEngine implements Engine {
 
   async close(): Promise<void> {
     for (const connection of this.openConnections) connection.interrupt();
+    for (const workspace of [...this.idle.keys()]) this.closeIdle(workspace);
+    for (const connection of this.closing) connection.closeSync();
+    this.closing.clear();
     const spares = [...this.spares.values()];
     this.spares.clear();
     for (const spare of spares) {
@@ -392,8 +461,37 @@ async function detachAttachedSince(connection: DuckDBConnection, before: Attache
   }
 }
 
+/** Spilled bytes after which reading a chunk yields to the event loop once. */
+const SPILL_YIELD_BYTES = 16 * 1024 * 1024;
+
 /** A script that may attach databases (checked on the whole text, like the sandbox's deny-list). */
 const MENTIONS_ATTACH = /attach/i;
+
+/** Idle connections kept per workspace database (more than the runs at once is never needed). */
+const IDLE_CONNECTIONS_KEPT = 16;
+
+/**
+ * A statement that only reads: it cannot leave a temporary object, a `USE`, a variable, a prepared
+ * statement or an open transaction on its connection (those need CREATE, USE, SET, PREPARE, BEGIN…).
+ * Leading whitespace and comments are skipped, as the splitter keeps them.
+ */
+const QUERY_STATEMENT =
+  /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:select|with|values|from|table|show|describe|summarize)\b/i;
+/** The one connection-local state a query can set: the random seed of `random()`. */
+const SETS_SEED = /setseed/i;
+
+/**
+ * Whether a run of these statements leaves its connection as it found it, so the next run may use
+ * it: only queries, none that sets the seed. (ATTACH, which a query cannot do, is the instance's.)
+ */
+function leavesNoConnectionState(statements: readonly string[]): boolean {
+  return statements.every(isPlainQuery);
+}
+
+/** A query that leaves its connection as it found it (see leavesNoConnectionState). */
+function isPlainQuery(sql: string): boolean {
+  return QUERY_STATEMENT.test(sql) && !SETS_SEED.test(sql);
+}
 
 interface DuckDbSession {
   readonly connection: DuckDBConnection;
@@ -404,6 +502,11 @@ interface DuckDbSession {
   invalidated: boolean;
   /** The databases attached before the run, when the script may attach more. */
   attachedBefore: AttachedDatabases | undefined;
+  /**
+   * A result was not read to its end (a cap stopped the fetching): its query still holds the
+   * connection's transaction until the connection closes, so the connection is not reused.
+   */
+  resultLeftOpen: boolean;
 }
 
 /**
@@ -438,32 +541,85 @@ class InterruptLoop implements SqlStopControl {
 }
 
 /**
+ * Prepared queries kept per connection, by text, for the next run that gets the connection: the
+ * same query again (a scheduled script, a polled `SELECT`) is executed without parsing, binding
+ * and planning it again. That was ~55% of DuckDB's CPU for `SELECT 1` and one of its four
+ * thread-pool round trips (scratch bench, 8 connections: 335-405 µs -> 137-174 µs a query, all
+ * threads). Only plain queries are kept (isPlainQuery: those let a connection be reused at all).
+ * DuckDB binds a kept statement again whenever what it bound may have changed — a table altered,
+ * dropped or recreated by any connection, the files a table function, a view or a replacement scan
+ * reads, a glob's matches — and re-evaluates now() and random() at each execution (checked on
+ * 1.5.6), so a kept statement answers what a fresh prepare would, errors included. Closing the
+ * connection destroys them (DuckDBConnection.closeSync).
+ */
+const keptQueries = new WeakMap<DuckDBConnection, Map<string, DuckDBPreparedStatement>>();
+/** Bounds the statements a connection keeps (the least recently kept one is destroyed first). */
+const KEPT_QUERIES_PER_CONNECTION = 16;
+
+function keepQuery(connection: DuckDBConnection, sql: string, prepared: DuckDBPreparedStatement): void {
+  let kept = keptQueries.get(connection);
+  if (!kept) keptQueries.set(connection, (kept = new Map<string, DuckDBPreparedStatement>()));
+  if (kept.size >= KEPT_QUERIES_PER_CONNECTION) {
+    const oldest = kept.keys().next();
+    if (oldest.done !== true) forgetQuery(connection, oldest.value);
+  }
+  kept.set(sql, prepared);
+}
+
+function forgetQuery(connection: DuckDBConnection, sql: string): void {
+  const kept = keptQueries.get(connection);
+  const prepared = kept?.get(sql);
+  kept?.delete(sql);
+  prepared?.destroySync();
+}
+
+/**
  * Starts one statement as a stream. The splitter already split the script, so the statement is
  * prepared directly (one native call fewer than `connection.stream`, which extracts statements
- * first); a piece DuckDB still reads as several statements goes through `stream`, which runs all
- * but the last.
+ * first), or taken from the connection's kept queries; a piece DuckDB still reads as several
+ * statements goes through `stream`, which runs all but the last.
  */
 async function startStatement(connection: DuckDBConnection, sql: string): Promise<DuckDBResult> {
+  const keep = isPlainQuery(sql);
+  const kept = keep ? keptQueries.get(connection)?.get(sql) : undefined;
   let prepared: DuckDBPreparedStatement;
-  try {
-    prepared = await connection.prepare(sql);
-  } catch (error) {
-    if (/Cannot prepare multiple statements/.test((error as Error).message)) return connection.stream(sql);
-    throw error;
+  if (kept) prepared = kept;
+  else {
+    try {
+      prepared = await connection.prepare(sql);
+    } catch (error) {
+      if (/Cannot prepare multiple statements/.test((error as Error).message)) return connection.stream(sql);
+      throw error;
+    }
+    if (!keep) {
+      try {
+        return await prepared.stream();
+      } finally {
+        prepared.destroySync();
+      }
+    }
+    keepQuery(connection, sql, prepared);
   }
   try {
     return await prepared.stream();
-  } finally {
-    prepared.destroySync();
+  } catch (error) {
+    // Not kept after a failure: the next run prepares it afresh.
+    forgetQuery(connection, sql);
+    throw error;
   }
 }
 
 /**
  * Reads the result one chunk at a time and converts one row at a time: converting a whole chunk
  * (up to 2,048 rows) to JSON at once can build gigabytes of strings before any cap is checked.
- * Stops fetching once the builder refuses a row (row cap or byte budget reached).
+ * Stops fetching once the builder refuses a row (row cap or byte budget reached), and then marks
+ * the session's connection as holding an unfinished result.
  */
-async function readResult(result: DuckDBResult, builder: StatementResultBuilder): Promise<StatementResult> {
+async function readResult(
+  result: DuckDBResult,
+  builder: StatementResultBuilder,
+  session: Pick<DuckDbSession, 'resultLeftOpen'>,
+): Promise<StatementResult> {
   const columns: ResultColumn[] = [];
   for (let i = 0; i < result.columnCount; i++) {
     columns.push({
@@ -474,14 +630,24 @@ async function readResult(result: DuckDBResult, builder: StatementResultBuilder)
     });
   }
   builder.setColumns(columns);
+  let yieldAt = SPILL_YIELD_BYTES;
   for (;;) {
     const chunk = await result.fetchChunk();
     if (!chunk || chunk.rowCount === 0) break;
     let accepting = true;
-    for (let row = 0; row < chunk.rowCount && accepting; row++) {
+    const rows = chunk.rowCount;
+    for (let row = 0; row < rows && accepting; row++) {
       accepting = builder.addRow(chunk.convertRowValues(row, JsonDuckDBValueConverter));
+      // A chunk of wide rows going to the spill can be gigabytes: let timers run between rows.
+      if (builder.spilledBytes >= yieldAt) {
+        yieldAt = builder.spilledBytes + SPILL_YIELD_BYTES;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
     }
-    if (!accepting) break;
+    if (!accepting) {
+      session.resultLeftOpen = true;
+      break;
+    }
   }
   return builder.build();
 }

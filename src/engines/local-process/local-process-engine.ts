@@ -234,7 +234,7 @@ export class LocalProcessEngine implements Engine {
     const { signal } = context;
     const { runAs } = this.options;
     const containment = this.containment();
-    const output = await ProcessOutput.open(request);
+    const output = await ProcessOutput.open(request, context.onOutput);
 
     const command = [this.options.interpreter, ...this.options.interpreterArgs, scriptFile];
     // Only when sandboxed (runAs): single-user runs stay exactly as before and need no bash.

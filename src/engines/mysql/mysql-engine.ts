@@ -5,13 +5,17 @@
  * connection, in order, one result per statement (the shared loop, sql-session-loop.ts). A run on
  * an idle connection costs one round trip per statement; the reset runs after the outcome.
  *
- * Stop, from a separate control pool: `KILL QUERY <thread>` at once,
- * `KILL <thread>` after `stopGraceMs` (then wait until the thread has left the process list), and
- * finally drop our socket. The run's transaction is rolled back before the connection closes, so a
- * stopped `START TRANSACTION; SELECT … FOR UPDATE; SELECT SLEEP(…)` holds no row lock when the run
- * returns (`KILL QUERY` ends the statement, not the transaction). Limitation: MariaDB does not notice
- * a vanished client while a statement runs (measured: `SLEEP(20)` stayed 'Query' after our socket
- * closed), so when neither KILL can be delivered the statement runs to its end on the server.
+ * Stop, from control connections of its own: `KILL QUERY <thread>` at once, on a connection kept
+ * open while runs come (warm-connection.ts), so the KILL leaves in the abort event itself;
+ * `KILL <thread>` after `stopGraceMs` from a small control pool (then wait until the thread has left
+ * the process list), and finally drop our socket. The run's transaction is rolled back before the
+ * connection closes, so a stopped `START TRANSACTION; SELECT … FOR UPDATE; SELECT SLEEP(…)` holds no
+ * row lock when the run returns (`KILL QUERY` ends the statement, not the transaction). Limitation:
+ * MariaDB does not notice a vanished client while a statement runs (measured on 10.11 with the
+ * client process SIGKILLed: `SLEEP(20)` ended after ~4.5 s, as SLEEP polls its connection, but
+ * `BENCHMARK(2000000000, MD5('x'))` still ran 25 s later), so when neither KILL can be delivered the
+ * statement runs to its end on the server — and the run's handle is stored before its first
+ * statement (no `endsWorkOfLostClient`), so that recovery after a crash of this process can KILL it.
  *
  * Trap handled here: mysql2 reports a lost connection only as a connection 'error' event when the
  * running query has no callback (our streaming queries), so each statement also listens on the
@@ -24,8 +28,14 @@ import { describeDriverError } from '../driver-error.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
 import { SessionSlots } from '../session-slots.js';
 import type { StatementResultBuilder, ResultColumn } from '../sql-result.js';
-import { runSqlSession, type SqlSessionDriver, type SqlSessionEnd } from '../sql-session-loop.js';
+import {
+  afterOutcome,
+  runSqlSession,
+  type SqlSessionDriver,
+  type SqlSessionEnd,
+} from '../sql-session-loop.js';
 import { ABORTED, raceAbort, StopLadder } from '../stop-ladder.js';
+import { WarmConnection } from '../warm-connection.js';
 
 /** Where and as whom the engine connects. */
 export interface MysqlTarget {
@@ -134,7 +144,18 @@ export class MysqlEngine implements Engine {
   private readonly open = new Set<mysql.Connection>();
   /** Reset connections waiting for the next run, per database (last in, first out). */
   private readonly idle = new Map<string, PooledConnection[]>();
-  private controlWarmedAt = 0;
+  /** The connection `KILL QUERY` goes through (the control pool is its fallback). */
+  private readonly killer = new WarmConnection<mysql.Connection>(
+    {
+      open: () => this.connect(''),
+      onLost: (connection, lost) => {
+        connection.on('error', lost);
+        connection.on('end', lost);
+      },
+      close: (connection) => connection.destroy(),
+    },
+    IDLE_TIMEOUT_MS,
+  );
   /** Connections being reset after their run returned; `close` waits for them. */
   private readonly resets = new Set<Promise<void>>();
 
@@ -168,10 +189,10 @@ export class MysqlEngine implements Engine {
     },
     setupFailure: (error) => `The MySQL session could not be set up: ${describeMysqlError(error)}`,
     stopControl: (session, handle, context) => {
-      this.warmControl();
+      this.killer.warm();
       const threadId = Number(handle['threadId']);
       return new StopLadder(context.signal, context.stopGraceMs, {
-        polite: () => this.controlQuery(`KILL QUERY ${threadId}`).then(ignore),
+        polite: () => this.killQuery(threadId),
         forceful: () => this.kill(threadId),
         abandon: () => {
           session.pooled.connection.destroy();
@@ -276,13 +297,19 @@ export class MysqlEngine implements Engine {
       !end.statements.some((sql) => SWITCHES_DATABASE.test(sql) || CHANGES_CHARSET.test(sql)) &&
       charsetNumberOf(connection) === session.pooled.charsetNumber &&
       session.pooled.resettable;
-    const reset = bounded(
-      new Promise<void>((resolve, reject) =>
-        connection.reset((error) => (error ? reject(error) : resolve())),
-      ),
-    ).then((clean) => finish(clean && reusable));
     const status = session.lastStatus;
-    if (status !== undefined && (status & SERVER_STATUS_IN_TRANS || !(status & SERVER_STATUS_AUTOCOMMIT))) {
+    const mayHoldTransaction =
+      status !== undefined && (status & SERVER_STATUS_IN_TRANS || !(status & SERVER_STATUS_AUTOCOMMIT));
+    const reset = (mayHoldTransaction ? Promise.resolve() : afterOutcome())
+      .then(() =>
+        bounded(
+          new Promise<void>((resolve, reject) =>
+            connection.reset((error) => (error ? reject(error) : resolve())),
+          ),
+        ),
+      )
+      .then((clean) => finish(clean && reusable));
+    if (mayHoldTransaction) {
       await reset;
       return;
     }
@@ -335,6 +362,7 @@ export class MysqlEngine implements Engine {
   }
 
   async close(): Promise<void> {
+    this.killer.close();
     for (const connection of this.open) connection.destroy();
     this.open.clear();
     await Promise.all(this.resets);
@@ -381,6 +409,10 @@ export class MysqlEngine implements Engine {
       dateStrings: true,
       jsonStrings: true,
       multipleStatements: false,
+      // The engine never prepares statements (query, not execute), and mysql2 empties its prepared
+      // statement cache (16,000 slots by default) on every COM_RESET_CONNECTION: ~25 µs of CPU a
+      // run in a profile of SELECT 1 runs.
+      maxPreparedStatements: 1,
     };
   }
 
@@ -398,28 +430,23 @@ export class MysqlEngine implements Engine {
     return this.controlPool;
   }
 
-  /**
-   * Keeps one control connection open while runs come (a KILL must not wait for a connect and
-   * authentication): each run's start checks one out and back in, which restarts its idle timer,
-   * at most once per half idle timeout. A failure here is the stop's to report, not the run's.
-   */
-  private warmControl(): void {
-    const now = Date.now();
-    if (now - this.controlWarmedAt < IDLE_TIMEOUT_MS / 2) return;
-    this.controlWarmedAt = now;
-    this.control().getConnection((error, connection) => {
-      if (!error) connection.release();
-    });
+  private controlQuery(sql: string, values: unknown[] = []): Promise<unknown[][]> {
+    return controlQueryOn(this.control(), sql, values);
   }
 
-  private controlQuery(sql: string, values: unknown[] = []): Promise<unknown[][]> {
-    return new Promise((resolve, reject) => {
-      this.control().query<mysql.RowDataPacket[]>(
-        { sql, values, rowsAsArray: true, timeout: CONTROL_QUERY_TIMEOUT_MS },
-        (error, rows) =>
-          error ? reject(error) : resolve(Array.isArray(rows) ? (rows as unknown as unknown[][]) : []),
-      );
-    });
+  /**
+   * The polite step: on the warm connection when it is open (written at once), else, or when that
+   * connection turns out to be broken, through the control pool (which may first have to connect).
+   */
+  private killQuery(threadId: number): Promise<void> {
+    const sql = `KILL QUERY ${threadId}`;
+    const viaPool = () => this.controlQuery(sql).then(ignore);
+    const ready = this.killer.ready();
+    if (!ready) return viaPool();
+    // A broken warm connection is worth a second try; a thread that is already gone is not.
+    return controlQueryOn(ready, sql).then(ignore, (error: unknown) =>
+      (error as QueryError).errno === ER_NO_SUCH_THREAD ? undefined : viaPool(),
+    );
   }
 
   private async killIgnoringGone(sql: string): Promise<void> {
@@ -469,6 +496,21 @@ async function serverStartedAt(query: (sql: string) => Promise<unknown[][]>): Pr
   const [now] = await query('SELECT UNIX_TIMESTAMP()');
   const [uptime] = await query("SHOW GLOBAL STATUS LIKE 'Uptime'");
   return Math.round(Number(now?.[0]) - Number(uptime?.[1]));
+}
+
+/** A KILL or process-list query, bounded by `CONTROL_QUERY_TIMEOUT_MS`. */
+function controlQueryOn(
+  target: mysql.Pool | mysql.Connection,
+  sql: string,
+  values: unknown[] = [],
+): Promise<unknown[][]> {
+  return new Promise((resolve, reject) => {
+    target.query<mysql.RowDataPacket[]>(
+      { sql, values, rowsAsArray: true, timeout: CONTROL_QUERY_TIMEOUT_MS },
+      (error, rows) =>
+        error ? reject(error) : resolve(Array.isArray(rows) ? (rows as unknown as unknown[][]) : []),
+    );
+  });
 }
 
 function simpleQuery(connection: mysql.Connection, sql: string): Promise<unknown[][]> {

@@ -5,12 +5,15 @@
  * A run costs one round trip per statement: the session's identity (backend pid and start) is
  * asked once per pooled session, the connection check is a startup option, and the DISCARD ALL
  * that cleans the session runs after the outcome is reported, before the session is handed out again.
+ * With the connection check the backend ends a statement whose client vanished (this process
+ * crashed), so the run's handle is stored beside its first statement, not before it.
  *
- * Stop, from a separate control pool so a full run pool cannot block it:
- * `pg_cancel_backend(pid)` at once, `pg_terminate_backend(pid)` after `stopGraceMs` (then wait until
- * the backend has exited), and finally drop our socket. After a cancel the session's transaction is
- * rolled back before the run returns, so a stopped `BEGIN; LOCK …; SELECT pg_sleep(…)` holds no
- * lock; a stopped session is never reused.
+ * Stop, from control sessions of its own so a full run pool cannot block it:
+ * `pg_cancel_backend(pid)` at once, on a session kept open while runs come (warm-connection.ts), so
+ * the cancel leaves in the abort event itself; `pg_terminate_backend(pid)` after `stopGraceMs` from
+ * a small control pool (then wait until the backend has exited), and finally drop our socket. After
+ * a cancel the session's transaction is rolled back before the run returns, so a stopped
+ * `BEGIN; LOCK …; SELECT pg_sleep(…)` holds no lock; a stopped session is never reused.
  *
  * Traps of pg 8 handled here: every pool and every client has an 'error' listener — a
  * client without one crashes the process when its backend is terminated; pg-pool's connect timeout
@@ -24,8 +27,14 @@ import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '
 import { SessionSlots } from '../session-slots.js';
 import type { StatementResultBuilder } from '../sql-result.js';
 import { type ResultColumn } from '../sql-result.js';
-import { runSqlSession, type SqlSessionDriver, type SqlSessionEnd } from '../sql-session-loop.js';
+import {
+  afterOutcome,
+  runSqlSession,
+  type SqlSessionDriver,
+  type SqlSessionEnd,
+} from '../sql-session-loop.js';
 import { ABORTED, raceAbort, StopLadder } from '../stop-ladder.js';
+import { WarmConnection } from '../warm-connection.js';
 
 /** Where and as whom the engine connects. */
 export interface PostgresTarget {
@@ -51,6 +60,7 @@ const DEFAULT_POOL_SIZE = 10;
 const CLEANUP_TIMEOUT_MS = 5_000;
 /** Bound on one cancel/terminate/recover call once connected; a stop must not hang on it. */
 const CONTROL_QUERY_TIMEOUT_MS = 10_000;
+const CONTROL_QUERY_CONFIG: pg.ClientConfig = { query_timeout: CONTROL_QUERY_TIMEOUT_MS };
 /**
  * How long the forceful step waits for a terminated backend to exit (measured: 22–30 ms), so its
  * locks are gone when the run returns. A backend stuck longer is left to the server.
@@ -127,8 +137,25 @@ export class PostgresEngine implements Engine {
   readonly capabilities = { recoversFromAnyNode: true } as const;
   private readonly databases = new Map<string, DatabaseSessions>();
   private controlPool: pg.Pool | undefined;
+  /** The session the polite cancel goes through (the pool is its fallback). */
+  private readonly canceller = new WarmConnection<pg.Client>(
+    {
+      open: async () => {
+        const client = new pg.Client(this.clientConfig(this.target.database, CONTROL_QUERY_CONFIG));
+        // A failed or terminated session reports here; unheard it would crash the process.
+        client.on('error', ignore);
+        await client.connect();
+        return client;
+      },
+      onLost: (client, lost) => {
+        client.on('error', lost);
+        client.on('end', lost);
+      },
+      close: (client) => void client.end().catch(ignore),
+    },
+    IDLE_TIMEOUT_MS,
+  );
   private readonly maxPoolSize: number;
-  private controlWarmedAt = 0;
   /** Sessions being reset after their run returned; `close` waits for them. */
   private readonly resets = new Set<Promise<void>>();
 
@@ -165,11 +192,15 @@ export class PostgresEngine implements Engine {
       return { engine: this.name, ...identity };
     },
     setupFailure: (error) => `The PostgreSQL session could not be set up: ${describePgError(error)}`,
+    // Sessions opened with the connection check: the backend ends the statement of a client that
+    // vanished (this process crashed) within CONNECTION_CHECK_OPTION's interval, on its own. Read
+    // after the session opened: a pool replaced meanwhile (the server refused the check) says false.
+    endsWorkOfLostClient: (session) => session.sessions.connectionCheck,
     stopControl: (session, handle, context) => {
-      this.warmControl();
+      this.canceller.warm();
       const pid = Number(handle['backendPid']);
       return new StopLadder(context.signal, context.stopGraceMs, {
-        polite: () => this.controlQuery('SELECT pg_cancel_backend($1)', [pid]).then(ignore),
+        polite: () => this.cancel(pid),
         forceful: () => this.terminate(pid),
         // With a query active, end() destroys the socket instead of waiting for the server.
         abandon: () => void session.client.end().catch(ignore),
@@ -244,7 +275,9 @@ export class PostgresEngine implements Engine {
       finish(true);
       return;
     }
-    const reset = bounded(client.query('DISCARD ALL')).then((clean) => finish(!clean || session.lost));
+    const reset = afterOutcome()
+      .then(() => bounded(client.query('DISCARD ALL')))
+      .then((clean) => finish(!clean || session.lost));
     this.resets.add(reset);
     void reset.finally(() => this.resets.delete(reset));
   }
@@ -263,6 +296,7 @@ export class PostgresEngine implements Engine {
   }
 
   async close(): Promise<void> {
+    this.canceller.close();
     await Promise.all(this.resets);
     const pools = [...this.databases.values()].map((s) => s.pool);
     if (this.controlPool) pools.push(this.controlPool);
@@ -293,8 +327,8 @@ export class PostgresEngine implements Engine {
     return sessions;
   }
 
-  private newPool(database: string, max: number, extra: pg.PoolConfig = {}): pg.Pool {
-    const pool = new pg.Pool({
+  private clientConfig(database: string, extra: pg.ClientConfig): pg.ClientConfig {
+    return {
       host: this.target.host,
       port: this.target.port,
       user: this.target.user,
@@ -302,12 +336,18 @@ export class PostgresEngine implements Engine {
       database,
       ssl: this.target.ssl,
       connectionTimeoutMillis: this.target.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-      max,
-      idleTimeoutMillis: IDLE_TIMEOUT_MS,
       keepAlive: true,
       application_name: 'opendlf',
       types: TEXT_TYPES,
       ...extra,
+    };
+  }
+
+  private newPool(database: string, max: number, extra: pg.PoolConfig = {}): pg.Pool {
+    const pool = new pg.Pool({
+      ...this.clientConfig(database, extra),
+      max,
+      idleTimeoutMillis: IDLE_TIMEOUT_MS,
     });
     // An idle client whose backend dies is reported here; the pool already drops it.
     pool.on('error', ignore);
@@ -317,22 +357,19 @@ export class PostgresEngine implements Engine {
   }
 
   private control(): pg.Pool {
-    this.controlPool ??= this.newPool(this.target.database, 2, { query_timeout: CONTROL_QUERY_TIMEOUT_MS });
+    this.controlPool ??= this.newPool(this.target.database, 2, CONTROL_QUERY_CONFIG);
     return this.controlPool;
   }
 
   /**
-   * Keeps one control session open while runs come (a stop must not wait for a connect and
-   * authentication): each run's start checks one out and back in, which restarts its idle timer,
-   * at most once per half idle timeout. A failure here is the stop's to report, not the run's.
+   * The polite step: on the warm cancel session when it is open (written at once), else, or when
+   * that session turns out to be broken, through the control pool (which may first have to connect).
    */
-  private warmControl(): void {
-    const now = Date.now();
-    if (now - this.controlWarmedAt < IDLE_TIMEOUT_MS / 2) return;
-    this.controlWarmedAt = now;
-    void this.control()
-      .connect()
-      .then((client) => client.release(), ignore);
+  private cancel(pid: number): Promise<void> {
+    const viaPool = () => this.controlQuery('SELECT pg_cancel_backend($1)', [pid]).then(ignore);
+    const ready = this.canceller.ready();
+    if (!ready) return viaPool();
+    return ready.query('SELECT pg_cancel_backend($1)', [pid]).then(ignore, viaPool);
   }
 
   private controlQuery(sql: string, params: unknown[]): Promise<pg.QueryResult> {

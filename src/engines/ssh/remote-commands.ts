@@ -3,9 +3,10 @@
  *
  * Rules: the script content is never part of a command (it travels on stdin); every other value
  * that ends up in a command is either a validated integer or single-quoted with `shellQuote`.
- * The remote login shell must be POSIX (sh, dash, bash, ksh, zsh) and the host Linux with
- * util-linux `setsid` (for `-w`) and, preferably, procps (`ps`, `pkill`: zombie-aware liveness
- * checks and reaching session members that left the group).
+ * The remote login shell must be POSIX (sh, dash, bash, ksh, zsh) and the host Linux (/proc) with
+ * coreutils (`mktemp`, `cat`, `rm`) and, preferably, procps (`ps`, `pkill`, `pgrep`: zombie-aware
+ * liveness checks and reaching session members that left the group); util-linux `setsid` only
+ * when a wrapper stands between sshd and the login shell.
  */
 
 /** First stderr line of a run: `OPENDLF_PGID=<pgid> <leader start time in clock ticks>`. */
@@ -21,13 +22,53 @@ export function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
-/** A remote temp dir is only ever removed when it looks like one this engine created. */
+/**
+ * A remote temp dir is only ever removed when it looks like one this engine created: a run's own
+ * `opendlf.XXXXXXXXXX`, or a `run.XXXXXXXXXX` prepared inside the kept shell's
+ * `opendlf.XXXXXXXXXX` (see keptShellSetupCommand).
+ */
 export function isRemoteRunDir(path: string): boolean {
-  return /^\/[^\n]*\/opendlf\.[A-Za-z0-9]{10}$/.test(path);
+  return /^\/[^\n]*\/opendlf\.[A-Za-z0-9]{10}(\/run\.[A-Za-z0-9]{10})?$/.test(path);
+}
+
+/**
+ * Sent once to a newly opened kept shell: the stop ladder's functions (for afterExitCommand), and
+ * a private (0700) directory for the run directories it prepares, removed with everything in it
+ * when the shell ends (its channel or connection closed: the runs of a lost connection are ended
+ * anyway).
+ */
+export function keptShellSetupCommand(): string {
+  return [
+    ...ladderFunctions(),
+    `P=$(mktemp -d "\${TMPDIR:-/tmp}/opendlf.XXXXXXXXXX") && trap 'rm -rf -- "$P"' EXIT`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * For the kept shell: prepares the next run's directory in the background (a `mktemp` before the
+ * run needs it, not while it waits). The answer is mktemp's own line, the directory (one process:
+ * no subshell around it); without `$P` mktemp is not even started.
+ */
+export function prepareRunDirCommand(): string {
+  return `[ -n "$P" ] && mktemp -d "$P/run.XXXXXXXXXX" </dev/null 2>/dev/null &\n`;
+}
+
+/** A line of the kept shell that is a directory prepareRunDirCommand made. */
+export function isPreparedRunDir(line: string): boolean {
+  return isRemoteRunDir(line) && /\/run\.[A-Za-z0-9]{10}$/.test(line);
+}
+
+function validToken(token: string): string {
+  if (!/^[0-9]+$/.test(token)) throw new Error(`invalid token ${token}`);
+  return token;
 }
 
 /** First stdout line of a run: `OPENDLF_DIR=<the run's remote directory>`. */
 export const DIR_MARKER = 'OPENDLF_DIR=';
+
+/** A line of the kept shell answering a question: `OPENDLF_DONE <token> <answer>`. */
+export const DONE_MARKER = 'OPENDLF_DONE';
 
 /**
  * Shell functions of the stop ladder, for a group `$g` (see stopGroupCommand). Zombies do not
@@ -46,45 +87,70 @@ function ladderFunctions(): string[] {
   ];
 }
 
+/** What the ladder found; `say` turns it into the shell command that reports it. */
+type LadderVerdict = typeof GROUP_GONE | typeof GROUP_NOT_OURS | 'OPENDLF_GROUP_ALIVE';
+const echoVerdict = (verdict: LadderVerdict) =>
+  verdict === 'OPENDLF_GROUP_ALIVE' ? 'true' : `echo ${verdict}`;
+
 /** The ladder itself: `reused` is a shell condition that is true when `$g` is no longer ours. */
-function ladderSteps(reused: string, graceMs: number): string[] {
+function ladderSteps(
+  reused: string,
+  graceMs: number,
+  say: (verdict: LadderVerdict) => string = echoVerdict,
+): string[] {
   const termPolls = Math.max(1, Math.ceil(graceMs / 50));
   return [
     // No liveness check before the signal: a kill sent to an empty group fails harmlessly, and the
     // check (a `ps` over every process) would delay the signal by tens of milliseconds.
-    `if ${reused}; then echo ${GROUP_NOT_OURS}`,
-    `else sig TERM; if gone_within ${termPolls}; then echo ${GROUP_GONE}; else sig KILL; gone_within 100 && echo ${GROUP_GONE}; fi`,
+    `if ${reused}; then ${say(GROUP_NOT_OURS)}`,
+    `else sig TERM; if gone_within ${termPolls}; then ${say(GROUP_GONE)}; else sig KILL; if gone_within 100; then ${say(GROUP_GONE)}; else ${say('OPENDLF_GROUP_ALIVE')}; fi; fi`,
     'fi',
   ];
 }
 
+/** True (as a shell condition) when pid `$g` now belongs to a process started at another time. */
+function reusedCondition(startTicks: number | null): string {
+  return startTicks !== null
+    ? `[ -r /proc/$g/stat ] && [ "$(cut -d' ' -f22 /proc/$g/stat 2>/dev/null)" != ${shellQuote(String(startTicks))} ]`
+    : 'false';
+}
+
 /**
- * One exec channel per run: creates a private (0700) directory, copies stdin into
- * `<dir>/<fileName>` (0600), starts the script in a new session and, once it exits, ends what it
- * left in its group, removes the directory and exits with the script's status. One channel
- * instead of three (upload, launch, clean-up) saves two round trips per run, and every process
- * started here costs the remote host a fork and an exec, so there are as few as possible: mktemp,
- * cat, setsid (which becomes the interpreter) and rm.
+ * Scripts up to this size (without NUL bytes) are copied by the shell itself: its `read` takes a
+ * system call per byte from a pipe, which below this size costs less than starting `cat`.
+ */
+export const SHELL_COPY_MAX_BYTES = 1024;
+
+/**
+ * One exec channel per run, and on the host as few processes as possible (each is a fork and an
+ * exec, the bulk of a trivial run's cost): `mktemp` unless the kept shell prepared the directory
+ * (`preparedDir`, inside its private one), `cat` for a script over SHELL_COPY_MAX_BYTES, then the
+ * login shell *becomes* the interpreter. Copies stdin (`content`, which is never part of the
+ * command: only its size decides how it is copied) into `<dir>/<fileName>` in a private (0700)
+ * directory and execs the script there. The shell's copy adds a final newline when the script
+ * lacks one.
  *
- * stdout: DIR_MARKER (printed before the script starts, so a failed start can still remove the
- * directory), then the script's output with its stderr merged at the source (two SSH streams
- * would not preserve their relative order). stderr: PGID_MARKER (the group id and the leader's
- * start time in clock ticks), then only messages of the shell. The group line goes to the other
- * stream because it is printed after the fork, concurrently with the script's first output.
+ * sshd makes the login shell of every exec channel the leader of a new session and process group
+ * (setsid), so once it execs the interpreter the script is that leader — what `setsid` would give,
+ * without its fork and exec — and `$$` is the group id, printed before the exec. A shell that is
+ * not a session leader (a wrapper between sshd and the shell) execs through `setsid`, which then
+ * needs no fork either; one that leads a group but not a session cannot be given one and fails.
+ * The channel's exit status is the script's own (a signal arrives as exit-signal; the engine maps
+ * it to 128+N, as a shell would). What the script leaves behind, the directory and session members
+ * that left its group are ended by `afterExitCommand`, sent over the kept shell once the exit is
+ * known.
  *
- * The login shell (a session and group leader under sshd) starts `setsid` in the background: that
- * child is no group leader, so `setsid` makes it a new session without forking, and `$!` is the
- * group id. Its status comes from `wait`, so a script killed by signal N reads as exit code 128+N,
- * as in any shell. After the exit, a `kill -0` to the group (a builtin, no process) tells whether
- * anything of it is left, and only then does the stop ladder run. Members of the session that
- * left the group (`set -m` jobs) can only be found by reading every /proc/<pid>/stat (tens of ms),
- * so that sweep runs in the background (niced) after the exit is reported, and ends any it finds.
+ * stdout: DIR_MARKER (printed before anything can fail after mktemp, so the directory can still be
+ * removed), then the script's output with its stderr merged at the source (two SSH streams would
+ * not preserve their relative order). stderr: PGID_MARKER (the group id and the leader's start time
+ * in clock ticks), then only messages of the shell.
  */
 export function runScriptCommand(
   fileName: string,
   interpreter: readonly string[],
   env: Readonly<Record<string, string>>,
-  graceMs: number,
+  content: string,
+  preparedDir: string | undefined,
 ): string {
   const exports = Object.entries(env)
     .map(([name, value]) => {
@@ -92,46 +158,95 @@ export function runScriptCommand(
       return `${name}=${shellQuote(value)}`;
     })
     .join(' ');
-  const sweep = [
-    'g=$1',
-    '[ -r /proc/self/stat ] || exit 0',
-    'for f in /proc/[0-9]*/stat; do',
-    '  { read -r l <"$f"; } 2>/dev/null || continue',
-    '  l=${l##*) }; set -- $l',
-    '  if [ "$1" != Z ] && { [ "$3" = "$g" ] || [ "$4" = "$g" ]; }; then',
-    ...ladderFunctions(),
-    ...ladderSteps('false', graceMs),
-    '    exit 0',
-    '  fi',
-    'done',
-    'exit 0',
-  ].join('\n');
-  // Field 22 of /proc/<pid>/stat is the start time; the fields before it hold no space here (the
-  // command name is the login shell's or setsid's), and anything unexpected leaves `t` empty.
-  const fields21 = Array.from({ length: 21 }, () => '_').join(' ');
+  // Fields 5, 6 and 22 of /proc/<pid>/stat: process group, session, start time. The fields before
+  // them hold no space here (the command name is the login shell's), and anything unexpected
+  // leaves the values empty.
+  const statFields = Array.from({ length: 21 }, (_, i) => (i === 4 ? 'p' : i === 5 ? 's' : '_')).join(' ');
   return [
+    ...(preparedDir !== undefined && isRemoteRunDir(preparedDir) ? [`d=${shellQuote(preparedDir)}; [ -d "$d" ] ||`] : []),
     `d=$(mktemp -d "\${TMPDIR:-/tmp}/opendlf.XXXXXXXXXX") || exit 1`,
     `echo "${DIR_MARKER}$d"`,
-    `(umask 077 && exec cat >"$d"/${shellQuote(fileName)}) || { rm -rf -- "$d"; exit 1; }`,
+    // The directory is 0700 whatever the umask, so the file needs no mode of its own.
+    Buffer.byteLength(content) <= SHELL_COPY_MAX_BYTES && !content.includes('\0')
+      ? `{ while IFS= read -r l || [ -n "$l" ]; do printf '%s\\n' "$l"; done >"$d"/${shellQuote(fileName)}; } || { rm -rf -- "$d"; exit 1; }`
+      : `cat >"$d"/${shellQuote(fileName)} || { rm -rf -- "$d"; exit 1; }`,
     'cd "$d" || exit 1',
     ...(exports ? [`export ${exports}`] : []),
-    `setsid ${interpreter.map(shellQuote).join(' ')} ${shellQuote(fileName)} </dev/null 2>&1 &`,
-    'g=$!',
-    `t=; IFS=' ' read -r ${fields21} t _ </proc/$g/stat 2>/dev/null`,
+    `p=; s=; t=; IFS=' ' read -r ${statFields} t _ </proc/$$/stat 2>/dev/null`,
     'case $t in *[!0-9]*) t= ;; esac',
-    `echo "${PGID_MARKER}$g $t" >&2`,
-    'wait "$g"',
-    'rc=$?',
-    // While any member of the group lives, the number g cannot be given to another process.
-    'if kill -s 0 -- "-$g" 2>/dev/null; then',
-    ...ladderFunctions(),
+    'if [ "$s" = "$$" ]; then set --',
+    'elif [ -n "$p" ] && [ "$p" != "$$" ]; then set -- setsid',
+    'else echo "opendlf: cannot start the script in a process group of its own (no /proc, or the login shell leads a group but not a session)" >&2; exit 1',
+    'fi',
+    `echo "${PGID_MARKER}$$ $t" >&2`,
+    `exec "$@" ${interpreter.map(shellQuote).join(' ')} ${shellQuote(fileName)} </dev/null 2>&1`,
+  ].join('\n');
+}
+
+/**
+ * For the shell kept open on the run's connection (set up by keptShellSetupCommand), once the
+ * run's leader `pgid` has exited: when nothing of its group is left (the usual case: `kill -0`, a
+ * builtin, so no process is started) it answers `DONE_MARKER <token> GROUP_GONE` at once;
+ * otherwise the stop ladder runs in the background and answers with its verdict. The answer only
+ * waits for the group (the outcome must not be reported while the group lives). Then, in the
+ * background: removes `dir` and ends session members that left the group (`set -m` jobs: only a
+ * scan of every process finds them; `pgrep` when the host has it, else a shell loop over /proc).
+ *
+ * `groupGone`: a stop ladder already confirmed that nothing of the group is left, so it is not
+ * checked again (a `kill -0` would still see members that are zombies for a moment, and the
+ * ladder it starts costs a few processes).
+ *
+ * The leader has exited, so the number `pgid` stays the group's only while a member lives; when
+ * the group is empty it may be handed out again (it takes a wrap-around of the pid space): the
+ * start-time guard then keeps the ladder and the session sweep off the new owner.
+ */
+export function afterExitCommand(
+  token: string,
+  pgid: number,
+  startTicks: number | null,
+  graceMs: number,
+  dir: string | undefined,
+  groupGone: boolean,
+): string {
+  const g = positiveInteger(pgid, 'process group id');
+  const reused = reusedCondition(startTicks);
+  const say = (verdict: LadderVerdict) => `echo "${DONE_MARKER} ${validToken(token)} ${verdict}"`;
+  const removeDir = dir !== undefined && isRemoteRunDir(dir) ? [`rm -rf -- ${shellQuote(dir)}`] : [];
+  // After the group: the session's members outside it, then the directory (last, so the
+  // subshell can become `rm` instead of starting it).
+  const cleanUp = [
+    '{',
+    `  if ${reused}; then :`,
+    '  elif command -v pgrep >/dev/null 2>&1; then pgrep -s "$g" >/dev/null && sweep=1',
+    '  else',
+    '    for f in /proc/[0-9]*/stat; do',
+    '      { read -r l <"$f"; } 2>/dev/null || continue',
+    '      l=${l##*) }; set -- $l',
+    '      if [ "$1" != Z ] && [ "$4" = "$g" ]; then sweep=1; break; fi',
+    '    done',
+    '  fi',
+    '  if [ -n "$sweep" ]; then',
     ...ladderSteps('false', graceMs),
-    'fi >/dev/null 2>&1',
-    // Redirected as a whole: a background job holding the channel's stdout would keep it open.
-    // At the lowest priority, so the next runs' processes do not wait behind it.
-    `(nice -n 19 sh -c ${shellQuote(sweep)} sh "$g" || sh -c ${shellQuote(sweep)} sh "$g") </dev/null >/dev/null 2>&1 &`,
-    'cd / && rm -rf -- "$d"',
-    'exit "$rc"',
+    '  fi',
+    ...removeDir.map((command) => `  exec ${command}`),
+    '} >/dev/null 2>&1',
+  ];
+  return [
+    `g=${g}; sweep=`,
+    `if ${reused}; then ${say(GROUP_NOT_OURS)}; (${removeDir.join('; ') || ':'}) </dev/null >/dev/null 2>&1 &`,
+    ...(groupGone
+      ? []
+      : [
+          'elif kill -s 0 -- "-$g" 2>/dev/null; then (',
+          ...ladderSteps('false', graceMs, say),
+          ...cleanUp,
+          ') </dev/null 2>/dev/null &',
+        ]),
+    `else ${say(GROUP_GONE)}; (`,
+    ...cleanUp,
+    ') </dev/null >/dev/null 2>&1 &',
+    'fi',
+    '',
   ].join('\n');
 }
 
@@ -158,11 +273,7 @@ export function stopGroupCommand(
   if (pgid !== undefined) {
     const g = positiveInteger(pgid, 'process group id');
     lines.push(`g=${g}`, ...ladderFunctions());
-    const ticksGuard =
-      startTicks !== null
-        ? `[ -r /proc/$g/stat ] && [ "$(cut -d' ' -f22 /proc/$g/stat 2>/dev/null)" != ${shellQuote(String(startTicks))} ]`
-        : 'false';
-    lines.push(...ladderSteps(ticksGuard, graceMs));
+    lines.push(...ladderSteps(reusedCondition(startTicks), graceMs));
   }
   if (dir !== undefined && isRemoteRunDir(dir)) lines.push(`rm -rf -- ${shellQuote(dir)}`);
   lines.push('exit 0');

@@ -3,25 +3,30 @@
  *
  * Connections are kept open between runs (ssh-pool.ts); a run is one exec channel on one of them.
  * On that channel the script travels on stdin into a private `mktemp -d` directory (its content is
- * never part of a command), then runs under `setsid`: its own session and process group on the
- * remote host, whose id the leader prints before anything else. Closing an SSH channel does not
- * end a remote process, and `signal()` is ignored for root logins, so a stop runs `kill -TERM` /
- * `kill -KILL` against that group over a second exec channel — on the run's connection while it
- * lives, otherwise on another one (see remote-commands.ts for the ladder). As with the local
- * engine the instance owns its group: whatever the leader leaves behind is ended when it exits,
- * and the remote directory is removed — by the run's own channel before it reports the exit.
+ * never part of a command), then the channel's login shell — which sshd made the leader of a new
+ * session and process group — execs the interpreter: the script runs in its own session and
+ * process group on the remote host, whose id is printed before the exec. Closing an SSH channel
+ * does not end a remote process, and `signal()` is ignored for root logins, so a stop runs
+ * `kill -TERM` / `kill -KILL` against that group over a second exec channel — on the run's
+ * connection while it lives, otherwise on another one (see remote-commands.ts for the ladder). As
+ * with the local engine the instance owns its group: whatever the leader leaves behind is ended
+ * when it exits, before the outcome is reported, by a check sent to the shell the pool keeps open
+ * on the connection (no channel to open, no process to start when nothing is left); the remote
+ * directory is removed and the session swept right after, in the background.
  *
  * Output (stdout and stderr interleaved as they arrive) goes to `<runDir>/output.log` and into the
  * same Result shape and limits as the local engine. Connect failures, authentication failures,
  * host key mismatches and a connection lost mid-run end the run FAILED with a message; `run` only
  * rejects if the supervisor's `reportHandle` does.
  */
+import { constants } from 'node:os';
 import type { Client, ClientChannel } from 'ssh2';
 import type { RunHandle } from '../../domain/instance.js';
 import type { ScriptType } from '../../domain/script.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../engine.js';
 import { ProcessOutput } from '../process-output.js';
 import {
+  afterExitCommand,
   DIR_MARKER,
   GROUP_GONE,
   GROUP_NOT_OURS,
@@ -65,6 +70,17 @@ type RunEnding =
 /** The server refused (or could not open) the run's exec channel: nothing was started. */
 class ChannelRefused extends Error {}
 
+/**
+ * The script's exit status as a shell reports it: the leader is the interpreter itself, so a
+ * signal arrives as exit-signal (ssh2: no code, a name such as `SIGTERM`) and reads as 128+N.
+ */
+function exitStatus(code: number | null, signalName: string | undefined) {
+  if (code !== null || signalName === undefined) return { code, signal: signalName ?? null };
+  const name = signalName.startsWith('SIG') ? signalName : `SIG${signalName}`;
+  const number = (constants.signals as Record<string, number | undefined>)[name];
+  return number !== undefined ? { code: 128 + number, signal: null } : { code: null, signal: signalName };
+}
+
 const waitAtMost = (promise: Promise<unknown>, ms: number) =>
   new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, ms);
@@ -96,7 +112,7 @@ export class SshEngine implements Engine {
 
   async run(request: EngineRunRequest, context: EngineRunContext): Promise<EngineOutcome> {
     if (context.signal.aborted) return { kind: 'aborted', results: [] };
-    const output = await ProcessOutput.open(request);
+    const output = await ProcessOutput.open(request, context.onOutput);
     let ending: RunEnding;
     try {
       ending = await this.execute(request, context, output);
@@ -195,8 +211,8 @@ export class SshEngine implements Engine {
     const where = describeTarget(this.target);
     const liveLease = () => (lease.isOpen() ? lease : undefined);
 
-    // 1. One channel: the content goes to `cat` on stdin (never into a command line), the script
-    //    starts under setsid, and the channel ends after the clean-up (see runScriptCommand).
+    // 1. One channel: the content goes on stdin (never into a command line) to the shell or
+    //    `cat`, and the channel's shell becomes the script (see runScriptCommand).
     const python = request.scriptType === 'PYTHON';
     const fileName = python ? 'script.py' : 'script.sh';
     const interpreter = python ? [this.options.python ?? 'python3', '-u'] : ['bash'];
@@ -209,7 +225,8 @@ export class SshEngine implements Engine {
         OPENDLF_WORKSPACE: request.namespace.workspaceId,
         ...(python ? { PYTHONUNBUFFERED: '1' } : {}),
       },
-      stopGraceMs,
+      request.content,
+      lease.takeRunDir(),
     );
 
     let dir: string | undefined;
@@ -287,7 +304,7 @@ export class SshEngine implements Engine {
         opened.stderr.on('data', onSideErr);
         exited = new Promise<void>((resolve) =>
           opened.once('exit', (code: number | null, exitSignal?: string) => {
-            exit = { code: code ?? null, signal: exitSignal ?? null };
+            exit = exitStatus(code ?? null, exitSignal);
             resolve();
           }),
         );
@@ -312,8 +329,8 @@ export class SshEngine implements Engine {
     if (pgid === undefined) await waitAtMost(Promise.race([leaderKnown, channelClosed]), CHANNEL_DRAIN_MS);
     if (pgid === undefined) {
       channel.close();
-      // A command that ended removed its directory itself; otherwise it is removed from here.
-      if (dir !== undefined && exit === undefined) {
+      // The shell removes the directory itself only when the copy failed.
+      if (dir !== undefined) {
         await this.stopGroup(liveLease(), this.target, undefined, null, 0, dir);
       }
       if (signal.aborted) return { kind: 'aborted', confirmed: true };
@@ -360,14 +377,17 @@ export class SshEngine implements Engine {
     await Promise.race([ended, ladderDone.then(() => waitAtMost(ended, CHANNEL_DRAIN_MS))]);
     signal.removeEventListener('abort', onAbort);
 
-    // 3. Ending: when the channel reported an exit, its own clean-up already ended what the leader
-    //    left in its group and removed the directory. Otherwise (connection lost, leader stuck, a
-    //    stop the ladder could not confirm) the ladder runs again — over the run's connection if it
-    //    survived, otherwise over a new one.
+    // 3. Ending: once the leader exited, the kept shell ends what it left in its group (and then
+    //    removes the directory). Without an exit status (connection lost, leader stuck), or when
+    //    the kept shell cannot answer, the ladder runs over an exec channel — on the run's
+    //    connection if it survived, otherwise on a new one.
     const stopped = ladder ? await ladder : false;
-    const cleanedUp = exit !== undefined && (endReason === undefined || stopped);
+    const leftGone =
+      exit !== undefined
+        ? await this.afterExit(lease, runPgid, startTicks, stopGraceMs, dir, stopped)
+        : undefined;
     const groupGone =
-      cleanedUp || (await this.stopGroup(liveLease(), this.target, runPgid, startTicks, stopGraceMs, dir));
+      leftGone ?? (await this.stopGroup(liveLease(), this.target, runPgid, startTicks, stopGraceMs, dir));
     await waitAtMost(channelClosed, CHANNEL_DRAIN_MS);
     if (lease.isOpen()) channel.close();
 
@@ -380,6 +400,29 @@ export class SshEngine implements Engine {
       return { kind: 'lost', reason, pgid: runPgid, groupGone };
     }
     return { kind: 'exited', code: exit.code, signal: exit.signal };
+  }
+
+  /**
+   * After the leader's exit: ends what is left of its group through the connection's kept shell
+   * (see afterExitCommand; `groupGone` when a stop ladder already confirmed it); true when nothing
+   * is left, false when something survived SIGKILL, undefined when the kept shell did not answer
+   * (the caller falls back to an exec channel).
+   */
+  private async afterExit(
+    lease: Lease,
+    pgid: number,
+    startTicks: number | null,
+    graceMs: number,
+    dir: string | undefined,
+    groupGone: boolean,
+  ): Promise<boolean | undefined> {
+    if (!lease.isOpen()) return undefined;
+    const verdict = await lease.askKeptShell(
+      (token) => afterExitCommand(token, pgid, startTicks, graceMs, dir, groupGone),
+      graceMs + LADDER_SLACK_MS,
+    );
+    if (verdict === undefined) return undefined;
+    return verdict === GROUP_GONE || verdict === GROUP_NOT_OURS;
   }
 
   /**

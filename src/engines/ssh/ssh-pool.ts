@@ -10,8 +10,8 @@
  *   An edited connection gets a new engine (ConnectionResolver), hence a new pool.
  * - A connection carries at most `runsPerConnection` leases. Each run may have two channels open
  *   at once (its script and a stop), and OpenSSH refuses more than `MaxSessions` (default 10)
- *   channels per connection: 4 runs × 2 channels leaves room for the signalling shell
- *   (`Lease.terminateGroup`) and a late clean-up channel.
+ *   channels per connection: 4 runs × 2 channels leaves room for the kept shell
+ *   (`Lease.terminateGroup`, `Lease.askKeptShell`) and a late clean-up channel.
  * - A connection that closed or errored is never handed out again; the next lease opens a new one.
  *   Nor is one whose host key is no longer recorded in the known hosts file (checked on every
  *   reuse). A server re-keyed meanwhile cannot be detected on a live connection (the sshd process
@@ -27,6 +27,12 @@
 import { createHash } from 'node:crypto';
 import type { Client, ClientChannel } from 'ssh2';
 import { isHostKeyStillRecorded } from './known-hosts.js';
+import {
+  DONE_MARKER,
+  isPreparedRunDir,
+  keptShellSetupCommand,
+  prepareRunDirCommand,
+} from './remote-commands.js';
 import { openConnection, openExecChannel, SshConnectError, type SshConnection } from './ssh-connection.js';
 import type { SshTarget } from './ssh-target.js';
 
@@ -58,6 +64,18 @@ export interface Lease {
    * running, so the number cannot belong to another process (the ladder checks the start time).
    */
   terminateGroup(pgid: number): void;
+  /**
+   * Runs `build(token)` on the same kept shell and resolves with the rest of the first line it
+   * prints as `DONE_MARKER <token> …`, or undefined when the shell could not be opened, closed
+   * first or did not answer within `timeoutMs`. The command must never block the shell (anything
+   * slow goes to the background): the quick signals share it.
+   */
+  askKeptShell(build: (token: string) => string, timeoutMs: number): Promise<string | undefined>;
+  /**
+   * A run directory the kept shell prepared (see runScriptCommand), never handed out twice, or
+   * undefined when none is ready (the run then creates its own). Prepares the next one.
+   */
+  takeRunDir(): string | undefined;
   release(): void;
 }
 
@@ -72,9 +90,27 @@ interface PooledConnection {
   readonly closed: Promise<void>;
   markClosed(): void;
   idleTimer?: NodeJS.Timeout;
-  /** The shell that delivers quick signals (`terminateGroup`), opened on the first stop. */
-  signaller?: Promise<ClientChannel | undefined>;
+  /** The shell kept open for quick signals and after-exit checks (`terminateGroup`, `askKeptShell`). */
+  keptShell?: Promise<KeptShell | undefined>;
+  /** The same shell once open. */
+  keptShellReady?: KeptShell;
 }
+
+/** A `sh` on its own exec channel, fed commands line by line; answers are matched by token. */
+interface KeptShell {
+  readonly channel: ClientChannel;
+  readonly waiting: Map<string, (answer: string | undefined) => void>;
+  /** Run directories prepared for the next runs (prepareRunDirCommand). */
+  readonly runDirs: string[];
+  /** Set while a directory is being prepared; gives up after PREPARE_TIMEOUT_MS (mktemp failed). */
+  preparing?: NodeJS.Timeout;
+}
+
+/** How long a kept shell may take to prepare a run directory before the run makes its own. */
+const PREPARE_TIMEOUT_MS = 10_000;
+
+/** Tokens of kept-shell questions, unique in this process. */
+let lastToken = 0;
 
 /** The pool key of a target: a digest, so no secret is kept in a readable map key. */
 export function targetKey(target: SshTarget): string {
@@ -146,6 +182,8 @@ export class SshConnectionPool {
         lease.release();
         continue;
       }
+      // Every run asks the kept shell once its script exits: open it while the script starts.
+      void this.keptShell(entry);
       return { ...lease, client: connection.client };
     }
   }
@@ -165,6 +203,8 @@ export class SshConnectionPool {
         entry.retired = true;
       },
       terminateGroup: (pgid) => this.terminateGroup(entry, pgid),
+      askKeptShell: (build, timeoutMs) => this.askKeptShell(entry, build, timeoutMs),
+      takeRunDir: () => this.takeRunDir(entry),
       release: () => {
         if (released) return;
         released = true;
@@ -175,25 +215,74 @@ export class SshConnectionPool {
   }
 
   private terminateGroup(entry: PooledConnection, pgid: number): void {
-    if (!Number.isSafeInteger(pgid) || pgid <= 1 || !entry.open || !entry.client) return;
-    // A channel of its own: with RUNS_PER_CONNECTION × 2 it stays within MaxSessions (10).
-    entry.signaller ??= openExecChannel(entry.client, 'exec sh').then(
+    if (!Number.isSafeInteger(pgid) || pgid <= 1) return;
+    void this.keptShell(entry)?.then((shell) => {
+      if (shell?.channel.writable) shell.channel.write(`kill -s TERM -- -${pgid} 2>/dev/null\n`);
+    });
+  }
+
+  private askKeptShell(
+    entry: PooledConnection,
+    build: (token: string) => string,
+    timeoutMs: number,
+  ): Promise<string | undefined> {
+    const opening = this.keptShell(entry);
+    if (!opening) return Promise.resolve(undefined);
+    return opening.then((shell) => (shell ? ask(shell, build, timeoutMs) : undefined));
+  }
+
+  private takeRunDir(entry: PooledConnection): string | undefined {
+    const shell = entry.keptShellReady;
+    if (!shell) return undefined;
+    const dir = shell.runDirs.shift();
+    prepareRunDir(shell);
+    return dir;
+  }
+
+  /**
+   * The connection's kept shell, opened on first use (the first run opens it while its script
+   * starts). A channel of its own: with RUNS_PER_CONNECTION × 2 it stays within MaxSessions (10).
+   */
+  private keptShell(entry: PooledConnection): Promise<KeptShell | undefined> | undefined {
+    if (!entry.open || !entry.client) return undefined;
+    entry.keptShell ??= openExecChannel(entry.client, 'exec sh').then(
       (channel) => {
-        channel.resume();
+        const shell: KeptShell = { channel, waiting: new Map(), runDirs: [] };
+        let pending = '';
+        channel.on('data', (chunk: Buffer) => {
+          const lines = (pending + chunk.toString('latin1')).split('\n');
+          // Only answers matter: a chatty login's endless line is not kept whole.
+          pending = (lines.pop() ?? '').slice(-1024);
+          for (const line of lines) {
+            if (isPreparedRunDir(line)) {
+              clearTimeout(shell.preparing);
+              shell.preparing = undefined;
+              shell.runDirs.push(line);
+              continue;
+            }
+            const [marker, token, ...rest] = line.split(' ');
+            if (marker === DONE_MARKER && token !== undefined) shell.waiting.get(token)?.(rest.join(' '));
+          }
+        });
         channel.stderr.resume();
         channel.once('close', () => {
-          entry.signaller = undefined;
+          entry.keptShell = undefined;
+          entry.keptShellReady = undefined;
+          clearTimeout(shell.preparing);
+          shell.runDirs.length = 0;
+          for (const answer of [...shell.waiting.values()]) answer(undefined);
         });
-        return channel;
+        channel.write(keptShellSetupCommand());
+        entry.keptShellReady = shell;
+        prepareRunDir(shell);
+        return shell;
       },
       () => {
-        entry.signaller = undefined;
+        entry.keptShell = undefined;
         return undefined;
       },
     );
-    void entry.signaller.then((channel) => {
-      if (channel?.writable) channel.write(`kill -s TERM -- -${pgid} 2>/dev/null\n`);
-    });
+    return entry.keptShell;
   }
 
   /** Ends every connection (runs still on them see them close). */
@@ -272,6 +361,37 @@ export class SshConnectionPool {
     if (index >= 0) list.splice(index, 1);
     if (list.length === 0) this.byTarget.delete(key);
   }
+}
+
+/** Writes `build(token)` to the kept shell; resolves with its answer (see Lease.askKeptShell). */
+function ask(
+  shell: KeptShell,
+  build: (token: string) => string,
+  timeoutMs: number,
+): Promise<string | undefined> {
+  return new Promise<string | undefined>((resolve) => {
+    if (!shell.channel.writable) {
+      resolve(undefined);
+      return;
+    }
+    lastToken += 1;
+    const token = String(lastToken);
+    const timer = setTimeout(() => answer(undefined), timeoutMs);
+    const answer = (text: string | undefined) => {
+      clearTimeout(timer);
+      shell.waiting.delete(token);
+      resolve(text);
+    };
+    shell.waiting.set(token, answer);
+    shell.channel.write(build(token));
+  });
+}
+
+/** Keeps one run directory prepared on the kept shell (one at a time). */
+function prepareRunDir(shell: KeptShell): void {
+  if (shell.preparing || shell.runDirs.length > 0 || !shell.channel.writable) return;
+  shell.preparing = setTimeout(() => (shell.preparing = undefined), PREPARE_TIMEOUT_MS);
+  shell.channel.write(prepareRunDirCommand());
 }
 
 /** `promise`, or a rejection with an aborted SshConnectError as soon as `signal` aborts. */

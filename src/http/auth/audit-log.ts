@@ -11,7 +11,7 @@
  * it by whoever reads the log, who can read the instance's stored script anyway.
  */
 import { createHash } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseExecuteParams } from '../../domain/script-params.js';
 
 /** What an execute's audit line says about its parameters. */
@@ -44,37 +44,38 @@ declare module 'fastify' {
   }
 }
 
-export function registerAuditLog(app: FastifyInstance): void {
+/**
+ * Decorates the requests and returns the audit step of the app's one onResponse hook (app.ts):
+ * it writes the request's audit line when the request is one that changes state. `route` is the
+ * matched route template (request-helpers.ts `routeOf`).
+ */
+export function registerAuditLog(
+  app: FastifyInstance,
+): (request: FastifyRequest, reply: FastifyReply, route: string | undefined) => void {
   app.decorateRequest('createdInstanceId', null);
   app.decorateRequest('auditedParams', null);
-  app.addHook('onResponse', (request, reply, done) => {
-    if (
-      request.method !== 'GET' &&
-      request.method !== 'HEAD' &&
-      (request.routeOptions.url ?? '').startsWith('/v1/')
-    ) {
-      const params = request.params as Record<string, string | undefined>;
-      request.log.info(
-        {
-          audit: true,
-          actor: request.principal?.id ?? null,
-          actorKind: request.principal?.kind ?? null,
-          ip: request.ip,
-          method: request.method,
-          route: request.routeOptions.url ?? null,
-          projectId: params.projectId ?? null,
-          workspace: request.headers.workspace ?? null,
-          script: params.scriptName ?? null,
-          instanceId: params.instanceId ?? request.createdInstanceId,
-          connection: params.connectionName ?? null,
-          ...(request.auditedParams
-            ? { paramNames: request.auditedParams.names, paramsSha256: request.auditedParams.sha256 }
-            : {}),
-          statusCode: reply.statusCode,
-        },
-        'audit',
-      );
-    }
-    done();
-  });
+  return (request, reply, route) => {
+    if (request.method === 'GET' || request.method === 'HEAD' || route?.startsWith('/v1/') !== true) return;
+    const params = request.params as Record<string, string | undefined>;
+    request.log.info(
+      {
+        audit: true,
+        actor: request.principal?.id ?? null,
+        actorKind: request.principal?.kind ?? null,
+        ip: request.ip,
+        method: request.method,
+        route,
+        projectId: params.projectId ?? null,
+        workspace: request.headers.workspace ?? null,
+        script: params.scriptName ?? null,
+        instanceId: params.instanceId ?? request.createdInstanceId,
+        connection: params.connectionName ?? null,
+        ...(request.auditedParams
+          ? { paramNames: request.auditedParams.names, paramsSha256: request.auditedParams.sha256 }
+          : {}),
+        statusCode: reply.statusCode,
+      },
+      'audit',
+    );
+  };
 }

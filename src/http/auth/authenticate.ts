@@ -22,7 +22,7 @@ import {
   type CredentialDirectory,
 } from '../../services/credential-directory.js';
 import type { WorkspaceResolver } from '../../services/workspace-resolver.js';
-import { namespaceOf } from '../request-helpers.js';
+import { namespaceOf, routeOf } from '../request-helpers.js';
 import { parseAuthorization, verifySignature } from './aksk-signature.js';
 import { AuthFailureThrottle } from './auth-failure-throttle.js';
 
@@ -121,8 +121,7 @@ async function verifyCredentials(request: FastifyRequest, options: AuthOptions):
     {
       now: new Date(),
       maxSkewMs: options.maxSkewMs,
-      allowUnsignedPayload:
-        RAW_BODY_ROUTES.has(request.routeOptions.url ?? '') && typeof contentType === 'string',
+      allowUnsignedPayload: RAW_BODY_ROUTES.has(routeOf(request) ?? '') && typeof contentType === 'string',
     },
   );
   if (!result.ok) throw new AuthenticationFailure(`signature: ${result.reason}`);
@@ -181,7 +180,7 @@ export function registerAuthentication(app: FastifyInstance, options: AuthOption
 
   /** Everything after the mode is known; async only where credentials are verified. */
   async function authenticate(request: FastifyRequest, reply: FastifyReply) {
-    const route = request.routeOptions.url ?? '';
+    const route = routeOf(request) ?? '';
     if (route === '/metrics' || route === '/readyz') {
       // /readyz answers everyone, with details only for an authenticated caller (see app.ts).
       const presentsCredentials =
@@ -196,13 +195,16 @@ export function registerAuthentication(app: FastifyInstance, options: AuthOption
     checkProjectHeader(request);
   }
 
-  // Synchronous (callback style) so the common case — the mode known without a store query and no
-  // credentials to verify — costs no promise; everything else continues asynchronously.
+  // The one preHandler hook of the app (each hook is a step of fastify's hook runner). Synchronous
+  // (callback style) so the common case — the mode known without a store query and no credentials
+  // to verify — costs no promise; everything else continues asynchronously. Once the caller is
+  // authenticated it raises the query check the route schema attached (openapi.ts): a caller
+  // without credentials gets 401 before any 400.
   app.addHook('preHandler', (request, reply, done) => {
     // The matched route template, not the raw URL: `//v1/…` and absolute-form targets route here too.
-    const route = request.routeOptions.url ?? '';
+    const route = routeOf(request) ?? '';
     const operational = route === '/metrics' || route === '/readyz';
-    if (!operational && !route.startsWith('/v1/')) return done();
+    if (!operational && !route.startsWith('/v1/')) return done(request.validationError);
     const known = options.credentials.knownMode();
     if (known === 'none') {
       request.principal = ANONYMOUS;
@@ -211,7 +213,7 @@ export function registerAuthentication(app: FastifyInstance, options: AuthOption
       } catch (error) {
         return done(error as Error);
       }
-      return done();
+      return done(request.validationError);
     }
     let mode = known === undefined ? options.credentials.mode() : Promise.resolve(known);
     mode = mode.then((current) => (lastMode = current));
@@ -226,7 +228,7 @@ export function registerAuthentication(app: FastifyInstance, options: AuthOption
         request.principal = ANONYMOUS;
         if (!operational) checkProjectHeader(request);
       })
-      .then(() => done(), done);
+      .then(() => done(request.validationError), done);
   });
 }
 

@@ -6,7 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import { Migrator, sql, type ExpressionBuilder, type Kysely, type Selectable, type Updateable } from 'kysely';
 import { isFailureReason, type FailureReason } from '../../domain/failure-reason.js';
-import type { Instance, RunHandle, StatementResult } from '../../domain/instance.js';
+import type { Instance, InstanceSummary, RunHandle, StatementResult } from '../../domain/instance.js';
+import type { InstanceHistoryQuery } from '../../domain/instance-history.js';
 import {
   ACTIVE_STATES,
   CLAIMED_STATES,
@@ -26,6 +27,7 @@ import {
 import type {
   Approval,
   ClaimedRun,
+  InstanceHistoryPage,
   InstanceOwner,
   InstanceSignals,
   InstanceStore,
@@ -36,12 +38,15 @@ import type {
   Store,
   TransitionPatch,
 } from '../store.js';
+import { CompiledShapes } from './compiled-shapes.js';
 import { KyselyConnectionStore, KyselySystemTaskStore } from './connection-store.js';
 import { KyselyCredentialStore } from './credential-store.js';
 import { KyselyEnvironmentVariableStore } from './environment-variable-store.js';
+import { KyselyIdempotencyKeyStore } from './idempotency-key-store.js';
+import { KyselyInstanceLogStore } from './instance-log-store.js';
 import { dbNowMillis, substringFunction, type StoreDialect } from './dialect.js';
 import { migrationProvider } from './migrations.js';
-import { NamespaceOrderCache } from './namespace-order.js';
+import { matchingSeqs, NamespaceOrderCache } from './namespace-order.js';
 import { toDate, toDateOrNull, type Database, type InstancesTable, type ScriptsTable } from './schema.js';
 
 function toScript(row: Selectable<ScriptsTable>): Script {
@@ -87,6 +92,7 @@ function toInstance(row: Selectable<InstancesTable>): Instance {
     endedAt: toDateOrNull(row.ended_at),
     stopRequestedAt: toDateOrNull(row.stop_requested_at),
     stopRequestedBy: row.stop_requested_by,
+    startedBy: row.started_by,
     message: row.message,
     exitCode: row.exit_code,
     failureReason:
@@ -98,11 +104,58 @@ function toInstance(row: Selectable<InstancesTable>): Instance {
   };
 }
 
+/** The instances columns a history row leaves out: they can be megabytes each. */
+type HeavyInstanceColumn = 'results' | 'run_handle' | 'run_content';
+type HistoryColumn = Exclude<keyof InstancesTable, HeavyInstanceColumn>;
+
+/**
+ * Every other column, read for run history. A record so that a column added to the table fails
+ * the typecheck here until it is listed (or added to the heavy ones).
+ */
+const HISTORY_COLUMN_SET: Record<HistoryColumn, true> = {
+  id: true,
+  project_id: true,
+  workspace_id: true,
+  script_id: true,
+  script_name: true,
+  state: true,
+  connection_name: true,
+  engine: true,
+  node_id: true,
+  created_at: true,
+  started_at: true,
+  ended_at: true,
+  stop_requested_at: true,
+  stop_requested_by: true,
+  message: true,
+  exit_code: true,
+  run_script_type: true,
+  run_database: true,
+  run_timeout_ms: true,
+  lease_expires_at: true,
+  failure_reason: true,
+  sql_state: true,
+  started_by: true,
+};
+const HISTORY_COLUMNS = Object.keys(HISTORY_COLUMN_SET) as HistoryColumn[];
+
+/** A history row as a summary: the heavy columns were not read (toInstance still needs them typed). */
+function toInstanceSummary(row: Pick<Selectable<InstancesTable>, HistoryColumn>): InstanceSummary {
+  const instance = toInstance({ ...row, results: '[]', run_handle: null, run_content: null });
+  const { results: _results, runHandle: _runHandle, ...summary } = instance;
+  return summary;
+}
+
 function toClaimedRun(row: Selectable<InstancesTable>): ClaimedRun {
   const type = row.run_script_type;
   const request =
     type !== null && isScriptType(type) && row.run_content !== null
-      ? { scriptType: type, content: row.run_content, database: row.run_database ?? '' }
+      ? {
+          scriptType: type,
+          content: row.run_content,
+          database: row.run_database ?? '',
+          ...(row.run_timeout_ms === null ? {} : { timeoutMs: Number(row.run_timeout_ms) }),
+        }
       : null;
   return { instance: toInstance(row), request };
 }
@@ -120,6 +173,9 @@ function mutableColumns(input: ScriptInput) {
     approvers: input.approvers ? JSON.stringify(input.approvers) : null,
   };
 }
+
+/** The compiled script reads that miss the SQLite read caches (compiled-shapes.ts), per dialect and shape. */
+const SCRIPT_READ_SHAPES = new CompiledShapes();
 
 /** The name filter is an exact substring test (see substringFunction), never LIKE. */
 class KyselyScriptStore implements ScriptStore {
@@ -173,13 +229,18 @@ class KyselyScriptStore implements ScriptStore {
     const cached = this.order?.script(ns, name);
     if (cached !== undefined) return cached;
     const token = this.order?.loadToken();
-    const row = await this.db
-      .selectFrom('scripts')
-      .selectAll()
-      .where('project_id', '=', ns.projectId)
-      .where('workspace_id', '=', ns.workspaceId)
-      .where('name', '=', name)
-      .executeTakeFirst();
+    const query = SCRIPT_READ_SHAPES.compile(
+      `${this.dialect} get`,
+      [ns.projectId, ns.workspaceId, name],
+      ([projectId, workspaceId, scriptName]) =>
+        this.db
+          .selectFrom('scripts')
+          .selectAll()
+          .where('project_id', '=', projectId as string)
+          .where('workspace_id', '=', workspaceId as string)
+          .where('name', '=', scriptName as string),
+    );
+    const [row] = (await this.db.executeQuery<Selectable<ScriptsTable>>(query)).rows;
     if (!row) return undefined;
     const script = toScript(row);
     if (token !== undefined) this.order?.putScript(row.seq, script, token);
@@ -301,10 +362,8 @@ class KyselyScriptStore implements ScriptStore {
       order = { seqs: rows.map((r) => Number(r.seq)), names: rows.map((r) => r.name) };
       cache.put(ns, order, token);
     }
-    const { seqs, names } = order;
-    // The same test as the SQL filter: an exact, case-sensitive substring (substringFunction).
     const needle = query.nameContains;
-    const matching = needle === '' ? seqs : seqs.filter((_seq, i) => names[i]?.includes(needle));
+    const matching = matchingSeqs(order, needle);
     const pageSeqs = matching.slice(query.offset, query.offset + query.limit);
     const total = matching.length;
     const first = pageSeqs[0];
@@ -313,17 +372,25 @@ class KyselyScriptStore implements ScriptStore {
     const cached = cache.scriptsBySeq(pageSeqs);
     if (cached !== undefined) return { total, scripts: cached };
     const rowsToken = cache.loadToken();
-    let rowsQuery = this.db
-      .selectFrom('scripts')
-      .selectAll()
-      .where('project_id', '=', ns.projectId)
-      .where('workspace_id', '=', ns.workspaceId);
     // Unfiltered, the page is every seq from first to last; filtered, only the matching ones.
-    rowsQuery =
-      needle === ''
-        ? rowsQuery.where('seq', '>=', first).where('seq', '<=', last)
-        : rowsQuery.where('seq', 'in', pageSeqs);
-    const rows = await rowsQuery.orderBy('seq').execute();
+    const seqArguments = needle === '' ? [first, last] : pageSeqs;
+    const rowsQuery = SCRIPT_READ_SHAPES.compile(
+      `${this.dialect} page ${needle === '' ? 'range' : `in ${pageSeqs.length}`}`,
+      [ns.projectId, ns.workspaceId, ...seqArguments],
+      ([projectId, workspaceId, ...seqs]) => {
+        const inNamespace = this.db
+          .selectFrom('scripts')
+          .selectAll()
+          .where('project_id', '=', projectId as string)
+          .where('workspace_id', '=', workspaceId as string);
+        return (
+          needle === ''
+            ? inNamespace.where('seq', '>=', seqs[0] as number).where('seq', '<=', seqs[1] as number)
+            : inNamespace.where('seq', 'in', seqs as number[])
+        ).orderBy('seq');
+      },
+    );
+    const { rows } = await this.db.executeQuery<Selectable<ScriptsTable>>(rowsQuery);
     const scripts = rows.map((row) => {
       const script = toScript(row);
       cache.putScript(row.seq, script, rowsToken);
@@ -343,6 +410,9 @@ class KyselyScriptStore implements ScriptStore {
   }
 }
 
+/** The compiled instance insert and transitions, per dialect and shape (shared by every store). */
+const INSTANCE_SHAPES = new CompiledShapes();
+
 class KyselyInstanceStore implements InstanceStore {
   constructor(
     private readonly db: Kysely<Database>,
@@ -351,7 +421,12 @@ class KyselyInstanceStore implements InstanceStore {
 
   /** `now + ms` on the database clock. */
   private leaseUntil(ms: number) {
-    return sql<number>`${dbNowMillis(this.dialect)} + ${Math.round(ms)}`;
+    return this.leaseUntilParameter(Math.round(ms));
+  }
+
+  /** `now + ms` with ms as given (a whole number, or a compiled shape's placeholder). */
+  private leaseUntilParameter(ms: unknown) {
+    return sql<number>`${dbNowMillis(this.dialect)} + ${ms}`;
   }
 
   async create(i: NewInstance, createdAt: Date): Promise<Instance | undefined> {
@@ -373,33 +448,49 @@ class KyselyInstanceStore implements InstanceStore {
       run_script_type: i.request.scriptType,
       run_content: i.request.content,
       run_database: i.request.database,
+      ...(i.request.timeoutMs === undefined ? {} : { run_timeout_ms: i.request.timeoutMs }),
+      ...(i.startedBy !== undefined ? { started_by: i.startedBy } : {}),
       ...(i.claim ? { started_at: i.claim.startedAt.getTime() } : {}),
     };
     const columns = Object.keys(values) as (keyof InstancesTable)[];
-    const lease = i.claim ? this.leaseUntil(i.claim.leaseMs) : undefined;
+    const leaseMs = i.claim ? [Math.round(i.claim.leaseMs)] : [];
     // INSERT … SELECT … FROM scripts WHERE id = the script's: nothing is inserted once the script
     // row is gone. On PostgreSQL the row is locked FOR KEY SHARE, so a delete committing at the same
     // moment either comes first (no insert) or waits for this insert (and then sees the instance).
-    const row = await this.db
-      .insertInto('instances')
-      .columns(lease ? [...columns, 'lease_expires_at'] : columns)
-      .expression((eb) =>
-        eb
-          .selectFrom('scripts')
-          .select([
-            ...columns.map((column) => eb.val(values[column]).as(column)),
-            ...(lease ? [lease.as('lease_expires_at')] : []),
-          ])
-          .where('scripts.id', '=', i.scriptId)
-          .$if(this.dialect === 'postgres', (qb) => qb.forKeyShare()),
-      )
-      .returningAll()
-      .executeTakeFirst();
+    // Compiled once per set of columns (compiled-shapes.ts): args are the values, the lease, the script.
+    const query = INSTANCE_SHAPES.compile(
+      `${this.dialect} create ${columns.join()} ${leaseMs.length}`,
+      [...columns.map((column) => values[column]), ...leaseMs, i.scriptId],
+      (args) =>
+        this.db
+          .insertInto('instances')
+          .columns(leaseMs.length > 0 ? [...columns, 'lease_expires_at'] : columns)
+          .expression((eb) =>
+            eb
+              .selectFrom('scripts')
+              .select([
+                ...columns.map((column, index) => eb.val(args[index]).as(column)),
+                ...(leaseMs.length > 0
+                  ? [this.leaseUntilParameter(args[columns.length]).as('lease_expires_at')]
+                  : []),
+              ])
+              .where('scripts.id', '=', args[args.length - 1] as string)
+              .$if(this.dialect === 'postgres', (qb) => qb.forKeyShare()),
+          )
+          .returningAll(),
+    );
+    const [row] = (await this.db.executeQuery<Selectable<InstancesTable>>(query)).rows;
     return row ? toInstance(row) : undefined;
   }
 
   async get(id: string): Promise<Instance | undefined> {
-    const row = await this.db.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
+    const query = INSTANCE_SHAPES.compile(`${this.dialect} get`, [id], (args) =>
+      this.db
+        .selectFrom('instances')
+        .selectAll()
+        .where('id', '=', args[0] as string),
+    );
+    const [row] = (await this.db.executeQuery<Selectable<InstancesTable>>(query)).rows;
     return row ? toInstance(row) : undefined;
   }
 
@@ -426,22 +517,35 @@ class KyselyInstanceStore implements InstanceStore {
     if (patch.runHandle !== undefined) {
       set.run_handle = patch.runHandle === null ? null : JSON.stringify(patch.runHandle);
     }
+    // The WHERE clause is the lock: zero rows means another writer already moved the instance.
+    // Compiled once per shape (compiled-shapes.ts): args are the set values, the stop, id, sources.
     // A stop recorded with the settle (the run was stopped on this node before the request was
     // written): the first recorded request wins, as with recordStopRequest.
-    const stop = patch.stopRequest
-      ? {
-          stop_requested_at: sql<number>`coalesce(stop_requested_at, ${patch.stopRequest.at.getTime()})`,
-          stop_requested_by: sql<string>`coalesce(stop_requested_by, ${patch.stopRequest.by})`,
-        }
-      : {};
-    // The WHERE clause is the lock: zero rows means another writer already moved the instance.
-    const row = await this.db
-      .updateTable('instances')
-      .set({ ...set, ...stop })
-      .where('id', '=', id)
-      .where('state', 'in', sources)
-      .returningAll()
-      .executeTakeFirst();
+    const setColumns = Object.keys(set) as (keyof InstancesTable)[];
+    const stopArgs = patch.stopRequest ? [patch.stopRequest.at.getTime(), patch.stopRequest.by] : [];
+    const query = INSTANCE_SHAPES.compile(
+      `${this.dialect} transition ${setColumns.join()} ${stopArgs.length} ${sources.length}`,
+      [...setColumns.map((column) => set[column]), ...stopArgs, id, ...sources],
+      (args) => {
+        const values = Object.fromEntries(setColumns.map((column, index) => [column, args[index]]));
+        const at = setColumns.length;
+        const stopSet =
+          stopArgs.length > 0
+            ? {
+                stop_requested_at: sql<number>`coalesce(stop_requested_at, ${args[at]})`,
+                stop_requested_by: sql<string>`coalesce(stop_requested_by, ${args[at + 1]})`,
+              }
+            : {};
+        const after = at + stopArgs.length;
+        return this.db
+          .updateTable('instances')
+          .set({ ...values, ...stopSet })
+          .where('id', '=', args[after] as string)
+          .where('state', 'in', args.slice(after + 1) as InstanceState[])
+          .returningAll();
+      },
+    );
+    const [row] = (await this.db.executeQuery<Selectable<InstancesTable>>(query)).rows;
     return row ? toInstance(row) : undefined;
   }
 
@@ -489,64 +593,67 @@ class KyselyInstanceStore implements InstanceStore {
 
   async claim(nodeId: string, limit: number, leaseMs: number, startedAt: Date): Promise<ClaimedRun[]> {
     if (limit <= 0) return [];
+    // Compiled once per shape (compiled-shapes.ts), like the insert and the transitions: a claim
+    // follows most runs under load (every execute that found no free slot). Args: node, start, lease.
+    const set = (args: readonly unknown[]) => ({
+      state: STATE_CHANGES.claim.to,
+      node_id: args[0] as string,
+      started_at: args[1] as number,
+      lease_expires_at: this.leaseUntilParameter(args[2]),
+    });
+    const common = [nodeId, startedAt.getTime(), Math.round(leaseMs)];
     if (this.dialect === 'sqlite' && limit === 1) {
       // The common claim (one slot just freed). SQLite runs one writer at a time, so the oldest
       // queued id can be a scalar subquery of the guarded update: measured 47 µs against 92-145 µs
       // for the materialised CTE below, which PostgreSQL's SKIP LOCKED needs.
-      const rows = await this.db
-        .updateTable('instances')
-        .set({
-          state: STATE_CHANGES.claim.to,
-          node_id: nodeId,
-          started_at: startedAt.getTime(),
-          lease_expires_at: this.leaseUntil(leaseMs),
-        })
-        .where('id', '=', (eb) =>
-          eb
-            .selectFrom('instances as queued')
-            .select('queued.id')
-            .where('queued.state', 'in', [...STATE_CHANGES.claim.from])
-            .where('queued.stop_requested_at', 'is', null)
-            .orderBy('queued.created_at')
-            .orderBy('queued.id')
-            .limit(1),
-        )
-        .where('state', 'in', [...STATE_CHANGES.claim.from])
-        .returningAll()
-        .execute();
+      const query = INSTANCE_SHAPES.compile(`${this.dialect} claim one`, common, (args) =>
+        this.db
+          .updateTable('instances')
+          .set(set(args))
+          .where('id', '=', (eb) =>
+            eb
+              .selectFrom('instances as queued')
+              .select('queued.id')
+              .where('queued.state', 'in', [...STATE_CHANGES.claim.from])
+              .where('queued.stop_requested_at', 'is', null)
+              .orderBy('queued.created_at')
+              .orderBy('queued.id')
+              .limit(1),
+          )
+          .where('state', 'in', [...STATE_CHANGES.claim.from])
+          .returningAll(),
+      );
+      const { rows } = await this.db.executeQuery<Selectable<InstancesTable>>(query);
       return rows.map(toClaimedRun);
     }
     // The picked ids are materialised once: a LIMIT … SKIP LOCKED subquery inside `IN (…)` may be
     // re-run by the planner and pick different rows each time (measured: 3 rows claimed for 2).
-    const rows = await this.db
-      .with(
-        (cte) => cte('picked').materialized(),
-        (db) =>
-          db
-            .selectFrom('instances')
-            .select('id')
-            .where('state', 'in', [...STATE_CHANGES.claim.from])
-            // A stop written before the claim wins: the instance never starts.
-            .where('stop_requested_at', 'is', null)
-            .orderBy('created_at')
-            .orderBy('id')
-            .limit(limit)
-            // Concurrent claimers skip each other's rows instead of waiting or double-claiming.
-            .$if(this.dialect === 'postgres', (qb) => qb.forUpdate().skipLocked()),
-      )
-      .updateTable('instances')
-      .from('picked')
-      .set({
-        state: STATE_CHANGES.claim.to,
-        node_id: nodeId,
-        started_at: startedAt.getTime(),
-        lease_expires_at: this.leaseUntil(leaseMs),
-      })
-      .whereRef('instances.id', '=', 'picked.id')
-      // The guard again on the row itself: the claim is a guarded transition like every other.
-      .where('instances.state', 'in', [...STATE_CHANGES.claim.from])
-      .returningAll()
-      .execute();
+    const query = INSTANCE_SHAPES.compile(`${this.dialect} claim`, [...common, limit], (args) =>
+      this.db
+        .with(
+          (cte) => cte('picked').materialized(),
+          (db) =>
+            db
+              .selectFrom('instances')
+              .select('id')
+              .where('state', 'in', [...STATE_CHANGES.claim.from])
+              // A stop written before the claim wins: the instance never starts.
+              .where('stop_requested_at', 'is', null)
+              .orderBy('created_at')
+              .orderBy('id')
+              .limit(args[3] as number)
+              // Concurrent claimers skip each other's rows instead of waiting or double-claiming.
+              .$if(this.dialect === 'postgres', (qb) => qb.forUpdate().skipLocked()),
+        )
+        .updateTable('instances')
+        .from('picked')
+        .set(set(args))
+        .whereRef('instances.id', '=', 'picked.id')
+        // The guard again on the row itself: the claim is a guarded transition like every other.
+        .where('instances.state', 'in', [...STATE_CHANGES.claim.from])
+        .returningAll(),
+    );
+    const { rows } = await this.db.executeQuery<Selectable<InstancesTable>>(query);
     return rows
       .map(toClaimedRun)
       .sort((a, b) => a.instance.createdAt.getTime() - b.instance.createdAt.getTime());
@@ -653,16 +760,73 @@ class KyselyInstanceStore implements InstanceStore {
 
   async deleteMany(ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return 0;
-    const result = await this.db
-      .deleteFrom('instances')
-      .where('id', 'in', [...ids])
-      .executeTakeFirst();
-    return Number(result.numDeletedRows);
+    // The instances first, then their live logs: an append guarded by the instance row (see
+    // instance-log-store.ts) either lands before this transaction or stores nothing.
+    return this.db.transaction().execute(async (trx) => {
+      const result = await trx
+        .deleteFrom('instances')
+        .where('id', 'in', [...ids])
+        .executeTakeFirst();
+      await trx
+        .deleteFrom('instance_logs')
+        .where('instance_id', 'in', [...ids])
+        .execute();
+      return Number(result.numDeletedRows);
+    });
   }
 
   async deleteForScript(scriptId: string): Promise<number> {
-    const result = await this.db.deleteFrom('instances').where('script_id', '=', scriptId).executeTakeFirst();
-    return Number(result.numDeletedRows);
+    return this.db.transaction().execute(async (trx) => {
+      const deleted = await trx
+        .deleteFrom('instances')
+        .where('script_id', '=', scriptId)
+        .returning('id')
+        .execute();
+      const ids = deleted.map((row) => row.id);
+      // In slices: SQLite takes at most 32,766 parameters per statement.
+      for (let at = 0; at < ids.length; at += 1_000) {
+        await trx
+          .deleteFrom('instance_logs')
+          .where('instance_id', 'in', ids.slice(at, at + 1_000))
+          .execute();
+      }
+      return ids.length;
+    });
+  }
+
+  /**
+   * Two statements on the 0009 indexes: the count, then the page's ids (an index range read
+   * backwards, OFFSET walking index entries only), and only then the page's rows — without the
+   * results, which can be megabytes each.
+   */
+  async history(ns: Namespace, query: InstanceHistoryQuery): Promise<InstanceHistoryPage> {
+    if (query.states?.length === 0) return { total: 0, instances: [] };
+    let base = this.db
+      .selectFrom('instances')
+      .where('project_id', '=', ns.projectId)
+      .where('workspace_id', '=', ns.workspaceId);
+    if (query.scriptName !== undefined) base = base.where('script_name', '=', query.scriptName);
+    if (query.scriptId !== undefined) base = base.where('script_id', '=', query.scriptId);
+    if (query.states !== undefined) base = base.where('state', 'in', [...query.states]);
+    if (query.createdFrom) base = base.where('created_at', '>=', query.createdFrom.getTime());
+    if (query.createdBefore) base = base.where('created_at', '<', query.createdBefore.getTime());
+    const counted = await base.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    const total = Number(counted.n);
+    if (total <= query.offset) return { total, instances: [] };
+    const page = base
+      .select('id')
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(query.limit)
+      .offset(query.offset);
+    const rows = await this.db
+      .selectFrom('instances')
+      .select(HISTORY_COLUMNS)
+      .where('id', 'in', page)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .execute();
+    return { total, instances: rows.map(toInstanceSummary) };
   }
 
   async listForScript(scriptId: string, limit: number): Promise<Instance[]> {
@@ -725,6 +889,11 @@ export async function openKyselyStore(
     connections: new KyselyConnectionStore(db, dialect, options.externalChanges),
     systemTasks: new KyselySystemTaskStore(db),
     environmentVariables: new KyselyEnvironmentVariableStore(db),
+    // The instance is inserted by the instance store's own statement, in the key's transaction.
+    idempotencyKeys: new KyselyIdempotencyKeyStore(db, (trx, instance, createdAt) =>
+      new KyselyInstanceStore(trx, dialect).create(instance, createdAt),
+    ),
+    instanceLogs: new KyselyInstanceLogStore(db, dialect),
     adoptSetting: async (name, value) => {
       await db
         .insertInto('settings')

@@ -73,12 +73,16 @@ export interface InstancesTable {
   run_script_type: string | null;
   run_content: string | null;
   run_database: string | null;
+  /** The run's own time limit in ms (migration 0010; execute's timeoutSeconds); null: the node's. */
+  run_timeout_ms: NullableMillis;
   /** Database-clock epoch ms; null while QUEUED and after a normal settle. */
   lease_expires_at: NullableMillis;
   /** A FailureReason for a run that did not finish (migration 0006); null otherwise or older. */
   failure_reason: string | null;
   /** The SQLSTATE of the statement that failed (SQL engines that report one). */
   sql_state: string | null;
+  /** The principal that executed it (migration 0009); null on older rows. */
+  started_by: string | null;
 }
 
 export interface ConnectionsTable {
@@ -146,7 +150,35 @@ export interface EnvironmentVariablesTable {
   updated_at: Millis;
 }
 
+/** A byte offset: `bigint` on PostgreSQL, read back as a string like the times. */
+export type ByteOffset = ColumnType<number | string, number, number>;
+
+/** Live logs (extension): an instance's output in chunks, bytes `[start_offset, end_offset)` each. */
+export interface InstanceLogsTable {
+  instance_id: string;
+  start_offset: ByteOffset;
+  end_offset: ByteOffset;
+  /** BLOB on SQLite, bytea on PostgreSQL: both read back as a Buffer. */
+  data: Buffer;
+}
+
+/**
+ * Execute idempotency keys (extension, migration 0010): the instance a key was first used for
+ * within a script, with the hash of that request's body; expired after 24 h.
+ */
+export interface ExecuteIdempotencyKeysTable {
+  project_id: string;
+  workspace_id: string;
+  script_id: string;
+  idempotency_key: string;
+  request_hash: string;
+  instance_id: string;
+  created_at: Millis;
+}
+
 export interface Database {
+  execute_idempotency_keys: ExecuteIdempotencyKeysTable;
+  instance_logs: InstanceLogsTable;
   environment_variables: EnvironmentVariablesTable;
   namespace_counters: NamespaceCountersTable;
   settings: SettingsTable;
