@@ -147,10 +147,12 @@ describe('stop through the API', () => {
 
   it('stop/finish races: the first terminal state wins and never flips', async () => {
     const seen = { FINISHED: 0, STOPPED: 0 } as Record<string, number>;
-    for (let i = 0; i < 60; i++) {
+    // Spread the stop across the whole life of a short run: 0–59 ms after the execute, then, on a
+    // machine so loaded that no run finished by then, longer delays until both orders happened.
+    for (let i = 0; i < 120; i++) {
+      if (i >= 60 && (seen.FINISHED ?? 0) > 0 && (seen.STOPPED ?? 0) > 0) break;
       const id = await api.execute('quick');
-      // Spread the stop across the whole life of a short run.
-      await new Promise((r) => setTimeout(r, i));
+      await new Promise((r) => setTimeout(r, i < 60 ? i : (i - 59) * 20));
       await api.stop('quick', id);
       const first = await api.waitFor('quick', id);
       const state = first.json.detailedStatus as string;
@@ -171,7 +173,9 @@ describe('stop through the API', () => {
 describe('instance timeout', () => {
   let server: TestServer;
   before(async () => {
-    server = await startTestServer({ instanceTimeoutSeconds: 1, stopGraceMs: 200 });
+    // 3 s, not 1: the test first sees two processes of the tree, which a loaded machine can take
+    // longer than a second to start (the run would then end before it is looked at).
+    server = await startTestServer({ instanceTimeoutSeconds: 3, stopGraceMs: 200 });
   });
   after(() => server.close());
 
