@@ -46,13 +46,18 @@ export async function openSqliteStore(file: string): Promise<Store> {
 }
 
 /**
- * How often the checkpoint thread copies committed WAL pages into the database file. The cost of
- * copying so often: once every page is copied, the next write restarts the WAL, and SQLite fsyncs
- * the new WAL header in the writing connection — the event loop (sqlite3WalFrames, ticket
- * ff5be73dee). After a pause that is nearly every write, e.g. the settle a stop's 204 waits for
- * (strace: ~1 main-thread fsync per run in bench/stop-latency.ts). Copying only once ~1,000 pages
- * wait removed those fsyncs, but then the WAL grows into new blocks instead of starting over in the
- * ones it has: on a full disk the settle could no longer be written (fault-disk-full.test.ts).
+ * How often the checkpoint thread looks for committed WAL pages to copy into the database file.
+ * Once every page is copied, the next write restarts the WAL, and SQLite fsyncs the new WAL header
+ * in the writing connection (sqlite3WalFrames, ticket ff5be73dee). Left to the server's own
+ * connection that fsync ran on the event loop after nearly every pause, e.g. in the settle a stop's
+ * 204 waits for (strace: ~1 main-thread fsync per run in bench/stop-latency.ts). So the checkpoint
+ * thread restarts the WAL itself, with a one-row write (WAL_RESTART_TABLE) right after a checkpoint
+ * that copied everything: the header fsync is paid on that thread, and the server's next write
+ * appends behind that row (its price: the row is another connection's commit, so the server's
+ * caches keyed on PRAGMA data_version are dropped at most once an interval while writes go on).
+ * The WAL still starts over in the blocks it has (a higher checkpoint
+ * threshold, tried first, let it grow into new blocks, and on a full disk the settle could no
+ * longer be written: fault-disk-full.test.ts).
  */
 const CHECKPOINT_INTERVAL_MS = 100;
 /**
@@ -63,20 +68,36 @@ const CHECKPOINT_INTERVAL_MS = 100;
  * the WAL (bounded near 16 MB instead of growing while the load lasts).
  */
 const MAIN_CHECKPOINT_PAGES = 4_000;
+/**
+ * The one-row table the checkpoint thread writes to restart the WAL. Not part of the shared schema
+ * (PostgreSQL has no WAL of this kind): created here, it holds nothing but a counter.
+ */
+const WAL_RESTART_TABLE = 'opendlf_wal_restart';
 
 /**
- * The checkpoint thread: its own connection to the file, a PASSIVE checkpoint every interval
- * (never blocks a writer or reader; once all frames are copied the next write restarts the WAL).
+ * The checkpoint thread: its own connection to the file, which never waits for a lock (busy: the
+ * next tick tries again). A tick does nothing unless another connection committed since the last
+ * complete one (PRAGMA data_version), so an idle server is left alone and its next write appends
+ * behind the restart row instead of restarting the WAL on the event loop. Otherwise a PASSIVE
+ * checkpoint (never blocks a writer or reader), and when it copied every frame, the restart write.
  * CommonJS source run with `eval`; better-sqlite3 is required by the path resolved here.
  */
 const CHECKPOINT_WORKER = `
 const { workerData } = require('node:worker_threads');
 const Database = require(workerData.module);
-const db = new Database(workerData.file, { fileMustExist: true });
+const db = new Database(workerData.file, { fileMustExist: true, timeout: 0 });
 db.pragma('synchronous = NORMAL');
 db.pragma('wal_autocheckpoint = 0');
+const restart = db.prepare(\`UPDATE \${workerData.restartTable} SET restarts = restarts + 1 WHERE id = 1\`);
+let handled;
 setInterval(() => {
-  try { db.pragma('wal_checkpoint(PASSIVE)'); } catch { /* busy or closing: the next tick tries again */ }
+  try {
+    const version = db.pragma('data_version', { simple: true });
+    if (version === handled) return;
+    const [copied] = db.pragma('wal_checkpoint(PASSIVE)');
+    if (copied.busy === 0 && copied.log > 0 && copied.checkpointed === copied.log) restart.run();
+    handled = version;
+  } catch { /* busy, full or closing: the next tick tries again */ }
 }, workerData.intervalMs);
 `;
 
@@ -98,12 +119,17 @@ class CheckpointedSqliteDatabase extends CachingSqliteDatabase {
   ) {
     super(sqlite);
     sqlite.pragma(`wal_autocheckpoint = ${MAIN_CHECKPOINT_PAGES}`);
+    sqlite.exec(
+      `CREATE TABLE IF NOT EXISTS ${WAL_RESTART_TABLE} (id INTEGER PRIMARY KEY CHECK (id = 1), restarts INTEGER NOT NULL);
+       INSERT OR IGNORE INTO ${WAL_RESTART_TABLE} (id, restarts) VALUES (1, 0);`,
+    );
     this.worker = new Worker(CHECKPOINT_WORKER, {
       eval: true,
       workerData: {
         file,
         module: createRequire(import.meta.url).resolve('better-sqlite3'),
         intervalMs: CHECKPOINT_INTERVAL_MS,
+        restartTable: WAL_RESTART_TABLE,
       },
     });
     this.worker.unref();
