@@ -52,6 +52,7 @@ import type { ApiClient } from '../test/helpers/server.js';
 import { SSHD_PATH, sshdUnavailableReason, startSshd, type TestSshd } from '../test/helpers/sshd.js';
 import {
   executeBench,
+  JIT_WARMUP_RUNS,
   executeFigures,
   findRunId,
   isMain,
@@ -170,7 +171,7 @@ function execFigures(
   bare: BareRoute,
   script: string,
   driver: () => Promise<void>,
-  options: Pick<ExecuteBench, 'afterRound'> & { runs?: number } = {},
+  options: Pick<ExecuteBench, 'afterRound' | 'jitWarmupRuns'> & { runs?: number } = {},
 ): Promise<BenchRow[]> {
   return section(executeFigures(what), () =>
     executeBench({
@@ -185,6 +186,7 @@ function execFigures(
       maxFailures: MAX_FAILURES,
       notes: oddities,
       afterRound: options.afterRound,
+      jitWarmupRuns: options.jitWarmupRuns ?? JIT_WARMUP_RUNS,
     }),
   );
 }
@@ -947,6 +949,8 @@ async function benchSsh(
     const nagle: number[] = [];
     const exec = await execFigures(SSH_EXEC, client, bareRoute, 'bench_exec_ssh', () => bareEcho(bareSsh), {
       runs: SSH_EXECUTE_RUNS,
+      // A tenth, as for Shell: each run also starts a remote process.
+      jitWarmupRuns: JIT_WARMUP_RUNS / 10,
       afterRound: async (keep) => {
         const t0 = now();
         try {

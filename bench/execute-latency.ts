@@ -11,7 +11,8 @@
  * one POST …/execute?waitSeconds=30 that answers with the result (one request). Every
  * baseline run adds two GETs of a bare fastify route in this process to the bare call (the HTTP round
  * trips of execute + one GET), timed together; the notes also give the bare call plus one GET. One run of each per round, in a rotating
- * order, after a few discarded warm-up rounds.
+ * order, after untimed runs that let V8 compile the server's path (JIT_WARMUP_RUNS in lib.ts) and a
+ * few discarded warm-up rounds.
  * Usage: `npx tsx bench/execute-latency.ts [--quick]`.
  */
 import { spawn } from 'node:child_process';
@@ -20,6 +21,7 @@ import {
   executeBench,
   executeFigures,
   isMain,
+  JIT_WARMUP_RUNS,
   markdownTable,
   runCount,
   skippedRow,
@@ -94,11 +96,19 @@ export async function executeLatency(): Promise<{ rows: BenchRow[]; oddities: st
         what: sqlWhat,
         script: 'bench_select1',
         driver: () => bareSelect(connection),
+        jitWarmupRuns: JIT_WARMUP_RUNS,
       }),
     );
     const shellWhat = 'Shell `echo 1` on `local`';
     const shell = await figure(shellWhat, () =>
-      executeBench({ ...common, what: shellWhat, script: 'bench_echo1', driver: bareShell }),
+      // A tenth: a spawn costs milliseconds of its own, and the server's side warms just the same.
+      executeBench({
+        ...common,
+        what: shellWhat,
+        script: 'bench_echo1',
+        driver: bareShell,
+        jitWarmupRuns: JIT_WARMUP_RUNS / 10,
+      }),
     );
     return { rows: [...sql, ...shell], oddities };
   } finally {

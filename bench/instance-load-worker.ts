@@ -36,7 +36,8 @@ async function submitAndFollow(request: LoadRequest): Promise<Omit<LoadReply, 'i
   const deadline = Date.now() + 120_000;
   while (polled < request.count) {
     if (submitError !== undefined) throw submitError;
-    if (Date.now() > deadline) throw new Error(`${request.name}: ${request.count - polled} instances not terminal after 120 s`);
+    if (Date.now() > deadline)
+      throw new Error(`${request.name}: ${request.count - polled} instances not terminal after 120 s`);
     const id = ids[polled];
     if (id === undefined) {
       await sleep(1);

@@ -23,7 +23,7 @@ import {
 import { CLUSTER_STOP_RUNS, CLUSTER_TP_INSTANCES, CLUSTER_TP_ROUNDS, clusterBench } from './cluster.js';
 import { EXECUTE_RUNS, executeLatency } from './execute-latency.js';
 import { largeResults } from './large-results.js';
-import { machineDescription, markdownTable, onlyParts, type BenchRow } from './lib.js';
+import { JIT_WARMUP_RUNS, machineDescription, markdownTable, onlyParts, type BenchRow } from './lib.js';
 import {
   SECURITY_EXECUTE_RUNS,
   SECURITY_HEALTHZ_SAMPLES,
@@ -168,8 +168,12 @@ the server's peak over its idle RSS.
   like a finished result; fetch, body read and parsed, as the API client does), timed together: the
   bare work plus the two HTTP round trips that ours cannot do without (the POST that starts the run
   and one GET that reads its result). Tables before 2026-12-01 counted one round trip. Each round runs the
-  four variants and the baseline once, in an order that rotates from round to round, after 5
-  discarded warm-up rounds: ${EXECUTE_RUNS} kept rounds (earlier tables kept 500 runs of 1 ms
+  four variants and the baseline once, in an order that rotates from round to round, after
+  ${JIT_WARMUP_RUNS.toLocaleString('en-US')} untimed runs spread over the baseline and every variant but the 100 ms poll, 8 at a time
+  (V8 optimises the server's code only after thousands of calls: a fresh server's first ~2,400
+  DuckDB instances cost up to twice the CPU of later ones; tables before 2026-12-01 had only the 5
+  discarded rounds that still follow, and measured a half-compiled server; a tenth of the untimed
+  runs for Shell and SSH) and 5 discarded warm-up rounds: ${EXECUTE_RUNS} kept rounds (earlier tables kept 500 runs of 1 ms
   polling and of the bare call alone; fewer rounds keep the suite under ~9 minutes now that every
   round also holds a ~110 ms run of 100 ms polling). The notes give the baseline's split (driver
   call, bare GET) and how many GETs the polling runs took.
@@ -229,7 +233,7 @@ the same probe. A missing server (no clickhouse-server or sshd binary) or an unr
   settled).
 - **Execute PostgreSQL / MariaDB / ClickHouse \`SELECT 1\` → FINISHED (four rows each).** Ours the
   same four ways as the DuckDB figure (long-poll \`?waitSeconds=30\`, polling every 100 ms, polling
-  every 1 ms, one \`POST …/execute?waitSeconds=30\`), in the same rotating rounds: ${ENGINE_EXECUTE_RUNS} kept rounds (earlier tables kept
+  every 1 ms, one \`POST …/execute?waitSeconds=30\`), in the same rotating rounds, after the same untimed runs: ${ENGINE_EXECUTE_RUNS} kept rounds (earlier tables kept
   200 runs of 1 ms polling). Baselines on an already open connection, each followed by the same
   two bare fastify GETs and timed together with them: \`pg\` \`client.query('SELECT 1')\`; \`mysql2\`
   \`connection.query('SELECT 1')\`; one HTTP POST of \`SELECT 1\` to ClickHouse on a keep-alive
@@ -284,7 +288,9 @@ stderr (log level warn) is kept; any line other than the shutdown message is lis
   server with the default \`maxConcurrentRuns\` (8). 16 clients send \`POST …/execute\` back to back
   until 400 DuckDB (200 Shell) instances are submitted; meanwhile every submitted instance is polled,
   oldest first, until it is terminal. The figure is instances ÷ (first POST → last terminal status
-  seen); the median of 3 rounds, after a discarded quarter-size round. Baselines in the same process:
+  seen); the median of 3 rounds, after a discarded warm-up batch of each side (${JIT_WARMUP_RUNS.toLocaleString('en-US')} DuckDB, ${(JIT_WARMUP_RUNS / 10).toLocaleString('en-US')} Shell
+  instances, as for the execute figures; tables before 2026-12-01 discarded a quarter-size round, and
+  their DuckDB figure measured a server still being compiled). Baselines in the same process:
   \`runAndReadAll('SELECT 1')\` the same number of times over 8 already open connections of an
   in-memory DuckDB, 8 at once; \`spawn('bash', ['-c', 'echo 1'])\` the same number of times, 8 at once.
 - **API read: GET one script / list page (\`reads\`).** autocannon 9, programmatic, 50 connections,

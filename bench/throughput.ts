@@ -5,7 +5,8 @@
  * - `instances`: trivial instances per second with the default concurrency (maxConcurrentRuns 8).
  *   Ours: 16 clients POST …/execute as fast as the server accepts them (400 DuckDB `SELECT 1`, 200
  *   Shell `echo 1`), every instance is polled until terminal; instances/s from the first POST to the
- *   last terminal status seen. The clients run on a worker thread (InstanceLoad in lib.ts), as
+ *   last terminal status seen, after an untimed warm-up batch of each side (JIT_WARMUP_RUNS in
+ *   lib.ts). The clients run on a worker thread (InstanceLoad in lib.ts), as
  *   remote clients would: the server's event loop serves only the server. Baselines, in this process, no opendlf: `SELECT 1` the same number of
  *   times over 8 already open DuckDB connections (8 at once); `spawn('bash', ['-c', 'echo 1'])` the
  *   same number of times, 8 at once.
@@ -32,6 +33,7 @@ import { ApiClient, PROJECT, spawnServer, tempDir, type ChildServer } from '../t
 import {
   InstanceLoad,
   isMain,
+  JIT_WARMUP_RUNS,
   markdownTable,
   now,
   onlyParts,
@@ -77,10 +79,23 @@ const THROUGHPUT_ROUNDS = quick ? 1 : 3;
  * polls the submitted instances oldest first until each is terminal. Returns instances per second
  * (first POST → last terminal seen).
  */
-async function oursBatch(load: InstanceLoad, server: { url: string }, name: string, count: number): Promise<number> {
-  const reply = await load.run({ baseUrl: server.url, projectId: PROJECT, name, count, clients: SUBMIT_CLIENTS });
+async function oursBatch(
+  load: InstanceLoad,
+  server: { url: string },
+  name: string,
+  count: number,
+): Promise<number> {
+  const reply = await load.run({
+    baseUrl: server.url,
+    projectId: PROJECT,
+    name,
+    count,
+    clients: SUBMIT_CLIENTS,
+  });
   if (reply.failed > 0) {
-    oddities.push(`${name}: ${reply.failed} of ${count} instances FAILED (first: ${reply.firstFailure ?? '?'})`);
+    oddities.push(
+      `${name}: ${reply.failed} of ${count} instances FAILED (first: ${reply.firstFailure ?? '?'})`,
+    );
   }
   return count / (reply.elapsedMs / 1000);
 }
@@ -122,14 +137,18 @@ async function bareShellBatch(count: number): Promise<number> {
   return count / ((now() - t0) / 1000);
 }
 
-/** One discarded warm-up round of each side (a quarter of the size), then rounds alternating which goes first. */
+/**
+ * One discarded warm-up batch of each side (`warmup` instances, see JIT_WARMUP_RUNS in lib.ts),
+ * then rounds alternating which goes first.
+ */
 async function rounds(
   ours: (n: number) => Promise<number>,
   baseline: (n: number) => Promise<number>,
   n: number,
+  warmup: number,
 ) {
-  await ours(Math.ceil(n / 4));
-  await baseline(Math.ceil(n / 4));
+  await ours(warmup);
+  await baseline(warmup);
   const out = { ours: [] as number[], baseline: [] as number[] };
   for (let i = 0; i < THROUGHPUT_ROUNDS; i++) {
     if (i % 2 === 0) {
@@ -165,11 +184,14 @@ async function benchInstances(client: ApiClient, server: { url: string }): Promi
       (n) => oursBatch(load, server, 'bench_tp_select1', n),
       (n) => bareSelectBatch(connections, n),
       DUCKDB_INSTANCES,
+      quick ? DUCKDB_INSTANCES / 4 : JIT_WARMUP_RUNS,
     );
     const shell = await rounds(
       (n) => oursBatch(load, server, 'bench_tp_echo1', n),
       bareShellBatch,
       SHELL_INSTANCES,
+      // A tenth, as in the execute figures: each instance is a spawn of its own.
+      quick ? SHELL_INSTANCES / 4 : JIT_WARMUP_RUNS / 10,
     );
     return [
       {
