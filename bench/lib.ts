@@ -371,7 +371,7 @@ export interface ExecuteBench {
  * beside a bare call with far less code to compile. A server that has run for a while is warm, and
  * that is what the figures should describe; the baseline gets the same number of untimed calls.
  */
-export const JIT_WARMUP_RUNS = 2_000;
+export const JIT_WARMUP_RUNS = process.argv.includes('--quick') ? 20 : 2_000; // --quick: a smoke run
 const JIT_WARMUP_LANES = 8;
 
 /**
