@@ -52,7 +52,6 @@ async function counter(node: ClusterNode, name: string): Promise<number> {
   return line ? Number(line.split(' ')[1]) : 0;
 }
 
-
 async function instance(api: ApiClient, script: string, id: string): Promise<InstanceBody> {
   const response = await api.result(script, id);
   assert.equal(response.status, 200, response.text);
@@ -241,10 +240,13 @@ describe('cluster: three nodes on one PostgreSQL store', () => {
     const executor = api(0);
     const stopper = api(1);
     const seen: Record<string, number> = {};
-    for (let i = 0; i < 40; i += 1) {
+    // Spread the stop over the whole life of the run: queued, launching, running, finishing; on a
+    // machine so loaded that every run was still going after 117 ms, on with longer delays until
+    // both orders happened.
+    for (let i = 0; i < 80; i += 1) {
+      if (i >= 40 && (seen.FINISHED ?? 0) > 0 && (seen.STOPPED ?? 0) > 0) break;
       const id = await executor.execute('short-tree');
-      // Spread the stop over the whole life of the run: queued, launching, running, finishing.
-      await sleep(i * 3);
+      await sleep(i < 40 ? i * 3 : (i - 39) * 40);
       const stop = await stopper.stop('short-tree', id);
       assert.equal(stop.status, 204, stop.text);
       const first = await instance(stopper, 'short-tree', id);
