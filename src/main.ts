@@ -252,7 +252,16 @@ export async function openDataDirectory(
     ...(choice.storeQueryTimeoutMs === undefined ? {} : { queryTimeoutMs: choice.storeQueryTimeoutMs }),
     applicationName: nodeId === undefined ? 'opendlf' : `opendlf node ${nodeId}`.slice(0, 63),
     ...(nodeId === undefined ? {} : { nodeId }),
-    onPoolError: (error, during) => logger?.warn({ err: error, during }, 'store connection error'),
+    // Only the error's own fields: pg attaches the client to it, and pino would log the whole
+    // object (connection settings, the backend's cancel key) on every dropped connection.
+    onPoolError: (error, during) =>
+      logger?.warn(
+        {
+          err: { type: error.name, message: error.message, code: errorCode(error), stack: error.stack },
+          during,
+        },
+        'store connection error',
+      ),
   });
   try {
     await checkSharedSecretKey(store, key);
@@ -566,4 +575,10 @@ async function startOnLockedDirectory(config: ServerConfig, logger: Logger): Pro
       return closing;
     },
   };
+}
+
+/** The `code` of a driver error (a PostgreSQL SQLSTATE or a Node errno name), if it has one. */
+function errorCode(error: Error): string | undefined {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
 }

@@ -442,6 +442,24 @@ describe('cluster: three nodes on one PostgreSQL store', () => {
     }
   });
 
+  it("a terminated store session is logged by the error's own fields, not the driver's client (cancel key)", async () => {
+    const node = await startNode({ storeUrl: db.url, nodeId: 'node-logged', captureStderr: true });
+    try {
+      await db.admin.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1',
+        [`opendlf node ${node.nodeId}`],
+      );
+      const line = await until('a store connection error logged', () =>
+        Promise.resolve(node.stderr.find((l) => l.includes('store connection error'))),
+      );
+      assert.match(line, /"during":"(idle pooled connection|signal listener)"/);
+      assert.match(line, /terminat/i);
+      assert.doesNotMatch(line, /secretKey|connectionParameters|processID/);
+    } finally {
+      await stopNode(node);
+    }
+  });
+
   it('a node whose database sessions are terminated reconnects; its run goes on and a stop from another node still ends it', async () => {
     const owner = nodes[2]!;
     const id = await executeOwnedBy(owner, 'forever');

@@ -50,6 +50,8 @@ export interface NodeOptions {
   readonly args?: readonly string[];
   /** Reuse a data directory (a restarted node); default a fresh one. */
   readonly dataDir?: string;
+  /** Keep the node's log lines in `stderr` instead of passing them through. */
+  readonly captureStderr?: boolean;
 }
 
 export interface ClusterNode extends ChildServer {
@@ -76,7 +78,7 @@ export async function startNode(options: NodeOptions): Promise<ClusterNode> {
   const server = await spawnServer(
     dataDir,
     ['--store', options.storeUrl, '--node-id', options.nodeId, ...FAST_LEASE_ARGS, ...(options.args ?? [])],
-    { env: { OPENDLF_SECRET_KEY: CLUSTER_SECRET_KEY } },
+    { env: { OPENDLF_SECRET_KEY: CLUSTER_SECRET_KEY }, captureStderr: options.captureStderr ?? false },
   );
   return { ...server, nodeId: options.nodeId, dataDir };
 }
