@@ -4,7 +4,18 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'data/', 'bin/', 'tmp-*/', 'eslint.config.js', 'web/console/vite.config.ts'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      'data/',
+      'bin/',
+      'tmp-*/',
+      '.tmp/',
+      'eslint.config.js',
+      'web/console/vite.config.ts',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -15,7 +26,11 @@ export default tseslint.config(
         {
           // node:test's describe/it return promises the runner itself tracks.
           allowForKnownSafeCalls: [
-            { from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite', 'before', 'after'] },
+            {
+              from: 'package',
+              package: 'node:test',
+              name: ['describe', 'it', 'test', 'suite', 'before', 'after'],
+            },
           ],
         },
       ],
@@ -42,13 +57,19 @@ export default tseslint.config(
     // Layering (CONTRIBUTING, Rules of the house): domain imports no other layer; services never reach adapters or http.
     files: ['src/domain/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['../services/*', '../store/*', '../engines/*', '../runner/*', '../http/*', '../cli/*'] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: ['../services/*', '../store/*', '../engines/*', '../runner/*', '../http/*', '../cli/*'] },
+      ],
     },
   },
   {
     files: ['src/services/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['../http/*', '../cli/*', '../store/sqlite/*', '../engines/*/*'] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: ['../http/*', '../cli/*', '../store/sqlite/*', '../engines/*/*'] },
+      ],
     },
   },
   {

@@ -122,7 +122,8 @@ export function handleClientError(error: Error & { code?: string }, socket: Sock
   const { rawPacket, bytesParsed } = error as { rawPacket?: unknown; bytesParsed?: unknown };
   const head =
     Buffer.isBuffer(rawPacket) &&
-    refusedRequestMethod(rawPacket, typeof bytesParsed === 'number' ? bytesParsed : rawPacket.length) === 'HEAD';
+    refusedRequestMethod(rawPacket, typeof bytesParsed === 'number' ? bytesParsed : rawPacket.length) ===
+      'HEAD';
   if (socket.writable && !inFlight?.headersSent) socket.write(rawErrorResponse(code, message, !head));
   socket.destroy(error);
 }

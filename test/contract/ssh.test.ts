@@ -160,7 +160,9 @@ describe('ssh engine', { skip: skipReason ?? false }, () => {
     const engine = engineFor();
     const small = `cat "$0"\n  # lead and trail  \n# back\\slash \\n 'q' "dq" $HOME \`x\`\n#\ttab\n# no final newline`;
     const large = `cat "$0"\n${'# filler line past the size the shell copies itself\n'.repeat(40)}`;
-    assert.ok(Buffer.byteLength(large) > SHELL_COPY_MAX_BYTES && Buffer.byteLength(small) < SHELL_COPY_MAX_BYTES);
+    assert.ok(
+      Buffer.byteLength(large) > SHELL_COPY_MAX_BYTES && Buffer.byteLength(small) < SHELL_COPY_MAX_BYTES,
+    );
     const cases: [content: string, copied: string][] = [
       [small, `${small}\n`],
       [large, large],

@@ -258,7 +258,9 @@ for (const kind of STORES) {
           assert.equal((await api.waitFor('marked', id)).json.detailedStatus, 'STOPPED');
       }
       burst.close();
-      t.diagnostic(`${stoppedAfterClaim} of ${queuedTotal} queued stops reached the server after a claim took the instance`);
+      t.diagnostic(
+        `${stoppedAfterClaim} of ${queuedTotal} queued stops reached the server after a claim took the instance`,
+      );
       assert.equal(
         queuedStarted,
         0,

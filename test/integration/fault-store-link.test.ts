@@ -68,7 +68,6 @@ function isStoreUnavailable(answer: Answer | undefined): boolean {
   );
 }
 
-
 describe('a silent cut of the link to the PostgreSQL store', () => {
   let db: ClusterDatabase;
   let proxy: TcpProxy;

@@ -28,7 +28,7 @@ describe('health, readiness, metrics and logs', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('healthz answers while the process is up; readyz checks the store, the data directory\'s free space and every built-in engine', async () => {
+  it("healthz answers while the process is up; readyz checks the store, the data directory's free space and every built-in engine", async () => {
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
     const ready = await fetch(`${server.url}/readyz`);
     assert.equal(ready.status, 200);

@@ -15,13 +15,19 @@ function chunk(text: string): [Buffer, number] {
 
 describe('refusedRequestMethod', () => {
   it('reads the method of a request line at the start of the chunk', () => {
-    assert.equal(refusedRequestMethod(...chunk('HEAD /v1/p/scripts/\xff HTTP/1.1\r\nHost: x\r\n\r\n')), 'HEAD');
+    assert.equal(
+      refusedRequestMethod(...chunk('HEAD /v1/p/scripts/\xff HTTP/1.1\r\nHost: x\r\n\r\n')),
+      'HEAD',
+    );
     assert.equal(refusedRequestMethod(...chunk('GET /v1/p/scripts/\xff HTTP/1.1\r\nHost: x\r\n\r\n')), 'GET');
   });
 
   it('finds the refused request after the end of the previous one in the same chunk', () => {
     // A kept-alive connection: the last chunk of the previous request's chunked body, then the next request.
-    assert.equal(refusedRequestMethod(...chunk('0\r\n\r\nHEAD /v1/p/scripts/\xff HTTP/1.1\r\nHost: x\r\n\r\n')), 'HEAD');
+    assert.equal(
+      refusedRequestMethod(...chunk('0\r\n\r\nHEAD /v1/p/scripts/\xff HTTP/1.1\r\nHost: x\r\n\r\n')),
+      'HEAD',
+    );
     // A pipelined request before it: the last request line before the error is the refused one.
     const pipelined = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nHEAD /v1/p/\xff HTTP/1.1\r\nHost: x\r\n\r\n';
     assert.equal(refusedRequestMethod(...chunk(pipelined)), 'HEAD');

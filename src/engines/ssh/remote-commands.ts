@@ -163,7 +163,9 @@ export function runScriptCommand(
   // leaves the values empty.
   const statFields = Array.from({ length: 21 }, (_, i) => (i === 4 ? 'p' : i === 5 ? 's' : '_')).join(' ');
   return [
-    ...(preparedDir !== undefined && isRemoteRunDir(preparedDir) ? [`d=${shellQuote(preparedDir)}; [ -d "$d" ] ||`] : []),
+    ...(preparedDir !== undefined && isRemoteRunDir(preparedDir)
+      ? [`d=${shellQuote(preparedDir)}; [ -d "$d" ] ||`]
+      : []),
     `d=$(mktemp -d "\${TMPDIR:-/tmp}/opendlf.XXXXXXXXXX") || exit 1`,
     `echo "${DIR_MARKER}$d"`,
     // The directory is 0700 whatever the umask, so the file needs no mode of its own.
