@@ -148,13 +148,17 @@ interface Phases {
   readonly fetchGrowth: number;
 }
 
-/** Execute, then the whole result as CSV. */
-async function throughCsv(
+/**
+ * Execute → FINISHED, then `fetchAll` of the finished result, each phase timed and metered on its
+ * own; `fetchAll` answers how many rows it received, which must be `rows`.
+ */
+async function phases(
   client: ApiClient,
   meter: RssMeter,
   connectionName: string,
   sql: string,
   rows: number,
+  fetchAll: (resultsPath: string) => Promise<number>,
 ): Promise<Phases> {
   meter.start();
   const t0 = performance.now();
@@ -162,16 +166,10 @@ async function throughCsv(
   const t1 = performance.now();
   const executeGrowth = meter.stop();
   meter.start();
-  const response = await fetch(`${client.baseUrl}${resultsPath}.csv`);
-  if (!response.ok || !response.body) throw new Error(`CSV answered ${response.status}`);
-  let newlines = 0;
-  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-    for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) newlines++;
-  }
+  const received = await fetchAll(resultsPath);
   const t2 = performance.now();
   const fetchGrowth = meter.stop();
-  // The header line; no value of these queries holds a newline.
-  if (newlines !== rows + 1) throw new Error(`the CSV had ${newlines - 1} rows`);
+  if (received !== rows) throw new Error(`the fetch had ${received} rows, not ${rows}`);
   return {
     execute: rows / ((t1 - t0) / 1000),
     fetch: rows / ((t2 - t1) / 1000),
@@ -180,36 +178,44 @@ async function throughCsv(
   };
 }
 
+/** Execute, then the whole result as CSV. */
+function throughCsv(
+  client: ApiClient,
+  meter: RssMeter,
+  connectionName: string,
+  sql: string,
+  rows: number,
+): Promise<Phases> {
+  return phases(client, meter, connectionName, sql, rows, async (resultsPath) => {
+    const response = await fetch(`${client.baseUrl}${resultsPath}.csv`);
+    if (!response.ok || !response.body) throw new Error(`CSV answered ${response.status}`);
+    let newlines = 0;
+    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+      for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) newlines++;
+    }
+    // The header line; no value of these queries holds a newline.
+    return newlines - 1;
+  });
+}
+
 /** Execute, then every page of PAGE_ROWS rows (each parsed as JSON, as a client would). */
-async function throughPages(
+function throughPages(
   client: ApiClient,
   meter: RssMeter,
   connectionName: string,
   sql: string,
   expected: number,
 ): Promise<Phases> {
-  meter.start();
-  const t0 = performance.now();
-  const { resultsPath } = await executeToEnd(client, connectionName, sql);
-  const t1 = performance.now();
-  const executeGrowth = meter.stop();
-  meter.start();
-  let rows = 0;
-  for (let offset = 0; ; offset += PAGE_ROWS) {
-    const page = await client.request('GET', `${resultsPath}?offset=${offset}&limit=${PAGE_ROWS}`);
-    if (page.status !== 200) throw new Error(`page answered ${page.status}: ${page.text.slice(0, 300)}`);
-    rows += page.json.rows.length;
-    if (offset + PAGE_ROWS >= page.json.rowCount) break;
-  }
-  const t2 = performance.now();
-  const fetchGrowth = meter.stop();
-  if (rows !== expected) throw new Error(`the pages had ${rows} rows`);
-  return {
-    execute: expected / ((t1 - t0) / 1000),
-    fetch: expected / ((t2 - t1) / 1000),
-    executeGrowth,
-    fetchGrowth,
-  };
+  return phases(client, meter, connectionName, sql, expected, async (resultsPath) => {
+    let rows = 0;
+    for (let offset = 0; ; offset += PAGE_ROWS) {
+      const page = await client.request('GET', `${resultsPath}?offset=${offset}&limit=${PAGE_ROWS}`);
+      if (page.status !== 200) throw new Error(`page answered ${page.status}: ${page.text.slice(0, 300)}`);
+      rows += page.json.rows.length;
+      if (offset + PAGE_ROWS >= page.json.rowCount) break;
+    }
+    return rows;
+  });
 }
 
 const rate = (value: number) => stats([value]);
