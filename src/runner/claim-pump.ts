@@ -97,8 +97,10 @@ export class ClaimPump {
 
   private async claimWhileFree(): Promise<void> {
     for (;;) {
-      const stopWrites = this.stopWritesEnded();
-      if (stopWrites) await stopWrites;
+      // Until none is in flight: a stop that arrives while the claim waits for earlier ones must
+      // reach the store first too. Its write, sent before the claim, could otherwise still lose
+      // the row lock to the claim on another connection (seen on PostgreSQL under load).
+      for (let writes = this.stopWritesEnded(); writes; writes = this.stopWritesEnded()) await writes;
       const free = this.freeSlots();
       if (!this.claiming || free <= 0) return;
       const sentAt = performance.now();

@@ -52,4 +52,28 @@ describe('ClaimPump', () => {
     await settled();
     assert.equal(claims.length, 1);
   });
+
+  it('also waits for a stop write that began while it was waiting for earlier ones', async () => {
+    const pending = new Set<Promise<void>>();
+    const ends: (() => void)[] = [];
+    const startWrite = () => {
+      const write = new Promise<void>((resolve) => ends.push(resolve));
+      pending.add(write);
+      void write.then(() => pending.delete(write));
+    };
+    const { pump, claims, settled } = pumpWith(() =>
+      pending.size > 0 ? Promise.allSettled([...pending]).then(() => undefined) : undefined,
+    );
+    startWrite();
+    pump.pump();
+    await new Promise((resolve) => setImmediate(resolve));
+    // A second stop arrives while the claim waits for the first; then the first write ends.
+    startWrite();
+    ends[0]?.();
+    for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(claims.length, 0, 'a claim was sent while the later stop write was in flight');
+    ends[1]?.();
+    await settled();
+    assert.equal(claims.length, 1);
+  });
 });
