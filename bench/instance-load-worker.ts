@@ -13,7 +13,43 @@ import type { LoadReply, LoadRequest } from './lib.js';
 const sleep = (msec: number) => new Promise<void>((resolve) => setTimeout(resolve, msec));
 const isTerminal = (status: unknown) => status === 'FINISHED' || status === 'FAILED';
 
+/** `oneRequest`: each lane's execute waits for the outcome (`?waitSeconds=30`); no poller. */
+async function executeAndWait(request: LoadRequest): Promise<Omit<LoadReply, 'id'>> {
+  const client = new ApiClient(request.baseUrl, request.projectId);
+  const path = client.path(`/${encodeURIComponent(request.name)}/execute?waitSeconds=30`);
+  let failed = 0;
+  let firstFailure: string | undefined;
+  let next = 0;
+  const t0 = performance.now();
+  const lane = async () => {
+    while (next < request.count) {
+      next++;
+      const response = await client.request('POST', path, { body: {} });
+      if (response.status !== 200) throw new Error(`execute failed: ${response.status} ${response.text}`);
+      let status = response.json?.status as string | undefined;
+      let text = response.text;
+      if (!isTerminal(status)) {
+        // Not settled within the wait: follow it with the long poll (a slow machine, not an error).
+        const id = response.json?.instanceId as string;
+        const path = client.path(`/${encodeURIComponent(request.name)}/instances/${id}?waitSeconds=30`);
+        const followed = await client.request('GET', path);
+        status = followed.json?.status as string | undefined;
+        text = followed.text;
+        if (!isTerminal(status)) throw new Error(`${id} not terminal after 60 s: ${text.slice(0, 200)}`);
+      }
+      if (status === 'FAILED') {
+        failed++;
+        firstFailure ??= text.slice(0, 200);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(request.clients, request.count) }, lane));
+  const elapsedMs = performance.now() - t0;
+  return { ok: true, elapsedMs, failed, ...(firstFailure === undefined ? {} : { firstFailure }) };
+}
+
 async function submitAndFollow(request: LoadRequest): Promise<Omit<LoadReply, 'id'>> {
+  if (request.oneRequest === true) return executeAndWait(request);
   const client = new ApiClient(request.baseUrl, request.projectId);
   const ids: string[] = [];
   let submitError: Error | undefined;

@@ -559,6 +559,11 @@ export interface LoadRequest {
   readonly name: string;
   readonly count: number;
   readonly clients: number;
+  /**
+   * Each client sends one `POST …/execute?waitSeconds=30` per instance and reads the outcome from
+   * its answer, instead of a poller reading every submitted instance with GETs.
+   */
+  readonly oneRequest?: boolean;
 }
 
 export interface LoadReply {

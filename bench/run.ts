@@ -293,8 +293,13 @@ stderr (log level warn) is kept; any line other than the shutdown message is lis
   their DuckDB figure measured a server still being compiled). Baselines in the same process:
   \`runAndReadAll('SELECT 1')\` the same number of times over 8 already open connections of an
   in-memory DuckDB, 8 at once; \`spawn('bash', ['-c', 'echo 1'])\` the same number of times, 8 at once.
+  The "one request each" row runs the same DuckDB load with no poller: each of the 16 clients sends
+  \`POST …/execute?waitSeconds=30\` and reads the outcome from its answer (an answer without one is
+  followed by a long-poll GET), so each instance costs the server one HTTP request instead of an
+  execute plus however many GETs the poller needed.
 - **API read: GET one script / list page (\`reads\`).** autocannon 9, programmatic, 50 connections,
-  5 s after a 1 s warm-up, on loopback, with \`workers: 1\`: the load generator runs on a thread of
+  5 s after a 1 s warm-up, 3 rounds per side alternating which goes first, each side's figure its
+  median round (tables before 2026-12-01: one round each), on loopback, with \`workers: 1\`: the load generator runs on a thread of
   its own, so it does not share the server's event loop (nor, with two or more CPUs, its core). The workspace holds 10,000 scripts (the per-workspace maximum), created
   through the API (16 at once; the time it took is under Machine). "GET one script" reads one script
   (~0.5 kB of JSON); "list page" cycles through 200 \`?limit=10&offset=…\` pages at random offsets

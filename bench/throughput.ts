@@ -84,6 +84,7 @@ async function oursBatch(
   server: { url: string },
   name: string,
   count: number,
+  oneRequest = false,
 ): Promise<number> {
   const reply = await load.run({
     baseUrl: server.url,
@@ -91,6 +92,7 @@ async function oursBatch(
     name,
     count,
     clients: SUBMIT_CLIENTS,
+    oneRequest,
   });
   if (reply.failed > 0) {
     oddities.push(
@@ -186,6 +188,13 @@ async function benchInstances(client: ApiClient, server: { url: string }): Promi
       DUCKDB_INSTANCES,
       quick ? DUCKDB_INSTANCES / 4 : JIT_WARMUP_RUNS,
     );
+    // The same load, each client sending one `execute?waitSeconds=30` per instance (no poller).
+    const sqlOneRequest = await rounds(
+      (n) => oursBatch(load, server, 'bench_tp_select1', n, true),
+      (n) => bareSelectBatch(connections, n),
+      DUCKDB_INSTANCES,
+      quick ? DUCKDB_INSTANCES / 4 : JIT_WARMUP_RUNS,
+    );
     const shell = await rounds(
       (n) => oursBatch(load, server, 'bench_tp_echo1', n),
       bareShellBatch,
@@ -198,6 +207,12 @@ async function benchInstances(client: ApiClient, server: { url: string }): Promi
         figure: `Throughput: ${DUCKDB_INSTANCES} DuckDB \`SELECT 1\` instances, ${SUBMIT_CLIENTS} clients, maxConcurrentRuns ${DEFAULT_CONFIG.maxConcurrentRuns}`,
         ours: stats(sql.ours),
         baseline: stats(sql.baseline),
+        unit: 'inst/s',
+      },
+      {
+        figure: `Throughput: ${DUCKDB_INSTANCES} DuckDB \`SELECT 1\` instances, ${SUBMIT_CLIENTS} clients, one request each (\`execute?waitSeconds=30\`)`,
+        ours: stats(sqlOneRequest.ours),
+        baseline: stats(sqlOneRequest.baseline),
         unit: 'inst/s',
       },
       {
@@ -399,6 +414,42 @@ async function load(options: Omit<AutocannonOptions, 'connections' | 'duration' 
   return { throughput, latency };
 }
 
+/** Rounds of one autocannon load per side. Reads are short: the machine's noise is what moves them. */
+const READ_ROUNDS = quick ? 1 : 3;
+
+/**
+ * READ_ROUNDS loads of each side, alternating which goes first; each side's figure is its round
+ * with the median throughput (so its latency comes from that same round).
+ */
+async function alternatingLoads(
+  ours: Parameters<typeof load>[0],
+  bare: Parameters<typeof load>[0],
+  label: string,
+): Promise<{ ours: Awaited<ReturnType<typeof load>>; bare: Awaited<ReturnType<typeof load>> }> {
+  const oursRounds: Awaited<ReturnType<typeof load>>[] = [];
+  const bareRounds: Awaited<ReturnType<typeof load>>[] = [];
+  for (let round = 0; round < READ_ROUNDS; round++) {
+    if (round % 2 === 0) {
+      oursRounds.push(await load(ours, label));
+      bareRounds.push(await load(bare, `bare ${label}`));
+    } else {
+      bareRounds.push(await load(bare, `bare ${label}`));
+      oursRounds.push(await load(ours, label));
+    }
+  }
+  const median = (rounds: Awaited<ReturnType<typeof load>>[]) => {
+    const sorted = [...rounds].sort((a, b) => a.throughput.p50 - b.throughput.p50);
+    const middle = sorted[Math.floor(sorted.length / 2)];
+    if (!middle) throw new Error(`${label}: no rounds`);
+    const rates = sorted.map((r) => r.throughput.p50);
+    return {
+      ...middle,
+      throughput: { ...middle.throughput, min: rates[0] ?? NaN, max: rates[rates.length - 1] ?? NaN },
+    };
+  };
+  return { ours: median(oursRounds), bare: median(bareRounds) };
+}
+
 async function benchReads(
   server: { url: string },
   bare: { url: string; bodies: Map<string, unknown> },
@@ -432,10 +483,16 @@ async function benchReads(
   for (const target of Object.values(targets)) {
     await autocannon({ ...target, connections: LOAD_CONNECTIONS, duration: LOAD_WARMUP_SECONDS, workers: 1 });
   }
-  const oursOne = await load(targets.oursOne, 'GET one script');
-  const bareOne = await load(targets.bareOne, 'bare GET one script');
-  const bareList = await load(targets.bareList, 'bare list page');
-  const oursList = await load(targets.oursList, 'list page');
+  const { ours: oursOne, bare: bareOne } = await alternatingLoads(
+    targets.oursOne,
+    targets.bareOne,
+    'GET one script',
+  );
+  const { ours: oursList, bare: bareList } = await alternatingLoads(
+    targets.oursList,
+    targets.bareList,
+    'list page',
+  );
   const settings = `autocannon -c ${LOAD_CONNECTIONS} -d ${LOAD_SECONDS}`;
   const sizeLabel = size.toLocaleString('en-US');
   return [
