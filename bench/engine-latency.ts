@@ -25,8 +25,10 @@
  * `execute?waitSeconds=30`; see `executeBench` in lib.ts), beside the bare driver call on an already open connection plus one GET of a bare fastify
  * route in this process, timed together.
  *
- * The database "gone" probes run back to back on their own connection (no pause between probes);
- * the clock stops when the first probe that finds nothing *answers* — the same definition for ours
+ * The database "gone" probes run back to back on their own connection (no pause between probes), on
+ * a worker thread (GoneWatcher in lib.ts: a probe on this thread would wait behind the in-process
+ * server's own work, e.g. the settle, and charge it to the stop); the clock stops when the first
+ * probe that finds nothing *answers* — the same definition for ours
  * and the baseline. Ours and baseline alternate run by run, after discarded warm-up runs.
  * A server that is missing here (clickhouse-server, sshd) or unreachable (PostgreSQL, MariaDB)
  * gives "skipped: <reason>" rows.
@@ -49,9 +51,11 @@ import {
   type TestClickHouse,
 } from '../test/helpers/clickhouse.js';
 import type { ApiClient } from '../test/helpers/server.js';
+import { GONE_PROBE_SQL } from './statement-gone-worker.js';
 import { SSHD_PATH, sshdUnavailableReason, startSshd, type TestSshd } from '../test/helpers/sshd.js';
 import {
   executeBench,
+  GoneWatcher,
   JIT_WARMUP_RUNS,
   executeFigures,
   findRunId,
@@ -225,26 +229,25 @@ function sendStop(client: ApiClient, name: string, instanceId: string, label: st
 // ---- statements on database servers -------------------------------------------------------------
 
 interface StatementProbe {
-  /** Statements carrying the marker that still run, as the server reports them. */
-  count(marker: string): Promise<number>;
   /** Resolves once a statement with the marker runs (and it is time to stop it). */
   ready(marker: string): Promise<void>;
+  /** The back-to-back "gone" counts, on a worker thread with its own connection. */
+  readonly watcher: GoneWatcher;
 }
 
-/** Probes back to back until one finds nothing; returns when that probe's answer arrived. */
-async function goneAt(probe: StatementProbe, marker: string, what: string): Promise<number> {
-  const deadline = now() + 30_000;
-  for (;;) {
-    const n = await probe.count(marker);
-    const at = now();
-    if (n === 0) return at;
-    if (at > deadline) throw new Error(`${what} still ran 30 s after the stop`);
-  }
+/**
+ * Starts watching (before the stop is sent: the counts find the statement until it ends); the
+ * promise resolves with the time the first count that found nothing answered.
+ */
+function watchGone(probe: StatementProbe, marker: string, what: string): Promise<number> {
+  return probe.watcher.gone(marker).catch((error: unknown) => {
+    throw new Error(`${what}: ${message(error)}`);
+  });
 }
 
-function readyWhenSeen(count: (marker: string) => Promise<number>): StatementProbe {
+function readyWhenSeen(count: (marker: string) => Promise<number>, watcher: GoneWatcher): StatementProbe {
   return {
-    count,
+    watcher,
     ready: (marker) => waitUntil('the statement to run', async () => (await count(marker)) > 0, 15_000),
   };
 }
@@ -264,9 +267,10 @@ async function oursStatementStop(
     await client.stop(name, instanceId).catch(() => undefined);
     throw error;
   }
+  const watching = watchGone(probe, marker, label);
   const t0 = now();
   const stop = sendStop(client, name, instanceId, label);
-  const gone = await goneAt(probe, marker, label);
+  const gone = await watching;
   await stop.settled();
   return { gone: gone - t0, response: stop.responseAt() - t0 };
 }
@@ -286,9 +290,10 @@ async function bareStatementStop(
   let cancelled: Promise<unknown> | undefined;
   try {
     await probe.ready(marker);
+    const watching = watchGone(probe, marker, label);
     const t0 = now();
     cancelled = cancel();
-    const gone = await goneAt(probe, marker, label);
+    const gone = await watching;
     return gone - t0;
   } finally {
     cancelled ??= cancel();
@@ -437,25 +442,27 @@ async function benchPostgres(
       (await worker.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid,
     );
 
-    const probe = readyWhenSeen(async (marker) => {
-      const { rows } = await probeClient.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1 AND pid <> pg_backend_pid()",
-        [`%${marker}%`],
-      );
-      return rows[0]?.n ?? 0;
-    });
     const cancel = () => control.query('SELECT pg_cancel_backend($1)', [workerPid]);
     const start = (marker: string) => worker.query(withMarker(PG_SLEEP, marker));
-    const stop = await section(PG_FIGURES.slice(0, 3), async () =>
-      statementStopRows('PostgreSQL', '`pg_sleep` no longer active', {
-        client,
-        script: 'bench_stop_pg',
-        probe,
-        start,
-        cancel,
-        bareStop,
-      }),
-    );
+    const stop = await section(PG_FIGURES.slice(0, 3), async () => {
+      const watcher = await GoneWatcher.open({ engine: 'postgres', config: PG });
+      try {
+        const probe = readyWhenSeen(async (marker) => {
+          const { rows } = await probeClient.query<{ n: number }>(GONE_PROBE_SQL.postgres, [`%${marker}%`]);
+          return rows[0]?.n ?? 0;
+        }, watcher);
+        return await statementStopRows('PostgreSQL', '`pg_sleep` no longer active', {
+          client,
+          script: 'bench_stop_pg',
+          probe,
+          start,
+          cancel,
+          bareStop,
+        });
+      } finally {
+        await watcher.close();
+      }
+    });
     const exec = await execFigures(PG_EXEC, client, bare, 'bench_exec_pg', async () => {
       const { rows } = await worker.query({ text: 'SELECT 1', rowMode: 'array' });
       if (rows[0]?.[0] !== 1) throw new Error(`bare SELECT 1 returned ${JSON.stringify(rows)}`);
@@ -524,25 +531,29 @@ async function benchMariaDb(
     const [idRows] = await worker.query<mysql.RowDataPacket[]>('SELECT CONNECTION_ID() AS id');
     const workerThread = Number(idRows[0]?.id);
 
-    const probe = readyWhenSeen(async (marker) => {
-      const [rows] = await probeConn.query<mysql.RowDataPacket[]>(
-        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND INFO LIKE ? AND ID <> CONNECTION_ID()",
-        [`%${marker}%`],
-      );
-      return Number(rows[0]?.n ?? 0);
-    });
     const kill = () => control.query(`KILL QUERY ${workerThread}`);
     const start = (marker: string) => worker.query(withMarker(MY_SLEEP, marker));
-    const stop = await section(MY_FIGURES.slice(0, 3), async () =>
-      statementStopRows('MariaDB', '`SLEEP` query gone from the process list', {
-        client,
-        script: 'bench_stop_my',
-        probe,
-        start,
-        cancel: kill,
-        bareStop,
-      }),
-    );
+    const stop = await section(MY_FIGURES.slice(0, 3), async () => {
+      const watcher = await GoneWatcher.open({ engine: 'mariadb', config: MARIADB });
+      try {
+        const probe = readyWhenSeen(async (marker) => {
+          const [rows] = await probeConn.query<mysql.RowDataPacket[]>(GONE_PROBE_SQL.mariadb, [
+            `%${marker}%`,
+          ]);
+          return Number(rows[0]?.n ?? 0);
+        }, watcher);
+        return await statementStopRows('MariaDB', '`SLEEP` query gone from the process list', {
+          client,
+          script: 'bench_stop_my',
+          probe,
+          start,
+          cancel: kill,
+          bareStop,
+        });
+      } finally {
+        await watcher.close();
+      }
+    });
     const exec = await execFigures(MY_EXEC, client, bare, 'bench_exec_my', async () => {
       const [rows] = await worker.query<mysql.RowDataPacket[]>({ sql: 'SELECT 1', rowsAsArray: true });
       if (Number((rows[0] as unknown[] | undefined)?.[0]) !== 1) {
@@ -602,6 +613,7 @@ async function benchClickHouse(client: ApiClient, bareRoute: BareRoute): Promise
   // server closes idle ones after 3 s; a request that lands on a just-closed socket is retried once.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   const port = ch.port;
+  let watcher: GoneWatcher | undefined;
   const query = async (sql: string, params: Record<string, string> = {}) => {
     let response: { status: number; text: string };
     try {
@@ -650,6 +662,7 @@ async function benchClickHouse(client: ApiClient, bareRoute: BareRoute): Promise
       return { n: Number(n), elapsedMs: Number(elapsed) * 1000, at };
     };
     const count = async (marker: string) => (await processes(marker)).n;
+    watcher = await GoneWatcher.open({ engine: 'clickhouse', port });
     /**
      * `sleepEachRow(1)` sleeps a second per row and a KILL takes effect between rows, so the stop
      * latency is "the rest of the current second". Both sides stop CH_STOP_PHASE_MS after the
@@ -657,7 +670,7 @@ async function benchClickHouse(client: ApiClient, bareRoute: BareRoute): Promise
      * path to the stop.
      */
     const phased: StatementProbe = {
-      count,
+      watcher,
       async ready(marker) {
         let startedAt = NaN;
         await waitUntil(
@@ -675,7 +688,7 @@ async function benchClickHouse(client: ApiClient, bareRoute: BareRoute): Promise
         else await sleep(wait);
       },
     };
-    const fine = readyWhenSeen(count);
+    const fine = readyWhenSeen(count, watcher);
 
     const bare = (sql: string, probe: StatementProbe, label: string) => () => {
       const queryId = `bench-${randomBytes(8).toString('hex')}`;
@@ -723,6 +736,7 @@ async function benchClickHouse(client: ApiClient, bareRoute: BareRoute): Promise
     });
     return [...coarse, ...fineRows, ...exec];
   } finally {
+    await watcher?.close();
     agent.destroy();
     await ch.stop();
   }

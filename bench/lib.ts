@@ -1,7 +1,7 @@
 /**
  * Shared benchmark plumbing: percentiles, the markdown table, the machine description, the
- * in-process server, and the process-tree observer (a worker thread, so its /proc polling never
- * blocks the event loop of the server under test, which runs in this same process).
+ * in-process server, and the observers of "gone" (worker threads, so their polling never blocks the
+ * event loop of the server under test, which runs in this same process, nor waits behind it).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -18,6 +18,7 @@ import {
   type ApiResponse,
   type TestServer,
 } from '../test/helpers/server.js';
+import type { GoneProbeTarget, GoneWorkerReply, GoneWorkerRequest } from './statement-gone-worker.js';
 
 export interface Stats {
   readonly n: number;
@@ -665,6 +666,62 @@ export class TreeObserver {
     this.worker.postMessage({ id, runId, timeoutMs });
     await armed;
     return { gone };
+  }
+
+  close(): Promise<number> {
+    return this.worker.terminate();
+  }
+}
+
+/**
+ * The "statement gone" probe of the database stop figures, on a worker thread
+ * (statement-gone-worker.ts): `gone(marker)` counts the statements carrying the marker back to back
+ * on the worker's own connection and resolves with the absolute time (see `now()`) of the first
+ * count that found none. Off the measured server's event loop, so neither side's figure includes
+ * the time a probe answer waited behind the server's own work.
+ */
+export class GoneWatcher {
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve: (at: number) => void; reject: (e: Error) => void }>();
+  private failure: Error | undefined;
+
+  private constructor(private readonly worker: Worker) {
+    this.worker.on('message', (reply: GoneWorkerReply) => {
+      if (reply.kind !== 'gone') return;
+      const entry = this.waiting.get(reply.id);
+      this.waiting.delete(reply.id);
+      if (reply.error !== undefined) entry?.reject(new Error(reply.error));
+      else entry?.resolve(reply.at);
+    });
+    this.worker.on('error', (error) => {
+      this.failure = error;
+      for (const entry of this.waiting.values()) entry.reject(error);
+      this.waiting.clear();
+    });
+  }
+
+  /** Starts the worker and opens its connection; rejects when it cannot connect. */
+  static async open(probe: GoneProbeTarget): Promise<GoneWatcher> {
+    const worker = startTsWorker('./statement-gone-worker.ts');
+    const opened = await new Promise<GoneWorkerReply>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+      worker.postMessage({ kind: 'open', probe } satisfies GoneWorkerRequest);
+    });
+    if (opened.kind === 'opened' && opened.error !== undefined) {
+      await worker.terminate();
+      throw new Error(opened.error);
+    }
+    return new GoneWatcher(worker);
+  }
+
+  gone(marker: string, timeoutMs = 30_000): Promise<number> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise<number>((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ kind: 'watch', id, marker, timeoutMs } satisfies GoneWorkerRequest);
+    });
   }
 
   close(): Promise<number> {

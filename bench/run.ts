@@ -189,7 +189,9 @@ this machine (\`test/helpers/sshd.ts\`, root, key authentication), CLICKHOUSE to
 clickhouse-server (\`test/helpers/clickhouse.ts\`). Every stop figure starts the clock as
 \`POST …/stop\` is sent, once the work is seen running on the target, and stops it when the work is
 gone **as seen from outside** opendlf. For the database servers that is a probe on a connection of
-its own, sent back to back (no pause), and the clock stops when the first probe that finds nothing
+its own, sent back to back (no pause) from a worker thread (since 2026-12-01; before, from the
+thread the in-process server runs on, where a probe's answer waited behind the server's own work of
+that moment, such as the settle), and the clock stops when the first probe that finds nothing
 *answers* (so a figure includes up to one probe round trip, ~0.3–2 ms, on both sides alike). The
 baselines' own completion (the bare driver's promise rejecting) is not used: both sides are judged by
 the same probe. A missing server (no clickhouse-server or sshd binary) or an unreachable one gives a
