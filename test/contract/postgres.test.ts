@@ -3,6 +3,7 @@
  * own database and drops it at the end; stops are proven from outside through pg_stat_activity.
  */
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
@@ -40,6 +41,15 @@ after(async () => {
 });
 
 const backendPid = (handle: RunHandle | undefined) => Number(handle?.['backendPid']);
+
+/** True when this test may drop loopback packets with iptables (root, the command installed); else why not. */
+function iptablesAvailable(): true | string {
+  if (process.getuid?.() !== 0) return 'dropping packets with iptables needs root';
+  const listed = spawnSync('iptables', ['-L', 'INPUT', '-n'], { stdio: 'ignore' });
+  if (listed.error || listed.status !== 0)
+    return 'iptables is not installed or not usable here (Debian package iptables)';
+  return true;
+}
 
 async function isActive(pid: number): Promise<boolean> {
   const { rowCount } = await observer.query(
@@ -153,7 +163,7 @@ describe('postgres engine: sessions, failures, types', () => {
   it('a transaction the script leaves open is rolled back, and session settings do not leak into the next run', async () => {
     const firstRun = start(
       engine,
-      "SET application_name = 'leaked'; SET client_connection_check_interval = 0; SET search_path = pg_catalog; " +
+      "SET application_name = 'leaked'; SET client_connection_check_interval = 0; SET tcp_keepalives_idle = 0; SET search_path = pg_catalog; " +
         'CREATE TEMP TABLE leaked(a int); SELECT pg_advisory_lock(4242); PREPARE leaked_statement AS SELECT 1; ' +
         'BEGIN; INSERT INTO public.between_probe VALUES (42);',
     );
@@ -161,7 +171,7 @@ describe('postgres engine: sessions, failures, types', () => {
     assert.equal(first.kind, 'succeeded', JSON.stringify(first));
     const secondRun = start(
       engine,
-      "SHOW application_name; SELECT count(*) FROM between_probe WHERE a = 42; SELECT count(*) FROM pg_class WHERE relname = 'leaked' AND relpersistence = 't'; SHOW client_connection_check_interval; " +
+      "SHOW application_name; SELECT count(*) FROM between_probe WHERE a = 42; SELECT count(*) FROM pg_class WHERE relname = 'leaked' AND relpersistence = 't'; SHOW client_connection_check_interval; SHOW tcp_keepalives_idle; " +
         "SHOW search_path; SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid(); " +
         'SELECT count(*) FROM pg_prepared_statements',
     );
@@ -171,7 +181,8 @@ describe('postgres engine: sessions, failures, types', () => {
     assert.equal(backendPid(await secondRun.handle), backendPid(await firstRun.handle));
     assert.deepEqual(
       second.results.map((r) => r.rows[0]?.[0]),
-      ['opendlf', 0, 0, '1s', '"$user", public', 0, 0],
+      // The connection check and the backend's keepalive (10 s idle by default) are back too.
+      ['opendlf', 0, 0, '1s', '10', '"$user", public', 0, 0],
     );
   });
 
@@ -255,6 +266,66 @@ describe('postgres engine: sessions, failures, types', () => {
       assert.equal(await isActive(pid), false, 'the backend noticed its client was gone');
     } finally {
       await blind.close();
+    }
+  });
+
+  it('a statement whose client host vanished ends on the server (keepalive, then the connection check)', async (t) => {
+    // A vanished host sends nothing, not even the FIN a crashed process's kernel sends: dropping the
+    // session's packets on the loopback (iptables, as root) is that host. A bare session with the
+    // connection check but the server's default keepalive (2 h idle) is blackholed beside it and
+    // must still be running when ours has ended.
+    const blackhole = iptablesAvailable();
+    if (blackhole !== true) {
+      t.skip(blackhole);
+      return;
+    }
+    const keepalive = { idleSeconds: 1, intervalSeconds: 1, count: 2 };
+    const lostHost = new PostgresEngine('postgres', TARGET, { lostHostKeepalive: keepalive });
+    const bare = new pg.Client({
+      ...SERVER,
+      database: DB,
+      options: '-c client_connection_check_interval=1s',
+    });
+    bare.on('error', ignore);
+    await bare.connect();
+    const rules: string[][] = [];
+    const run = start(lostHost, 'SELECT pg_sleep(600)', { stopGraceMs: 200 });
+    try {
+      const pid = backendPid(await run.handle);
+      const barePid = (await bare.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid ?? 0;
+      void bare.query('SELECT pg_sleep(600)').catch(ignore);
+      await waitUntilRunning(pid, '%pg_sleep%');
+      await waitUntilRunning(barePid, '%pg_sleep%');
+      for (const backend of [pid, barePid]) {
+        const { rows } = await observer.query<{ port: number }>(
+          'SELECT client_port AS port FROM pg_stat_activity WHERE pid = $1',
+          [backend],
+        );
+        const port = String(rows[0]?.port ?? assert.fail(`no client port for ${backend}`));
+        for (const side of ['--sport', '--dport']) {
+          const rule = ['INPUT', '-i', 'lo', '-p', 'tcp', side, port, '-j', 'DROP'];
+          execFileSync('iptables', ['-I', ...rule]);
+          rules.push(rule);
+        }
+      }
+      // Bounded wait, not a timing check: the server's default keepalive would take over 2 hours.
+      const deadline = Date.now() + 60_000;
+      while ((await isActive(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      assert.equal(await isActive(pid), false, 'the backend ended the statement of a vanished host');
+      assert.equal(
+        await isActive(barePid),
+        true,
+        'the default keepalive has not noticed yet (the blackhole holds)',
+      );
+    } finally {
+      for (const rule of rules) execFileSync('iptables', ['-D', ...rule]);
+      run.controller.abort('stop');
+      await run.outcome;
+      await observer.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(600)%'",
+      );
+      await bare.end().catch(ignore);
+      await lostHost.close();
     }
   });
 

@@ -52,6 +52,18 @@ export interface PostgresTarget {
 export interface PostgresEngineOptions {
   /** Sessions held open per database at most; further runs wait for one. Default 10. */
   maxPoolSize?: number;
+  /**
+   * The backend's TCP keepalive on run sessions (LOST_HOST_KEEPALIVE): how soon a statement whose
+   * client host vanished ends on the server. Tests shorten it.
+   */
+  lostHostKeepalive?: TcpKeepalive;
+}
+
+/** The server's side of TCP keepalive, as PostgreSQL's `tcp_keepalives_*` settings name it. */
+export interface TcpKeepalive {
+  idleSeconds: number;
+  intervalSeconds: number;
+  count: number;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -73,8 +85,31 @@ const IDLE_TIMEOUT_MS = 30_000;
  * whether its client is still there. Without it a backend whose client vanished — this server
  * crashed, or a stop had to drop the socket because the control connection failed — runs its
  * statement to the end (measured: `pg_sleep` stays 'active' after the socket closed).
+ *
+ * The check only sees a socket the client's kernel closed. When the client's host is gone (power
+ * loss, a network partition) no packet ever comes, and the backend's socket looks alive until TCP
+ * keepalive gives up on it — with Linux's defaults, which the server keeps unless told otherwise,
+ * after 2 h 11 min (idle 7,200 s, then 9 probes 75 s apart). So run sessions also set the backend's keepalive: with LOST_HOST_KEEPALIVE a vanished
+ * host is noticed within 25 s, and the next check ends the statement (measured with the session's
+ * packets dropped by iptables: gone after 4.7 s with 2 s/1 s/2 probes; still 'active' after 15 s
+ * without). That also covers the moment before the run's handle is stored (`endsWorkOfLostClient`),
+ * when the reaping node could not end the backend itself. The settings are the user's to set (no
+ * privilege), and DISCARD ALL keeps startup options, like the check.
  */
-const CONNECTION_CHECK_OPTION: pg.PoolConfig = { options: '-c client_connection_check_interval=1s' };
+const CONNECTION_CHECK_INTERVAL = '1s';
+/** Default of PostgresEngineOptions.lostHostKeepalive: idle 10 s + 3 probes 5 s apart = 25 s. */
+const LOST_HOST_KEEPALIVE: TcpKeepalive = { idleSeconds: 10, intervalSeconds: 5, count: 3 };
+
+/** The startup options of run sessions that make the backend end a vanished client's statement. */
+function lostClientOptions(keepalive: TcpKeepalive): pg.PoolConfig {
+  const settings = [
+    `client_connection_check_interval=${CONNECTION_CHECK_INTERVAL}`,
+    `tcp_keepalives_idle=${keepalive.idleSeconds}`,
+    `tcp_keepalives_interval=${keepalive.intervalSeconds}`,
+    `tcp_keepalives_count=${keepalive.count}`,
+  ];
+  return { options: settings.map((setting) => `-c ${setting}`).join(' ') };
+}
 
 /** Built-in type OIDs (stable across servers, pg_type.h) → names shown in `schema`. */
 // prettier-ignore
@@ -156,6 +191,7 @@ export class PostgresEngine implements Engine {
     IDLE_TIMEOUT_MS,
   );
   private readonly maxPoolSize: number;
+  private readonly lostClientOptions: pg.PoolConfig;
   /** Sessions being reset after their run returned; `close` waits for them. */
   private readonly resets = new Set<Promise<void>>();
 
@@ -165,6 +201,7 @@ export class PostgresEngine implements Engine {
     options: PostgresEngineOptions = {},
   ) {
     this.maxPoolSize = options.maxPoolSize ?? DEFAULT_POOL_SIZE;
+    this.lostClientOptions = lostClientOptions(options.lostHostKeepalive ?? LOST_HOST_KEEPALIVE);
   }
 
   readonly connectionProbe = { scriptType: 'DWSSQL', content: 'SELECT 1' } as const;
@@ -192,9 +229,10 @@ export class PostgresEngine implements Engine {
       return { engine: this.name, ...identity };
     },
     setupFailure: (error) => `The PostgreSQL session could not be set up: ${describePgError(error)}`,
-    // Sessions opened with the connection check: the backend ends the statement of a client that
-    // vanished (this process crashed) within CONNECTION_CHECK_OPTION's interval, on its own. Read
-    // after the session opened: a pool replaced meanwhile (the server refused the check) says false.
+    // Sessions opened with the connection check and keepalive: the backend ends the statement of a
+    // client that vanished on its own, within 1 s when this process crashed and within
+    // LOST_HOST_KEEPALIVE when its host is gone. Read after the session opened: a pool replaced
+    // meanwhile (the server refused the options) says false.
     endsWorkOfLostClient: (session) => session.sessions.connectionCheck,
     stopControl: (session, handle, context) => {
       this.canceller.warm();
@@ -309,7 +347,7 @@ export class PostgresEngine implements Engine {
     let sessions = this.databases.get(database);
     if (!sessions) {
       const newPool = (connectionCheck: boolean) =>
-        this.newPool(database, this.maxPoolSize, connectionCheck ? CONNECTION_CHECK_OPTION : {});
+        this.newPool(database, this.maxPoolSize, connectionCheck ? this.lostClientOptions : {});
       sessions = {
         pool: newPool(true),
         slots: new SessionSlots(this.maxPoolSize),
@@ -446,11 +484,11 @@ async function backendIdentity(
 }
 
 /**
- * A client from the pool. The connection check is a startup option of every session rather than a
- * SET per run: DISCARD ALL resets settings to their session defaults, which include the startup
- * options, so it survives the reset without a round trip. A server that does not know the setting
- * (before PostgreSQL 14, DWS) refuses the connection; the database's pool is then replaced by one
- * without it.
+ * A client from the pool. The connection check and keepalive are startup options of every session
+ * rather than a SET per run: DISCARD ALL resets settings to their session defaults, which include
+ * the startup options, so they survive the reset without a round trip. A server that does not know
+ * one of them (the check: before PostgreSQL 14, DWS) refuses the connection; the database's pool is
+ * then replaced by one without them (keepalive alone would not end a running statement).
  */
 async function connectClient(sessions: DatabaseSessions): Promise<pg.PoolClient> {
   try {
@@ -463,7 +501,10 @@ async function connectClient(sessions: DatabaseSessions): Promise<pg.PoolClient>
 }
 
 function rejectsConnectionCheck(error: unknown): boolean {
-  return error instanceof pg.DatabaseError && /client_connection_check_interval/.test(error.message);
+  return (
+    error instanceof pg.DatabaseError &&
+    /client_connection_check_interval|tcp_keepalives_(idle|interval|count)/.test(error.message)
+  );
 }
 
 /** Whether `query` ended well within `CLEANUP_TIMEOUT_MS`; a session that fails or hangs here is sick. */
