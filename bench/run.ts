@@ -299,9 +299,10 @@ stderr (log level warn) is kept; any line other than the shutdown message is lis
   \`POST …/execute?waitSeconds=30\` and reads the outcome from its answer (an answer without one is
   followed by a long-poll GET), so each instance costs the server one HTTP request instead of an
   execute plus however many GETs the poller needed. The clients run on a worker thread and speak keep-alive
-  \`node:http\` (since 2026-12-02; before, fetch, whose own CPU — 430–560 µs per instance on that
-  thread, measured — was taken from the server on the same 2 cores: earlier tables' DuckDB rows are
-  lower by about that much).
+  \`node:http\` (since the second table of 2026-12-01; before, fetch, whose own CPU — 430–560 µs per instance on that
+  thread, measured — was taken from the server on the same 2 cores: earlier tables' instance figures
+  are lower for it; in a scratch A/B of the one-request DuckDB load, medians of about 860 → 1,160
+  inst/s).
 - **API read: GET one script / list page (\`reads\`).** autocannon 9, programmatic, 50 connections,
   5 s after a 1 s warm-up, 3 rounds per side alternating which goes first, each side's figure its
   median round (tables before 2026-12-01: one round each), on loopback, with \`workers: 1\`: the load generator runs on a thread of
