@@ -42,6 +42,18 @@ after(async () => {
 
 const backendPid = (handle: RunHandle | undefined) => Number(handle?.['backendPid']);
 
+/** Marks the test's iptables rules, so that rules a killed test run left behind can be found. */
+const BLACKHOLE_MARK = ['-m', 'comment', '--comment', 'opendlf-test-vanished-host'];
+
+/** Deletes rules of BLACKHOLE_MARK still present (a run killed before its `finally`). */
+function removeLeftoverBlackholes(): void {
+  const listed = execFileSync('iptables', ['-S', 'INPUT'], { encoding: 'utf8' });
+  for (const line of listed.split('\n')) {
+    if (!line.startsWith('-A INPUT ') || !line.includes(BLACKHOLE_MARK[3] ?? '')) continue;
+    execFileSync('iptables', ['-D', ...line.slice('-A '.length).split(' ')]);
+  }
+}
+
 /** True when this test may drop loopback packets with iptables (root, the command installed); else why not. */
 function iptablesAvailable(): true | string {
   if (process.getuid?.() !== 0) return 'dropping packets with iptables needs root';
@@ -279,6 +291,7 @@ describe('postgres engine: sessions, failures, types', () => {
       t.skip(blackhole);
       return;
     }
+    removeLeftoverBlackholes();
     const keepalive = { idleSeconds: 1, intervalSeconds: 1, count: 2 };
     const lostHost = new PostgresEngine('postgres', TARGET, { lostHostKeepalive: keepalive });
     const bare = new pg.Client({
@@ -303,7 +316,7 @@ describe('postgres engine: sessions, failures, types', () => {
         );
         const port = String(rows[0]?.port ?? assert.fail(`no client port for ${backend}`));
         for (const side of ['--sport', '--dport']) {
-          const rule = ['INPUT', '-i', 'lo', '-p', 'tcp', side, port, '-j', 'DROP'];
+          const rule = ['INPUT', '-i', 'lo', '-p', 'tcp', side, port, ...BLACKHOLE_MARK, '-j', 'DROP'];
           execFileSync('iptables', ['-I', ...rule]);
           rules.push(rule);
         }
