@@ -320,7 +320,8 @@ stderr (log level warn) is kept; any line other than the shutdown message is lis
   a request of that body size costs on this loopback and client (fetch, in this process); it does not
   grow with the workspace, so the growth of the ratio from row to row is the growth of opendlf's cost.
 - **Server RSS (\`memory\`).** A server in a child process
-  (\`node --import tsx src/cli/main.ts serve --port 0 --max-concurrent-runs 100 --log-level warn\`),
+  (\`UV_THREADPOOL_SIZE=64 node --import tsx src/cli/main.ts serve --port 0 --max-concurrent-runs 100 --log-level warn\`,
+  the thread pool the \`opendlf\` command gives itself),
   so its memory is its own: the benchmark reads its \`VmRSS\` from \`/proc/PID/status\` every 5 ms and
   its \`VmHWM\`, reset through \`/proc/PID/clear_refs\` at the start of each phase. The baseline column
   is the RSS 1 s after the server started (nothing run yet; loading through tsx costs more than a
@@ -329,11 +330,12 @@ stderr (log level warn) is kept; any line other than the shutdown message is lis
   DuckDB \`SELECT sleep_ms(1000)\` submitted at once; one \`SELECT * FROM range(10000000)\`, whose result
   is capped at \`maxResultRows\` (1,000): it shows whether the server holds the rows it does not keep.
   RSS rarely shrinks, so each peak includes what earlier phases left; the notes give RSS before and after
-  each phase. The DuckDB engine runs statements on libuv's thread pool (4 threads unless
-  \`UV_THREADPOOL_SIZE\` says otherwise), so at most 4 DuckDB statements execute at once, whatever
-  \`maxConcurrentRuns\` allows and although all 100 report RUNNING; the notes give the batch's duration
-  and how long a Shell \`echo 1\` submitted 0.5 s into it takes, since the Shell engine's file writes
-  (\`mkdir\`, \`writeFile\`) wait for the same pool.
+  each phase. The DuckDB engine runs statements on libuv's thread pool, so at most that many (64)
+  DuckDB statements execute at once, whatever \`maxConcurrentRuns\` allows; the notes give the
+  batch's duration and how long a Shell \`echo 1\` submitted 0.5 s into it takes, since the Shell
+  engine's file writes (\`mkdir\`, \`writeFile\`) wait for the same pool. Earlier tables (up to the
+  second of 2026-12-01) ran this server with Node's 4 threads (an embedded server's pool, not the
+  command's): 4 statements at once, the batch 25 s instead of about 2, and that Shell run 24.6 s.
 
 ### Large results (\`bench/large-results.ts\`, \`large-results\`)
 

@@ -528,10 +528,20 @@ const SLEEP_SECONDS = 5;
 const DUCKDB_SLEEP_MS = 1000;
 const BIG_RESULT = 'SELECT * FROM range(10000000)';
 
-/** The memory server: test/helpers/server.ts spawnServer with the extra flag and stderr kept. */
+/**
+ * libuv's thread pool as the `opendlf` command sizes it (bin/opendlf.js): spawnServer starts the
+ * server from source, which would keep Node's 4 threads and so run only 4 DuckDB statements at once.
+ */
+const OPENDLF_THREADPOOL_SIZE = '64';
+
+/**
+ * The memory server: test/helpers/server.ts spawnServer with the extra flag, stderr kept and the
+ * thread pool of the `opendlf` command.
+ */
 function spawnChildServer(dataDir: string): Promise<ChildServer> {
   return spawnServer(dataDir, ['--max-concurrent-runs', String(CONCURRENT_INSTANCES)], {
     captureStderr: true,
+    env: { UV_THREADPOOL_SIZE: OPENDLF_THREADPOOL_SIZE },
   });
 }
 
@@ -697,7 +707,7 @@ async function benchMemory(): Promise<BenchRow[]> {
     });
 
     environment.push(
-      `Memory server: child process \`node --import tsx src/cli/main.ts serve --max-concurrent-runs ${CONCURRENT_INSTANCES}\`; ` +
+      `Memory server: child process \`UV_THREADPOOL_SIZE=${OPENDLF_THREADPOOL_SIZE} node --import tsx src/cli/main.ts serve --max-concurrent-runs ${CONCURRENT_INSTANCES}\`; ` +
         `RSS idle after start ${fmt(idle.rss)} MiB (VmHWM during start-up ${fmt(idle.hwm)} MiB), ` +
         `after one Shell and one DuckDB warm-up run ${fmt(warm)} MiB`,
     );
