@@ -184,7 +184,7 @@ export interface InstanceStore {
   listForScript(scriptId: string, limit: number): Promise<Instance[]>;
   /**
    * Run history of a namespace: the page of instances matching `query`, newest first (creation
-   * time, then id), without results; `total` counts every match. Index-backed (migration 0009).
+   * time, then id), without results; `total` counts every match. Index-backed (migrations 0009 and 0013).
    */
   history(namespace: Namespace, query: InstanceHistoryQuery): Promise<InstanceHistoryPage>;
 }

@@ -1,7 +1,8 @@
 /**
  * Run history is index-backed on both stores: for every filter the history listing can send, the
- * count and the page are planned on a migration 0009 index (never a scan of the instances, whose
- * rows carry the results). The statements are the ones the store really runs (captured from
+ * count and the page are planned on a run-history index of migration 0009 (0013 dropped the one
+ * led by `state`; state filters read it from the others) — never a scan of the instances, whose
+ * rows carry the results. The statements are the ones the store really runs (captured from
  * Kysely's log) and planned by the database itself: EXPLAIN QUERY PLAN on SQLite, which has no
  * statistics to go by (its choice once read every matching row through `instances_state_created`),
  * and EXPLAIN on PostgreSQL after ANALYZE, with the workspace a small part of the table.

@@ -795,7 +795,8 @@ class KyselyInstanceStore implements InstanceStore {
   }
 
   /**
-   * Two statements on the 0009 indexes: the count, then the page's ids (an index range read
+   * Two statements on the run-history indexes (0009, without the state index since 0013: a state
+   * filter reads `state` from the time-ordered index): the count, then the page's ids (an index range read
    * backwards, OFFSET walking index entries only), and only then the page's rows — without the
    * results, which can be megabytes each.
    */
