@@ -78,7 +78,6 @@ async function executeAndWait(request: LoadRequest): Promise<Omit<LoadReply, 'id
   const paths = new ApiClient(request.baseUrl, request.projectId);
   const lanes = Math.min(request.clients, request.count);
   const lean = new LeanClient(request.baseUrl, lanes);
-  const send = (method: 'GET' | 'POST', path: string, body?: string) => lean.request(method, path, body);
   const path = paths.path(`/${encodeURIComponent(request.name)}/execute?waitSeconds=30`);
   let failed = 0;
   let firstFailure: string | undefined;
@@ -87,14 +86,14 @@ async function executeAndWait(request: LoadRequest): Promise<Omit<LoadReply, 'id
   const lane = async () => {
     while (next < request.count) {
       next++;
-      const response = await send('POST', path, '{}');
+      const response = await lean.request('POST', path, '{}');
       if (response.status !== 200) throw new Error(`execute failed: ${response.status} ${response.text}`);
       let status = response.json?.status;
       let text = response.text;
       if (!isTerminal(status)) {
         // Not settled within the wait: follow it with the long poll (a slow machine, not an error).
         const id = response.json?.instanceId ?? '';
-        const followed = await send(
+        const followed = await lean.request(
           'GET',
           paths.path(`/${encodeURIComponent(request.name)}/instances/${id}?waitSeconds=30`),
         );

@@ -43,13 +43,14 @@ after(async () => {
 const backendPid = (handle: RunHandle | undefined) => Number(handle?.['backendPid']);
 
 /** Marks the test's iptables rules, so that rules a killed test run left behind can be found. */
-const BLACKHOLE_MARK = ['-m', 'comment', '--comment', 'opendlf-test-vanished-host'];
+const BLACKHOLE_COMMENT = 'opendlf-test-vanished-host';
+const BLACKHOLE_MARK = ['-m', 'comment', '--comment', BLACKHOLE_COMMENT];
 
 /** Deletes rules of BLACKHOLE_MARK still present (a run killed before its `finally`). */
 function removeLeftoverBlackholes(): void {
   const listed = execFileSync('iptables', ['-S', 'INPUT'], { encoding: 'utf8' });
   for (const line of listed.split('\n')) {
-    if (!line.startsWith('-A INPUT ') || !line.includes(BLACKHOLE_MARK[3] ?? '')) continue;
+    if (!line.startsWith('-A INPUT ') || !line.includes(BLACKHOLE_COMMENT)) continue;
     execFileSync('iptables', ['-D', ...line.slice('-A '.length).split(' ')]);
   }
 }

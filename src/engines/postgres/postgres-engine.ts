@@ -89,12 +89,13 @@ const IDLE_TIMEOUT_MS = 30_000;
  * The check only sees a socket the client's kernel closed. When the client's host is gone (power
  * loss, a network partition) no packet ever comes, and the backend's socket looks alive until TCP
  * keepalive gives up on it — with Linux's defaults, which the server keeps unless told otherwise,
- * after 2 h 11 min (idle 7,200 s, then 9 probes 75 s apart). So run sessions also set the backend's keepalive: with LOST_HOST_KEEPALIVE a vanished
- * host is noticed within 25 s, and the next check ends the statement (measured with the session's
- * packets dropped by iptables: gone after 4.7 s with 2 s/1 s/2 probes; still 'active' after 15 s
- * without). That also covers the moment before the run's handle is stored (`endsWorkOfLostClient`),
- * when the reaping node could not end the backend itself. The settings are the user's to set (no
- * privilege), and DISCARD ALL keeps startup options, like the check.
+ * after 2 h 11 min (idle 7,200 s, then 9 probes 75 s apart). So run sessions also set the backend's
+ * keepalive: with LOST_HOST_KEEPALIVE a vanished host is noticed within 25 s, and the next check
+ * ends the statement (measured with the session's packets dropped by iptables: gone after 4.7 s
+ * with 2 s/1 s/2 probes; still 'active' after 15 s without). That also covers the moment before
+ * the run's handle is stored (`endsWorkOfLostClient`), when the reaping node could not end the
+ * backend itself. The settings are the user's to set (no privilege), and DISCARD ALL keeps startup
+ * options, like the check.
  */
 const CONNECTION_CHECK_INTERVAL = '1s';
 /** Default of PostgresEngineOptions.lostHostKeepalive: idle 10 s + 3 probes 5 s apart = 25 s. */
