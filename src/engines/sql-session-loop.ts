@@ -82,10 +82,14 @@ export interface SqlSessionDriver<Session> {
   stopControl(session: Session, handle: RunHandle, context: EngineRunContext): SqlStopControl;
   /**
    * Optional work after the stop is armed and before the first statement (ClickHouse: `USE` the
-   * script's database). A rejection fails the run with one error result and `beginFailure`'s message.
+   * script's database). A rejection fails the run with one error result, with `beginFailure`'s
+   * message and reason (`script_error` when it gives none: e.g. the script's database is unknown).
    */
   begin?(session: Session, request: EngineRunRequest, statementCount: number): Promise<void>;
-  beginFailure?(error: unknown, request: EngineRunRequest): string;
+  beginFailure?(
+    error: unknown,
+    request: EngineRunRequest,
+  ): { readonly message: string; readonly reason?: EngineFailureReason };
   /** Runs one statement, adding its rows to `builder` (which enforces both caps), and returns its result. */
   execute(
     session: Session,
@@ -165,8 +169,10 @@ export async function runSqlSession<Session>(
         await driver.begin(session, request, statements.length);
       } catch (error) {
         if (signal.aborted) return aborted();
-        const message = driver.beginFailure?.(error, request) ?? String(error);
-        return { kind: 'failed', results: [errorResult(message, started)], message, reason: 'script_error' };
+        const { message, reason = 'script_error' } = driver.beginFailure?.(error, request) ?? {
+          message: String(error),
+        };
+        return { kind: 'failed', results: [errorResult(message, started)], message, reason };
       }
     }
 

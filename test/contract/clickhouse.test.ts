@@ -120,6 +120,20 @@ if (skipReason) {
       content: `${LONG_RUNNING}; INSERT INTO between_probe VALUES (1);`,
       secondRanProbe: async () => Number(await ch().query(`SELECT count() FROM ${DB}.between_probe`)) > 0,
     },
+    unreachable: {
+      createEngine: () => new ClickHouseEngine('clickhouse', target({ port: 1 })),
+      messageMatches: [/Could not connect to ClickHouse at 127\.0\.0\.1:1/, /ECONNREFUSED/],
+    },
+    // Endless: the engine must stop reading at the cap and kill the query (workGone).
+    limits: { manyRows: 'SELECT number FROM system.numbers' },
+    recovery: {
+      // Another run's prefix that this one's starts with, and one that tries to widen the match.
+      otherHandles: (handle) => [
+        { ...handle, queryIdPrefix: `${prefixOf(handle)}0` },
+        { ...handle, queryIdPrefix: "x' OR 1 = 1 OR '" },
+      ],
+      afterRecover: (_handle, outcome) => assertFailed(outcome, 'Query was cancelled'),
+    },
     waitUntilWorking: async (handle) => {
       await waitUntilRunning(handle);
     },
@@ -148,7 +162,7 @@ function assertSucceeded(
   assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome));
 }
 
-describe('clickhouse engine: results, sessions, failures, recovery', { skip: skipReason ?? false }, () => {
+describe('clickhouse engine: results, sessions, failures', { skip: skipReason ?? false }, () => {
   let engine: ClickHouseEngine;
   before(() => {
     engine = new ClickHouseEngine('clickhouse', target());
@@ -200,20 +214,6 @@ describe('clickhouse engine: results, sessions, failures, recovery', { skip: ski
         'ab',
       ],
     ]);
-  });
-
-  it('caps an endless result at maxResultRows, stops reading and kills the query', async () => {
-    const run = start(engine, 'SELECT number FROM system.numbers; SELECT 1 AS after_cap', {
-      maxResultRows: 3,
-    });
-    const outcome = await run.outcome;
-    assertSucceeded(outcome);
-    const [endless, next] = outcome.results;
-    assert.deepEqual(endless?.rows, [[0], [1], [2]]);
-    assert.equal(endless?.truncated, true);
-    assert.equal(endless?.rowCount, 3);
-    assert.deepEqual(next?.rows, [[1]]);
-    assert.deepEqual(await runningQueries(await run.handle), []);
   });
 
   it('keeps USE, SET and temporary tables across the statements of a run (one HTTP session)', async () => {
@@ -272,19 +272,6 @@ describe('clickhouse engine: results, sessions, failures, recovery', { skip: ski
     } finally {
       await own.close();
       await doomed.stop();
-    }
-  });
-
-  it('a refused port is a failed outcome with a clear message', async () => {
-    const refused = new ClickHouseEngine('clickhouse', target({ port: 1 }));
-    try {
-      assertFailed(
-        await start(refused, 'SELECT 1').outcome,
-        'Could not connect to ClickHouse at 127.0.0.1:1',
-        'ECONNREFUSED',
-      );
-    } finally {
-      await refused.close();
     }
   });
 
@@ -391,22 +378,5 @@ describe('clickhouse engine: results, sessions, failures, recovery', { skip: ski
       await new Promise((r) => setTimeout(r, 50));
     }
     assert.deepEqual(await runningQueries(handle), []);
-  });
-
-  it('recover kills the queries of a run left by a previous server process, and only that run', async () => {
-    const run = start(engine, LONG_RUNNING);
-    const handle = await run.handle;
-    await waitUntilRunning(handle);
-    const restarted = new ClickHouseEngine('clickhouse', target());
-    try {
-      await restarted.recover({ ...handle, queryIdPrefix: `${prefixOf(handle)}0` });
-      await restarted.recover({ ...handle, queryIdPrefix: "x' OR 1 = 1 OR '" });
-      assert.equal((await runningQueries(handle)).length, 1, 'another prefix left the run alone');
-      await restarted.recover(handle);
-      assertFailed(await run.outcome, 'Query was cancelled');
-      assert.deepEqual(await runningQueries(handle), []);
-    } finally {
-      await restarted.close();
-    }
   });
 });

@@ -1,7 +1,9 @@
 /**
  * The one contract every engine passes (CONTRIBUTING, How to add an engine): run, results, failure mapping, stop
  * before the handle exists, stop while running (graceful and forced), abort by timeout, and — after
- * every stop — proof from outside the engine that the work is gone (`workGone`).
+ * every stop — proof from outside the engine that the work is gone (`workGone`). Capability-gated
+ * sections follow: the connect failure (engines that connect to a server), the limits (a row cap for
+ * SQL engines, the output cap for process engines) and recovery (engines that have `recover()`).
  * Each engine's test file is one call to `runEngineContract`.
  */
 import assert from 'node:assert/strict';
@@ -12,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RunHandle, StatementResult } from '../../src/domain/instance.js';
 import type { Namespace, ScriptType } from '../../src/domain/script.js';
-import type { Engine, EngineOutcome, EngineRunRequest } from '../../src/engines/engine.js';
+import type { Engine, EngineLimits, EngineOutcome, EngineRunRequest } from '../../src/engines/engine.js';
 
 export interface EngineContractFixture {
   readonly name: string;
@@ -34,6 +36,38 @@ export interface EngineContractFixture {
    * out names it here with the reason, so the report lists it as skipped instead of it vanishing.
    */
   readonly skip?: { readonly [section in OptionalSection]?: string };
+  /**
+   * An engine for a data connection whose server does not listen (a refused port): the run must fail
+   * as `connect_failed`, with a message matching every pattern (it names the target and the cause).
+   */
+  readonly unreachable?: {
+    createEngine(): Promise<Engine> | Engine;
+    readonly messageMatches: readonly RegExp[];
+  };
+  /**
+   * The engine's limit. SQL engines: `manyRows` is one statement returning more than 3 rows
+   * (endless is fine); with `maxResultRows` 3 it is cut to 3 rows marked truncated, the next
+   * statement still runs, and the cut statement's work does not go on. Process engines:
+   * `endlessOutput` prints without end; with a 64 KiB output cap the run fails as `output_limit`
+   * and its work is gone.
+   */
+  readonly limits?: { readonly manyRows: string } | { readonly endlessOutput: string };
+  /**
+   * Recovery, required exactly when the engine has `recover()` (its work can outlive the server
+   * process): a second engine stands for the next server process and ends a running run's work
+   * from its handle alone.
+   */
+  readonly recovery?: {
+    /** The next server process's engine; the fixture's `createEngine` when absent. */
+    createEngine?(): Promise<Engine> | Engine;
+    /**
+     * Handles that look like the run's but name other work (another backend start, another server
+     * start, another query prefix): recovering them must leave the run alone.
+     */
+    otherHandles?(handle: RunHandle): RunHandle[];
+    /** More checks once the run's work was recovered (e.g. its remote directory is gone). */
+    afterRecover?(handle: RunHandle, outcome: EngineOutcome): Promise<void> | void;
+  };
   /** True when nothing of the run identified by `handle` is still executing anywhere. */
   workGone(handle: RunHandle | undefined): Promise<boolean>;
   /** Called before a stop test stops the run: resolves once the work is really executing. */
@@ -42,7 +76,17 @@ export interface EngineContractFixture {
 }
 
 /** The contract's sections that an engine may not be able to take part in. */
-export type OptionalSection = 'escalation' | 'stopBetweenStatements';
+export type OptionalSection = 'escalation' | 'stopBetweenStatements' | 'unreachable' | 'limits' | 'recovery';
+
+const DEFAULT_LIMITS: EngineLimits = {
+  maxResultRows: 1000,
+  maxOutputBytes: 30 * 1024 * 1024,
+  maxResultOutputBytes: 1024 * 1024,
+};
+/** The output cap of the limits section (a process engine's run past it fails as output_limit). */
+const OUTPUT_CAP_BYTES = 64 * 1024;
+/** Bound on one optional or gated section's test. */
+const SECTION_TIMEOUT_MS = 60_000;
 
 const NS: Namespace = { projectId: 'contract', workspaceId: 'ws1' };
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -63,7 +107,7 @@ export function runEngineContract(fixture: EngineContractFixture): void {
       rmSync(dir, { recursive: true, force: true });
     });
 
-    function request(content: string): EngineRunRequest {
+    function request(content: string, limits: EngineLimits = DEFAULT_LIMITS): EngineRunRequest {
       seq += 1;
       return {
         instanceId: `contract-${seq}`,
@@ -72,16 +116,22 @@ export function runEngineContract(fixture: EngineContractFixture): void {
         content,
         database: fixture.database ?? '',
         runDir: join(dir, `run-${seq}`),
-        limits: { maxResultRows: 1000, maxOutputBytes: 30 * 1024 * 1024, maxResultOutputBytes: 1024 * 1024 },
+        limits,
       };
     }
 
     /** Starts a run; `handle` resolves when the engine reports it. */
-    function start(content: string, controller = new AbortController(), stopGraceMs = 500) {
+    function start(
+      content: string,
+      controller = new AbortController(),
+      stopGraceMs = 500,
+      limits: EngineLimits = DEFAULT_LIMITS,
+      on: Engine = engine,
+    ) {
       let reportHandle!: (h: RunHandle) => void;
       const handle = new Promise<RunHandle>((resolve) => (reportHandle = resolve));
       let handles = 0;
-      const outcome: Promise<EngineOutcome> = engine.run(request(content), {
+      const outcome: Promise<EngineOutcome> = on.run(request(content, limits), {
         signal: controller.signal,
         stopGraceMs,
         reportHandle: (h) => {
@@ -150,7 +200,8 @@ export function runEngineContract(fixture: EngineContractFixture): void {
     ): void {
       const reason = fixture.skip?.[section];
       if (value !== undefined) {
-        it(title, () => test(value));
+        // Bounded: an engine that ignores a limit would otherwise run its endless case for ever.
+        it(title, { timeout: SECTION_TIMEOUT_MS }, () => test(value));
       } else if (reason !== undefined) {
         it(title, { skip: reason }, () => {});
       } else {
@@ -193,6 +244,121 @@ export function runEngineContract(fixture: EngineContractFixture): void {
         const outcome = await run.outcome;
         assert.equal(outcome.kind, 'aborted');
         assert.equal(await secondRanProbe(), false, 'a statement after the stop ran');
+      },
+    );
+
+    optional(
+      'unreachable',
+      'fails a run as connect_failed, with a message naming the target, when its server cannot be reached',
+      fixture.unreachable,
+      async ({ createEngine, messageMatches }) => {
+        const unreachable = await createEngine();
+        try {
+          const outcome = await start(
+            fixture.succeeding.content,
+            undefined,
+            undefined,
+            undefined,
+            unreachable,
+          ).outcome;
+          assert.equal(outcome.kind, 'failed', JSON.stringify(outcome));
+          assert.equal(outcome.kind === 'failed' ? outcome.reason : undefined, 'connect_failed');
+          for (const pattern of messageMatches) {
+            assert.match(outcome.kind === 'failed' ? outcome.message : '', pattern);
+          }
+        } finally {
+          await unreachable.close();
+        }
+      },
+    );
+
+    optional(
+      'limits',
+      'keeps to its limit (rows or output) and leaves no work behind',
+      fixture.limits,
+      async (limit) => {
+        if ('manyRows' in limit) {
+          const run = start(`${limit.manyRows};\nSELECT 1 AS after_cap`, undefined, undefined, {
+            ...DEFAULT_LIMITS,
+            maxResultRows: 3,
+          });
+          const outcome = await run.outcome;
+          assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome).slice(0, 500));
+          const [capped, after] = outcome.results;
+          assert.equal(capped?.rows.length, 3, JSON.stringify(capped?.rows));
+          assert.equal(capped?.rowCount, 3);
+          assert.equal(capped?.truncated, true);
+          assert.deepEqual(after?.rows, [[1]], 'the statement after the capped one ran');
+          assert.equal(after?.truncated, undefined);
+          assert.equal(await fixture.workGone(await run.handle), true, 'the capped statement goes on');
+        } else {
+          const run = start(limit.endlessOutput, undefined, undefined, {
+            ...DEFAULT_LIMITS,
+            maxOutputBytes: OUTPUT_CAP_BYTES,
+          });
+          const outcome = await run.outcome;
+          assert.equal(outcome.kind, 'failed', JSON.stringify(outcome).slice(0, 500));
+          assert.equal(outcome.kind === 'failed' ? outcome.reason : undefined, 'output_limit');
+          assert.match(outcome.kind === 'failed' ? outcome.message : '', /exceeds the 64 KiB/);
+          assert.equal(await fixture.workGone(await run.handle), true, 'the work goes on past the limit');
+        }
+      },
+    );
+
+    // Gated by the engine itself: an engine has recover() exactly when its work can outlive the
+    // server process, and then the fixture must exercise it (or name why it cannot).
+    it(
+      'recover() ends the work of a run left by an earlier server process, and only that work',
+      { timeout: SECTION_TIMEOUT_MS },
+      async (t) => {
+        if (engine.recover === undefined) {
+          assert.equal(
+            fixture.recovery,
+            undefined,
+            'the fixture has a recovery case for an engine without recover()',
+          );
+          t.skip("the engine has no recover(): its work ends with the server's process");
+          return;
+        }
+        const reason = fixture.skip?.recovery;
+        if (fixture.recovery === undefined) {
+          if (reason !== undefined) {
+            t.skip(reason);
+            return;
+          }
+          assert.fail(
+            'the engine has recover(): the fixture gives neither a recovery case nor skip.recovery with the reason',
+          );
+        }
+        const { createEngine, otherHandles, afterRecover } = fixture.recovery;
+        const run = start(fixture.longRunning);
+        const handle = await run.handle;
+        await fixture.waitUntilWorking?.(handle);
+        const restarted = await (createEngine ?? fixture.createEngine)();
+        try {
+          assert.ok(restarted.recover, 'the next process has recover() too');
+          for (const other of otherHandles?.(handle) ?? []) {
+            await restarted.recover(other);
+            assert.equal(
+              await fixture.workGone(handle),
+              false,
+              `recovering ${JSON.stringify(other)} ended this run`,
+            );
+          }
+          await restarted.recover(handle);
+          assert.equal(await fixture.workGone(handle), true, 'the work is still running after recover()');
+          const outcome = await run.outcome;
+          assert.equal(
+            outcome.kind,
+            'failed',
+            `the run sees its work ended from outside: ${JSON.stringify(outcome).slice(0, 300)}`,
+          );
+          await afterRecover?.(handle, outcome);
+        } finally {
+          run.controller.abort('stop');
+          await run.outcome.catch(() => undefined);
+          await restarted.close();
+        }
       },
     );
   });

@@ -18,7 +18,7 @@ import { runEngineContract, type EngineContractFixture } from './engine-contract
 
 export type LocalProcessCases = Omit<
   EngineContractFixture,
-  'name' | 'createEngine' | 'workGone' | 'teardown'
+  'name' | 'createEngine' | 'workGone' | 'teardown' | 'recovery' | 'unreachable'
 >;
 
 export function runLocalProcessContract(
@@ -33,6 +33,9 @@ export function runLocalProcessContract(
   ) =>
     runEngineContract({
       ...cases,
+      // A second engine of the same server scope stands for the next process (the default).
+      recovery: {},
+      skip: { ...cases.skip, unreachable: 'runs on this machine: there is no server to reach' },
       name,
       ...(teardown ? { teardown } : {}),
       createEngine: () => new LocalProcessEngine({ ...engine, ...sandbox }),

@@ -26,6 +26,7 @@ runLocalProcessContract(
       'import subprocess, time\nsubprocess.Popen(["sleep", "300"])\nsubprocess.Popen("sleep 300 | cat", shell=True)\ntime.sleep(300)\n',
     ignoresPoliteCancel:
       'import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    time.sleep(1)\n',
+    limits: { endlessOutput: 'while True:\n    print("0123456789abcdef")\n' },
     skip: { stopBetweenStatements: 'a Python script is one process, not a list of statements' },
     waitUntilWorking: (handle) => waitForRunMembers(Number(handle?.runId), 1),
   },

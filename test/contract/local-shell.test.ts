@@ -26,6 +26,7 @@ runLocalProcessContract(
     longRunning:
       'sleep 300 &\n( sleep 300 & sleep 300; ) &\nnohup sleep 300 >/dev/null 2>&1 &\nsleep 300 | cat &\nwhile true; do sleep 1; done\n',
     ignoresPoliteCancel: "trap '' TERM\n( trap '' TERM; sleep 300 ) &\nwhile true; do sleep 1; done\n",
+    limits: { endlessOutput: 'while true; do echo 0123456789abcdef; done\n' },
     skip: { stopBetweenStatements: 'a Shell script is one process, not a list of statements' },
     waitUntilWorking: (handle) => waitForRunMembers(Number(handle?.runId), 2),
   },

@@ -24,6 +24,19 @@ const LONG_RUNNING_SHELL =
 
 const skipReason = sshdUnavailableReason();
 
+/** A loopback port nothing listens on (it was just free). */
+async function closedPort(): Promise<number> {
+  const probe = createServer();
+  const port = await new Promise<number>((resolve) =>
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      resolve(typeof address === 'object' && address ? address.port : 0);
+    }),
+  );
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+
 function targetFor(sshd: TestSshd, knownHostsFile: string, overrides: Partial<SshTarget> = {}): SshTarget {
   return {
     host: sshd.host,
@@ -60,6 +73,21 @@ if (skipReason) {
     longRunning: LONG_RUNNING_SHELL,
     ignoresPoliteCancel: "trap '' TERM\n( trap '' TERM; sleep 300 ) &\nwhile true; do sleep 1; done\n",
     skip: { stopBetweenStatements: 'a Shell script is one process, not a list of statements' },
+    unreachable: {
+      createEngine: async () =>
+        new SshEngine(
+          'ssh-test',
+          targetFor(sshd, join(stateDir, 'known-hosts.json'), { port: await closedPort() }),
+        ),
+      messageMatches: [/connection refused/],
+    },
+    limits: { endlessOutput: 'while true; do echo 0123456789abcdef; done\n' },
+    recovery: {
+      createEngine: () => new SshEngine('ssh-test', targetFor(sshd, join(stateDir, 'known-hosts.json'))),
+      afterRecover: (handle) => {
+        assert.equal(existsSync(String(handle.dir)), false, "the run's remote directory is removed");
+      },
+    },
     waitUntilWorking: (handle) => waitForRunMembers(pgidOf(handle), 2),
     workGone: (handle) => Promise.resolve(groupGone(handle)),
     async teardown() {
@@ -272,18 +300,6 @@ describe('ssh engine', { skip: skipReason ?? false }, () => {
     assert.equal(groupGone(handle), true);
   });
 
-  it('fails a run whose output exceeds the limit and ends its work', async () => {
-    const run = start(engineFor(), 'while true; do echo 0123456789abcdef; done\n', 'Shell', {
-      ...limits,
-      maxOutputBytes: 64 * 1024,
-    });
-    const outcome = await run.outcome;
-    assert.equal(outcome.kind, 'failed');
-    assert.equal(outcome.kind === 'failed' ? outcome.reason : undefined, 'output_limit');
-    assert.match(messageOf(outcome), /exceeds/);
-    assert.equal(groupGone(await run.handle), true);
-  });
-
   it('records the host key fingerprint on first use', async () => {
     const knownHostsFile = join(dir, 'tofu.json');
     const outcome = await start(engineFor({ hostKey: { knownHostsFile, onUnknown: 'record' } }), 'true\n')
@@ -308,21 +324,6 @@ describe('ssh engine', { skip: skipReason ?? false }, () => {
     const outcome = await start(engineFor({ privateKey: sshd.unauthorizedKey }), 'true\n').outcome;
     assert.equal(outcome.kind, 'failed');
     assert.match(messageOf(outcome), /authentication failed for user "root"/);
-  });
-
-  it('fails with a clear message when nothing listens on the port', async () => {
-    const probe = createServer();
-    const port = await new Promise<number>((resolve) =>
-      probe.listen(0, '127.0.0.1', () => {
-        const address = probe.address();
-        resolve(typeof address === 'object' && address ? address.port : 0);
-      }),
-    );
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
-    const outcome = await start(engineFor({ port }), 'true\n').outcome;
-    assert.equal(outcome.kind, 'failed');
-    assert.equal(outcome.kind === 'failed' ? outcome.reason : undefined, 'connect_failed');
-    assert.match(messageOf(outcome), /connection refused/);
   });
 
   it('fails (bounded by the connect timeout) when the server never answers the handshake', async () => {
@@ -360,17 +361,6 @@ describe('ssh engine', { skip: skipReason ?? false }, () => {
     );
     assert.match(messageOf(outcome), /was ended over a new connection/);
     assert.equal(groupGone(handle), true);
-  });
-
-  it('recover() ends the remote work of a handle from an earlier process', async () => {
-    const run = start(engineFor(), LONG_RUNNING_SHELL);
-    const handle = await run.handle;
-    await waitForRunMembers(pgidOf(handle), 2);
-    await engineFor().recover(handle);
-    assert.equal(groupGone(handle), true);
-    const outcome = await run.outcome;
-    assert.equal(outcome.kind, 'failed', 'the run sees its script killed from outside');
-    assert.equal(existsSync(String(handle.dir)), false);
   });
 
   /** The client end (`address port`) of the SSH connection a run came in on. */

@@ -338,13 +338,29 @@ describe('the shared SQL session loop', () => {
     const driver = new FakeDriver();
     const withBegin: SqlSessionDriver<FakeSession> = Object.assign(Object.create(driver) as FakeDriver, {
       begin: () => Promise.reject(new Error('no such database')),
-      beginFailure: (error: unknown) => `Database x cannot be used: ${(error as Error).message}`,
+      beginFailure: (error: unknown) => ({
+        message: `Database x cannot be used: ${(error as Error).message}`,
+      }),
     });
     const outcome = await runSqlSession(withBegin, request('SELECT 1'), context(driver.log).value);
     assert.equal(outcome.kind, 'failed');
     assert.ok(outcome.kind === 'failed');
     assert.equal(outcome.message, 'Database x cannot be used: no such database');
+    assert.equal(outcome.reason, 'script_error');
     assert.equal(outcome.results.length, 1);
+    assert.deepEqual(driver.executed, []);
+  });
+
+  it("a begin step that cannot reach the server fails with the driver's reason", async () => {
+    const driver = new FakeDriver();
+    const unreachable: SqlSessionDriver<FakeSession> = Object.assign(Object.create(driver) as FakeDriver, {
+      begin: () => Promise.reject(new Error('ECONNREFUSED')),
+      beginFailure: () => ({ message: 'Could not connect: ECONNREFUSED', reason: 'connect_failed' as const }),
+    });
+    const outcome = await runSqlSession(unreachable, request('SELECT 1'), context(driver.log).value);
+    assert.ok(outcome.kind === 'failed');
+    assert.equal(outcome.reason, 'connect_failed');
+    assert.equal(outcome.message, 'Could not connect: ECONNREFUSED');
     assert.deepEqual(driver.executed, []);
   });
 });

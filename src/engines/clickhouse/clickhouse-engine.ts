@@ -177,8 +177,10 @@ export class ClickHouseEngine implements Engine {
     },
     beginFailure: (error, request) =>
       error instanceof ClickHouseConnectError
-        ? this.connectFailure(error)
-        : `Database ${request.database || this.target.database} cannot be used: ${describeError(error)}`,
+        ? { message: this.connectFailure(error), reason: 'connect_failed' }
+        : {
+            message: `Database ${request.database || this.target.database} cannot be used: ${describeError(error)}`,
+          },
     execute: (run, sql, index, builder) => {
       run.current = new AbortController();
       return this.execute(
