@@ -162,12 +162,15 @@ the server's peak over its idle RSS.
   trip: the interval, not opendlf; **polling every 1 ms**, the same with 1 ms (the only way earlier
   versions of this table measured it); **one request**, \`POST …/execute?waitSeconds=30\` alone,
   which answers with the settled result (one round trip: the notes compare it with the driver call
-  plus one bare GET as well). Baseline, the same
+  plus one bare POST as well). Baseline, the same
   for the four rows: \`connection.runAndReadAll('SELECT 1')\` on an already open connection, then
-  two \`GET\`s of a bare fastify route in the same process returning a small JSON body (~0.4 kB, shaped
-  like a finished result; fetch, body read and parsed, as the API client does), timed together: the
-  bare work plus the two HTTP round trips that ours cannot do without (the POST that starts the run
-  and one GET that reads its result). Tables before 2026-12-01 counted one round trip. Each round runs the
+  a \`POST\` (\`?waitSeconds=30\`, JSON body \`{}\`, as the execute is sent) and a \`GET\` of a bare
+  fastify route in the same process returning a small JSON body (~0.4 kB, shaped like a finished
+  result; fetch, body read and parsed, as the API client does), timed together: the bare work plus
+  the two HTTP round trips that ours cannot do without (the POST that starts the run and one GET that
+  reads its result). Tables before 2026-12-01 counted one round trip, and tables before 2026-12-02
+  two GETs: a POST with a body costs ~0.25 ms more than a GET here (fetch's request body, fastify's
+  JSON parser), which the notes show beside the rows. Each round runs the
   four variants and the baseline once, in an order that rotates from round to round, after
   ${JIT_WARMUP_RUNS.toLocaleString('en-US')} untimed runs spread over the baseline and every variant but the 100 ms poll, 8 at a time
   (V8 optimises the server's code only after thousands of calls: a fresh server's first ~2,400
@@ -176,9 +179,10 @@ the server's peak over its idle RSS.
   runs for Shell and SSH) and 5 discarded warm-up rounds: ${EXECUTE_RUNS} kept rounds (earlier tables kept 500 runs of 1 ms
   polling and of the bare call alone; fewer rounds keep the suite under ~9 minutes now that every
   round also holds a ~110 ms run of 100 ms polling). The notes give the baseline's split (driver
-  call, bare GET) and how many GETs the polling runs took.
+  call, bare POST and GET) and how many GETs the polling runs took.
 - **Execute Shell \`echo 1\` on \`local\` → FINISHED (four rows).** The same four ways and rounds.
-  Baseline: \`spawn('bash', ['-c', 'echo 1'])\` until the child's \`exit\` event, then the bare GET.
+  Baseline: \`spawn('bash', ['-c', 'echo 1'])\` until the child's \`exit\` event, then the bare POST
+  and GET.
 
 ### Connection engines (\`bench/engine-latency.ts\`)
 
@@ -237,14 +241,14 @@ the same probe. A missing server (no clickhouse-server or sshd binary) or an unr
   same four ways as the DuckDB figure (long-poll \`?waitSeconds=30\`, polling every 100 ms, polling
   every 1 ms, one \`POST …/execute?waitSeconds=30\`), in the same rotating rounds, after the same untimed runs: ${ENGINE_EXECUTE_RUNS} kept rounds (earlier tables kept
   200 runs of 1 ms polling). Baselines on an already open connection, each followed by the same
-  two bare fastify GETs and timed together with them: \`pg\` \`client.query('SELECT 1')\`; \`mysql2\`
+  bare fastify POST and GET and timed together with them: \`pg\` \`client.query('SELECT 1')\`; \`mysql2\`
   \`connection.query('SELECT 1')\`; one HTTP POST of \`SELECT 1\` to ClickHouse on a keep-alive
   socket. opendlf reuses pooled PostgreSQL and MariaDB sessions (identity asked once per session;
   \`DISCARD ALL\` / \`COM_RESET_CONNECTION\` after the outcome), and sends a one-statement ClickHouse
   run as one POST on a kept-alive HTTP connection (no \`USE\`, no HTTP session).
 - **Execute SSH \`echo 1\` → FINISHED (four rows).** The same four ways; ${SSH_EXECUTE_RUNS} kept
   rounds (earlier tables kept 100 runs). Baseline: an exec channel running \`echo 1\` on an already
-  open \`ssh2\` connection, until the channel closes, then the two bare GETs. opendlf keeps
+  open \`ssh2\` connection, until the channel closes, then the bare POST and GET. opendlf keeps
   connections open between runs (a pool per target) and uses one exec channel per run (upload,
   launch under \`setsid\` and clean-up in one); the notes give the bare cost of opening a
   connection, and of the same exec on a connection with ssh2's default socket (Nagle on), run once a
