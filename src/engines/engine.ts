@@ -41,6 +41,12 @@ export interface EngineRunRequest {
   readonly spill?: RunResultSpill;
 }
 
+/** What an engine says about the work behind a handle it reports. */
+export interface HandleReport {
+  /** The work ends by itself when this process is gone (no `recover` needed after a crash). */
+  readonly endsWithThisProcess: boolean;
+}
+
 export interface EngineRunContext {
   /**
    * Aborts when the run must end (stop, timeout, shutdown). The engine ends the work — its whole
@@ -52,11 +58,13 @@ export interface EngineRunContext {
   readonly stopGraceMs: number;
   /**
    * Called once the work has a cancellable handle; the supervisor persists it (instance RUNNING)
-   * before returning, so a crash after this point can still be cleaned up by `recover`. Only work
-   * that cannot outlive this process (the database ends it, sql-session-loop.ts
-   * `endsWorkOfLostClient`) may go on before the returned promise resolves.
+   * before returning, so a crash after this point can still be cleaned up by `recover`. Work that
+   * cannot outlive this process (`report.endsWithThisProcess`: the database ends it once this
+   * process is gone, sql-session-loop.ts `endsWorkOfLostClient`) needs no stored handle to be
+   * ended: the supervisor then stores it only if the run is still going a moment later, and such
+   * work may go on before the returned promise resolves.
    */
-  reportHandle(handle: RunHandle): Promise<void>;
+  reportHandle(handle: RunHandle, report?: HandleReport): Promise<void>;
   /**
    * Shell/Python: receives the run's output as it arrives, exactly the bytes that go to output.log
    * (live logs). Must not block or throw; absent when nobody keeps a live log (connection tests).

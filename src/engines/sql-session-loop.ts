@@ -153,8 +153,9 @@ export async function runSqlSession<Session>(
       if (signal.aborted) return aborted();
       return { kind: 'failed', results, message: driver.setupFailure(error), reason: 'session_lost' };
     }
-    const written = context.reportHandle(handle);
-    if (driver.endsWorkOfLostClient?.(session) === true) {
+    const endsWithThisProcess = driver.endsWorkOfLostClient?.(session) === true;
+    const written = context.reportHandle(handle, { endsWithThisProcess });
+    if (endsWithThisProcess) {
       handleWrite = written;
       // Awaited in `finally`; until then a rejection must not count as unhandled.
       written.catch(() => undefined);

@@ -3,15 +3,15 @@
  * work with the abort signal, record RUNNING when the engine reports its handle, and settle it with
  * one guarded update (domain `settlementOf` decides state, message and failure reason).
  *
- * Store writes per run: none between claim and work for engines whose work dies with this process
- * (in-process DuckDB: its handle is useless to recovery), whose RUNNING is written only if the run
- * is still going after RUNNING_WRITE_DELAY_MS — a trivial run goes LAUNCHING → FINISHED in its one
- * settling update — while reads on this node show RUNNING as soon as the engine reports it.
- * Engines whose work can outlive the process (processes, remote sessions) write RUNNING with the
- * handle before the work starts, so recovery and the reaper can end it; the one exception is a SQL
- * session whose server ends the work of a lost client by itself (PostgreSQL opened with
- * `client_connection_check_interval`, see `endsWorkOfLostClient` in engines/sql-session-loop.ts),
- * where the write runs beside the first statement and the outcome still waits for it.
+ * Store writes per run: none between claim and work for work that dies with this process —
+ * in-process DuckDB (its handle is useless to recovery), and a SQL session whose server ends the
+ * work of a lost client by itself (PostgreSQL opened with `client_connection_check_interval`: the
+ * engine reports its handle with `endsWithThisProcess`, see `endsWorkOfLostClient` in
+ * engines/sql-session-loop.ts). Their RUNNING is written only if the run is still going after
+ * RUNNING_WRITE_DELAY_MS — a trivial run goes LAUNCHING → FINISHED in its one settling update —
+ * while reads on this node show RUNNING as soon as the engine reports it. Engines whose work can
+ * outlive the process (processes, remote sessions) write RUNNING with the handle before the work
+ * starts, so recovery and the reaper can end it.
  */
 import type { Logger } from 'pino';
 import type { Instance, RunHandle } from '../domain/instance.js';
@@ -26,7 +26,7 @@ import {
   unsavedResultsSettlement,
 } from '../domain/instance-state.js';
 import { isStorageFull } from '../domain/storage-full.js';
-import type { Engine, EngineLimits, EngineOutcome } from '../engines/engine.js';
+import type { Engine, EngineLimits, EngineOutcome, HandleReport } from '../engines/engine.js';
 import type { ResultSpills } from '../engines/result-spill.js';
 import type { ClaimedRun, InstanceLogStore, InstanceStore, TransitionPatch } from '../store/store.js';
 import type { ActiveRun } from './active-run.js';
@@ -130,9 +130,11 @@ export class RunLifecycle {
         {
           signal,
           stopGraceMs: this.config.stopGraceMs,
-          reportHandle: (handle: RunHandle) => {
+          reportHandle: (handle: RunHandle, report?: HandleReport) => {
             run.handleReported = true;
-            if (!deferRunning) return this.markRunning(id, run, handle, log);
+            if (!deferRunning && report?.endsWithThisProcess !== true) {
+              return this.markRunning(id, run, handle, log);
+            }
             runningTimer = setTimeout(
               () => void this.markRunning(id, run, handle, log),
               RUNNING_WRITE_DELAY_MS,

@@ -8,6 +8,8 @@
  *   hang-silent   waits for the abort without ever reporting a handle (the launching phase)
  *   gate          reports its handle, then waits until `release(id)` (or the abort)
  *   finish-late   reports its handle; on abort it still succeeds (the work completed first)
+ *   gate-ends-with-process  as gate, but its handle is reported as work that ends by itself when
+ *                 this process is gone (a PostgreSQL session with the connection check)
  */
 import type { RunHandle } from '../../src/domain/instance.js';
 import type { Engine, EngineOutcome, EngineRunContext, EngineRunRequest } from '../../src/engines/engine.js';
@@ -80,6 +82,13 @@ export class FakeEngine implements Engine {
         return { kind: 'aborted', results: [] };
       case 'gate': {
         await context.reportHandle({ engine: this.name });
+        const released = new Promise<void>((resolve) => this.gates.set(id, resolve));
+        started();
+        await Promise.race([released, aborted]);
+        return context.signal.aborted ? { kind: 'aborted', results: [] } : { kind: 'succeeded', results };
+      }
+      case 'gate-ends-with-process': {
+        await context.reportHandle({ engine: this.name }, { endsWithThisProcess: true });
         const released = new Promise<void>((resolve) => this.gates.set(id, resolve));
         started();
         await Promise.race([released, aborted]);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import pino from 'pino';
 import type { Instance } from '../../src/domain/instance.js';
+import { RUNNING_WRITE_DELAY_MS } from '../../src/runner/run-lifecycle.js';
 import { RunSupervisor, type SupervisorConfig } from '../../src/runner/run-supervisor.js';
 import type { RunSubmission } from '../../src/services/run-queue.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
@@ -256,6 +257,52 @@ describe('RunSupervisor with a fake engine on SQLite', () => {
     assert.equal((await store.instances.get(instance.id))?.state, 'RUNNING');
     await supervisor.stop(instance.id, 'x', owner());
     assert.equal(supervisor.runningHere(instance.id), false);
+  });
+
+  it('recoverable work writes RUNNING with its handle before it goes on; work that ends with this process only once it has gone on a moment', async () => {
+    await startSupervisor({}, true);
+    const writes: string[] = [];
+    const transition = store.instances.transition.bind(store.instances);
+    store.instances.transition = (id, from, to, patch) => {
+      writes.push(`${id}:${to}`);
+      return transition(id, from, to, patch);
+    };
+    const outlives = await submit('gate');
+    await engine.whenStarted(outlives.id);
+    assert.equal(
+      (await store.instances.get(outlives.id))?.state,
+      'RUNNING',
+      'stored before the work went on',
+    );
+    assert.ok(writes.includes(`${outlives.id}:RUNNING`));
+    engine.release(outlives.id);
+    assert.equal((await settled(outlives)).state, 'FINISHED');
+
+    // A quick run: LAUNCHING → FINISHED in its one settling update, no RUNNING write.
+    const quick = await submit('gate-ends-with-process');
+    await engine.whenStarted(quick.id);
+    assert.equal(supervisor.runningHere(quick.id), true, 'RUNNING on this node at once');
+    assert.equal((await store.instances.get(quick.id))?.state, 'LAUNCHING', 'not yet in the store');
+    engine.release(quick.id);
+    assert.equal((await settled(quick)).state, 'FINISHED');
+    await new Promise((resolve) => setTimeout(resolve, RUNNING_WRITE_DELAY_MS + 100));
+    assert.deepEqual(
+      writes.filter((write) => write.startsWith(quick.id)),
+      [`${quick.id}:FINISHED`],
+      'one store write after the claimed insert: the settle',
+    );
+
+    // A run that goes on: RUNNING and its handle reach the store after the delay.
+    const long = await submit('gate-ends-with-process');
+    await engine.whenStarted(long.id);
+    for (let i = 0; i < 200 && (await store.instances.get(long.id))?.state !== 'RUNNING'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const running = await store.instances.get(long.id);
+    assert.equal(running?.state, 'RUNNING');
+    assert.deepEqual(running?.runHandle, { engine: 'fake' });
+    engine.release(long.id);
+    assert.equal((await settled(long)).state, 'FINISHED');
   });
 
   it('heldUnsettled gives the claimed instance until the settle is written, and a long poll then gets the settled row', async () => {
