@@ -348,6 +348,54 @@ describe('postgres engine: sessions, failures, types', () => {
     }
   });
 
+  it('stops sent at the same moment each cancel politely, never queueing a query on a busy session', async () => {
+    // pg 8 queues a query sent while its client is busy, warns that pg 9 will refuse it, and the
+    // second cancel would wait behind the first: a concurrent cancel takes the control pool.
+    const own = new PostgresEngine('postgres', { ...TARGET, database: DB });
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.message);
+    process.on('warning', onWarning);
+    // pg warns once per process, so an earlier test may have used the warning up: the client's
+    // own state tells whether a query was sent while another was active or queued.
+    type ClientState = { _activeQuery?: unknown; _queryQueue?: unknown[] };
+    const query = pg.Client.prototype.query;
+    let sentWhileBusy = 0;
+    pg.Client.prototype.query = function (this: pg.Client & ClientState, ...args: unknown[]) {
+      if (this._activeQuery || (this._queryQueue?.length ?? 0) > 0) sentWhileBusy += 1;
+      return (query as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof query;
+    try {
+      const runs = [1, 2, 3].map(() => start(own, 'SELECT pg_sleep(300)', { stopGraceMs: 600_000 }));
+      const pids = await Promise.all(runs.map(async (run) => backendPid(await run.handle)));
+      for (const pid of pids) await waitUntilRunning(pid, '%pg_sleep%');
+      const warmDeadline = Date.now() + 10_000;
+      const others =
+        "FROM pg_stat_activity WHERE datname = $1 AND application_name = 'opendlf' AND pid <> ALL($2)";
+      while (!(await observer.query(`SELECT 1 ${others}`, [DB, pids])).rowCount) {
+        assert.ok(Date.now() < warmDeadline, 'the warm cancel session never connected');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      for (const run of runs) run.controller.abort('stop');
+      for (const run of runs) assert.equal((await run.outcome).kind, 'aborted');
+      // Well inside the 600 s grace: only the polite cancels can have ended the statements.
+      for (const pid of pids) {
+        const idleBy = Date.now() + 10_000;
+        while ((await isActive(pid)) && Date.now() < idleBy) await new Promise((r) => setTimeout(r, 20));
+        assert.equal(await isActive(pid), false);
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(
+        warnings.filter((message) => message.includes('already executing a query')),
+        [],
+      );
+      assert.equal(sentWhileBusy, 0, 'a query was sent on a session still running another');
+    } finally {
+      pg.Client.prototype.query = query;
+      process.off('warning', onWarning);
+      await own.close();
+    }
+  });
+
   it('a stop whose warm cancel session was lost still cancels politely (through the control pool)', async () => {
     // The engine's control sessions use the target's database: here the test's own, so the
     // session terminated below is this engine's.

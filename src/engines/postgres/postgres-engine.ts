@@ -191,6 +191,8 @@ export class PostgresEngine implements Engine {
     },
     IDLE_TIMEOUT_MS,
   );
+  /** A cancel is running on the warm session (see cancel). */
+  private cancelInFlight = false;
   private readonly maxPoolSize: number;
   private readonly lostClientOptions: pg.PoolConfig;
   /** Sessions being reset after their run returned; `close` waits for them. */
@@ -407,8 +409,14 @@ export class PostgresEngine implements Engine {
   private cancel(pid: number): Promise<void> {
     const viaPool = () => this.controlQuery('SELECT pg_cancel_backend($1)', [pid]).then(ignore);
     const ready = this.canceller.ready();
-    if (!ready) return viaPool();
-    return ready.query('SELECT pg_cancel_backend($1)', [pid]).then(ignore, viaPool);
+    // A second stop while a cancel is in flight takes the pool: on the same session it would
+    // wait behind the first, and pg 9 refuses a query sent to a busy client (pg 8 warns).
+    if (!ready || this.cancelInFlight) return viaPool();
+    this.cancelInFlight = true;
+    return ready
+      .query('SELECT pg_cancel_backend($1)', [pid])
+      .finally(() => (this.cancelInFlight = false))
+      .then(ignore, viaPool);
   }
 
   private controlQuery(sql: string, params: unknown[]): Promise<pg.QueryResult> {
