@@ -73,9 +73,11 @@ export interface SqlSessionDriver<Session> {
   /**
    * True when the database itself ends this session's statement once this process is gone
    * (PostgreSQL's `client_connection_check_interval`): a crash of this process then leaves no work
-   * behind whether or not the handle was stored, so the handle's write goes on beside the first
-   * statement instead of before it (the loop still waits for it before returning). Absent or false:
-   * the handle is stored before any statement starts, so that recovery can end the work.
+   * behind whether or not the handle was stored, so the handle is reported as such
+   * (`endsWithThisProcess`: the runner stores it only if the run goes on for a moment) and its
+   * write, if any, goes on beside the first statement instead of before it (the loop still waits
+   * for it before returning). Absent or false: the handle is stored before any statement starts,
+   * so that recovery can end the work.
    */
   endsWorkOfLostClient?(session: Session): boolean;
   /** The stop steps aimed at this session; the loop arms them once the handle is reported. */
