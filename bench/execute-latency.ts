@@ -9,9 +9,10 @@
  * Ours, four ways (see `executeBench` in lib.ts): POST …/execute then one GET with
  * `?waitSeconds=30` (long-poll); then a GET every 100 ms until FINISHED; then a GET every 1 ms; and
  * one POST …/execute?waitSeconds=30 that answers with the result (one request). Every
- * baseline run adds two GETs of a bare fastify route in this process to the bare call (the HTTP round
- * trips of execute + one GET), timed together; the notes also give the bare call plus one GET. One run of each per round, in a rotating
- * order, after untimed runs that let V8 compile the server's path (JIT_WARMUP_RUNS in lib.ts) and a
+ * baseline run adds a POST (shaped like the execute) and a GET of a bare fastify route in this
+ * process to the bare call (the HTTP round trips of execute + one GET), timed together; the notes
+ * also give the bare call plus one POST, and the earlier two-GET baseline. One run of each per
+ * round, in an order shuffled every round, after untimed runs that let V8 compile the server's path (JIT_WARMUP_RUNS in lib.ts) and a
  * few discarded warm-up rounds.
  * Usage: `npx tsx bench/execute-latency.ts [--quick]`.
  */

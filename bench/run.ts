@@ -171,7 +171,10 @@ the server's peak over its idle RSS.
   reads its result). Tables before 2026-12-01 counted one round trip, and tables before 2026-12-02
   two GETs: a POST with a body costs ~0.25 ms more than a GET here (fetch's request body, fastify's
   JSON parser), which the notes show beside the rows. Each round runs the
-  four variants and the baseline once, in an order that rotates from round to round, after
+  four variants and both baselines once, in an order shuffled anew every round with a fixed seed
+  (tables before 2026-12-02 rotated one order, which kept every side behind the same neighbour: a
+  run just after one of ours shares the machine with its clean-up, and the one-request SSH figure,
+  always behind ours, showed 47.9 ms against 38.2 for the long poll, always behind the bare call), after
   ${JIT_WARMUP_RUNS.toLocaleString('en-US')} untimed runs spread over the baseline and every variant but the 100 ms poll, 8 at a time
   (V8 optimises the server's code only after thousands of calls: a fresh server's first ~2,400
   DuckDB instances cost up to twice the CPU of later ones; tables before 2026-12-01 had only the 5
@@ -239,7 +242,7 @@ the same probe. A missing server (no clickhouse-server or sshd binary) or an unr
   settled).
 - **Execute PostgreSQL / MariaDB / ClickHouse \`SELECT 1\` → FINISHED (four rows each).** Ours the
   same four ways as the DuckDB figure (long-poll \`?waitSeconds=30\`, polling every 100 ms, polling
-  every 1 ms, one \`POST …/execute?waitSeconds=30\`), in the same rotating rounds, after the same untimed runs: ${ENGINE_EXECUTE_RUNS} kept rounds (earlier tables kept
+  every 1 ms, one \`POST …/execute?waitSeconds=30\`), in the same shuffled rounds, after the same untimed runs: ${ENGINE_EXECUTE_RUNS} kept rounds (earlier tables kept
   200 runs of 1 ms polling). Baselines on an already open connection, each followed by the same
   bare fastify POST and GET and timed together with them: \`pg\` \`client.query('SELECT 1')\`; \`mysql2\`
   \`connection.query('SELECT 1')\`; one HTTP POST of \`SELECT 1\` to ClickHouse on a keep-alive
