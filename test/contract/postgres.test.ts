@@ -86,6 +86,20 @@ async function waitUntilRunning(pid: number, like = '%'): Promise<void> {
   }
 }
 
+/** Resolves once the backend waits inside pg_sleep (bounded; throws after 10 s). */
+async function waitUntilSleeping(pid: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const { rowCount } = await observer.query(
+      "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND wait_event = 'PgSleep'",
+      [pid],
+    );
+    if (rowCount) return;
+    if (Date.now() > deadline) throw new Error(`backend ${pid} never slept in pg_sleep`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** Cancel-proof: PL/pgSQL can catch query_canceled (57014) explicitly, so only terminate ends it. */
 const IGNORES_CANCEL = `DO $$ BEGIN LOOP BEGIN PERFORM pg_sleep(300); EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END $$`;
 
@@ -117,8 +131,18 @@ runEngineContract({
     // Another backend that had the same pid (a different start time) is not this run's.
     otherHandles: (handle) => [{ ...handle, backendStart: '1.5' }],
   },
-  waitUntilWorking: (handle) => waitUntilRunning(backendPid(handle)),
-  workGone: async (handle) => !(await isActive(backendPid(handle))),
+  // Every long case sleeps in pg_sleep: waiting for its wait event (not only for the statement to
+  // be active) means a stop lands inside the sleep — for the cancel-proof DO block, inside the
+  // block that catches the cancel, not while the block is still being compiled.
+  waitUntilWorking: (handle) => waitUntilSleeping(backendPid(handle)),
+  // The client has the error of a cancelled statement a moment before the backend reports itself
+  // idle (the error is sent before the transaction is aborted): gone within a bound.
+  workGone: async (handle) => {
+    const pid = backendPid(handle);
+    const deadline = Date.now() + 2_000;
+    while ((await isActive(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    return !(await isActive(pid));
+  },
 });
 
 /** Starts a run on `engine` in the test database; see startEngineRun. */
