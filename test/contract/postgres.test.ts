@@ -72,30 +72,20 @@ async function isActive(pid: number): Promise<boolean> {
   return (rowCount ?? 0) > 0;
 }
 
-/** Resolves once the backend runs a statement matching `like` (bounded; throws after 10 s). */
-async function waitUntilRunning(pid: number, like = '%'): Promise<void> {
+/**
+ * Resolves once the backend runs a statement matching `like` (bounded; throws after 10 s); with
+ * `sleeping`, once it waits inside pg_sleep (wait event PgSleep).
+ */
+async function waitUntilRunning(pid: number, like = '%', sleeping = false): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     const { rowCount } = await observer.query(
-      "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND query LIKE $2 AND query NOT LIKE '%pg_backend_pid%'",
-      [pid, like],
+      "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND query LIKE $2 AND query NOT LIKE '%pg_backend_pid%' " +
+        "AND (NOT $3 OR wait_event = 'PgSleep')",
+      [pid, like, sleeping],
     );
     if (rowCount) return;
     if (Date.now() > deadline) throw new Error(`backend ${pid} never started its statement`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** Resolves once the backend waits inside pg_sleep (bounded; throws after 10 s). */
-async function waitUntilSleeping(pid: number): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const { rowCount } = await observer.query(
-      "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND wait_event = 'PgSleep'",
-      [pid],
-    );
-    if (rowCount) return;
-    if (Date.now() > deadline) throw new Error(`backend ${pid} never slept in pg_sleep`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }
@@ -134,7 +124,7 @@ runEngineContract({
   // Every long case sleeps in pg_sleep: waiting for its wait event (not only for the statement to
   // be active) means a stop lands inside the sleep — for the cancel-proof DO block, inside the
   // block that catches the cancel, not while the block is still being compiled.
-  waitUntilWorking: (handle) => waitUntilSleeping(backendPid(handle)),
+  waitUntilWorking: (handle) => waitUntilRunning(backendPid(handle), '%', true),
   // The client has the error of a cancelled statement a moment before the backend reports itself
   // idle (the error is sent before the transaction is aborted): gone within a bound.
   workGone: async (handle) => {
