@@ -305,7 +305,11 @@ stderr (log level warn) is kept; any line other than the shutdown message is lis
   The "one request each" row runs the same DuckDB load with no poller: each of the 16 clients sends
   \`POST …/execute?waitSeconds=30\` and reads the outcome from its answer (an answer without one is
   followed by a long-poll GET), so each instance costs the server one HTTP request instead of an
-  execute plus however many GETs the poller needed. The clients run on a worker thread and speak keep-alive
+  execute plus however many GETs the poller needed. Its second baseline (since 2026-12-02) is the
+  floor of any HTTP front: a bare fastify route in the same process whose POST handler runs
+  \`runAndReadAll('SELECT 1')\` on one of the same 8 bare connections (waiting for a free one) and
+  answers a settled-result-shaped JSON, loaded by the same clients in the same rounds, with no store
+  and no run around the driver call. The clients run on a worker thread and speak keep-alive
   \`node:http\` (since the second table of 2026-12-01; before, fetch, whose own CPU — 430–560 µs per instance on that
   thread, measured — was taken from the server on the same 2 cores: earlier tables' instance figures
   are lower for it; in a scratch A/B of the one-request DuckDB load, medians of about 860 → 1,160

@@ -9,7 +9,9 @@
  *   lib.ts). The clients run on a worker thread (InstanceLoad in lib.ts), as
  *   remote clients would: the server's event loop serves only the server. Baselines, in this process, no opendlf: `SELECT 1` the same number of
  *   times over 8 already open DuckDB connections (8 at once); `spawn('bash', ['-c', 'echo 1'])` the
- *   same number of times, 8 at once.
+ *   same number of times, 8 at once. The one-request DuckDB load also runs against a bare fastify
+ *   route whose POST handler makes the driver call on those connections: HTTP and the driver, with
+ *   no store and no run.
  * - `reads`: API read throughput with autocannon (-c 50 -d 5, in a worker thread, so the load
  *   generator does not share the server's event loop): GET one script, and list pages of 10 at
  *   random offsets, in a workspace of 10,000 scripts. Baseline: a bare fastify app in this process
@@ -24,8 +26,10 @@
  * Usage: `npx tsx bench/throughput.ts [--quick] [--only instances,reads,list,memory]`.
  */
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { DEFAULT_CONFIG } from '../src/config.js';
@@ -139,30 +143,63 @@ async function bareShellBatch(count: number): Promise<number> {
   return count / ((now() - t0) / 1000);
 }
 
+type Batch = (n: number) => Promise<number>;
+
 /**
  * One discarded warm-up batch of each side (`warmup` instances, see JIT_WARMUP_RUNS in lib.ts),
- * then rounds alternating which goes first.
+ * then rounds in which the sides take turns, the order reversed every other round.
  */
-async function rounds(
-  ours: (n: number) => Promise<number>,
-  baseline: (n: number) => Promise<number>,
-  n: number,
-  warmup: number,
-) {
-  await ours(warmup);
-  await baseline(warmup);
-  const out = { ours: [] as number[], baseline: [] as number[] };
+async function rounds(ours: Batch, baseline: Batch, n: number, warmup: number, composed?: Batch) {
+  const sides = { ours, baseline, ...(composed ? { composed } : {}) };
+  const names = Object.keys(sides) as (keyof typeof sides)[];
+  for (const name of names) await sides[name]?.(warmup);
+  const out = { ours: [] as number[], baseline: [] as number[], composed: [] as number[] };
   for (let i = 0; i < THROUGHPUT_ROUNDS; i++) {
-    if (i % 2 === 0) {
-      out.ours.push(await ours(n));
-      out.baseline.push(await baseline(n));
-    } else {
-      out.baseline.push(await baseline(n));
-      out.ours.push(await ours(n));
+    for (const name of i % 2 === 0 ? names : [...names].reverse()) {
+      const batch = sides[name];
+      if (batch) out[name].push(await batch(n));
     }
     await sleep(200);
   }
   return out;
+}
+
+/**
+ * The bare composition behind the one-request DuckDB row's second baseline: a bare fastify route in
+ * this process whose POST handler runs `SELECT 1` on one of the 8 bare connections (waiting for a
+ * free one, as a run waits for a slot) and answers a settled-result-shaped JSON, at the path the
+ * load worker's execute uses. No store, no run: HTTP plus the driver call, the floor of any server.
+ */
+async function startBareExecuteRoute(connections: readonly DuckDBConnection[]): Promise<FastifyInstance> {
+  const free = [...connections];
+  const waiting: ((connection: DuckDBConnection) => void)[] = [];
+  const take = () => free.pop() ?? new Promise<DuckDBConnection>((resolve) => waiting.push(resolve));
+  const give = (connection: DuckDBConnection) => {
+    const next = waiting.shift();
+    if (next) next(connection);
+    else free.push(connection);
+  };
+  const app = Fastify();
+  app.post('/v1/:projectId/scripts/:name/execute', async (_request, reply) => {
+    const connection = await take();
+    try {
+      const rows = (await connection.runAndReadAll('SELECT 1')).getRows();
+      const body = {
+        instanceId: randomUUID(),
+        status: 'FINISHED',
+        results: [{ rowCount: rows.length, rows }],
+      };
+      return await reply
+        .header('content-type', 'application/json;charset=UTF-8')
+        .send(
+          JSON.stringify(body, (_key, value: unknown) => (typeof value === 'bigint' ? Number(value) : value)),
+        );
+    } finally {
+      give(connection);
+    }
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return app;
 }
 
 async function benchInstances(client: ApiClient, server: { url: string }): Promise<BenchRow[]> {
@@ -188,13 +225,17 @@ async function benchInstances(client: ApiClient, server: { url: string }): Promi
       DUCKDB_INSTANCES,
       quick ? DUCKDB_INSTANCES / 4 : JIT_WARMUP_RUNS,
     );
-    // The same load, each client sending one `execute?waitSeconds=30` per instance (no poller).
+    // The same load, each client sending one `execute?waitSeconds=30` per instance (no poller);
+    // also against the bare route that runs the driver call (the same load, the same clients).
+    const bareRoute = await startBareExecuteRoute(connections);
+    const bareRouteUrl = `http://127.0.0.1:${(bareRoute.server.address() as AddressInfo).port}`;
     const sqlOneRequest = await rounds(
       (n) => oursBatch(load, server, 'bench_tp_select1', n, true),
       (n) => bareSelectBatch(connections, n),
       DUCKDB_INSTANCES,
       quick ? DUCKDB_INSTANCES / 4 : JIT_WARMUP_RUNS,
-    );
+      (n) => oursBatch(load, { url: bareRouteUrl }, 'bench_tp_select1', n, true),
+    ).finally(() => bareRoute.close());
     const shell = await rounds(
       (n) => oursBatch(load, server, 'bench_tp_echo1', n),
       bareShellBatch,
@@ -213,6 +254,12 @@ async function benchInstances(client: ApiClient, server: { url: string }): Promi
         figure: `Throughput: ${DUCKDB_INSTANCES} DuckDB \`SELECT 1\` instances, ${SUBMIT_CLIENTS} clients, one request each (\`execute?waitSeconds=30\`)`,
         ours: stats(sqlOneRequest.ours),
         baseline: stats(sqlOneRequest.baseline),
+        unit: 'inst/s',
+      },
+      {
+        figure: `Throughput: the same one-request DuckDB load, baseline: a bare route running the driver call (no store)`,
+        ours: stats(sqlOneRequest.ours),
+        baseline: stats(sqlOneRequest.composed),
         unit: 'inst/s',
       },
       {

@@ -27,12 +27,20 @@ export function tempDir(prefix = 'opendlf-test-'): string {
 }
 
 /** Starts a server in this process. `close()` shuts it down and removes its data directory. */
-export async function startTestServer(overrides: ConfigOverrides = {}): Promise<TestServer> {
+export async function startTestServer(
+  overrides: ConfigOverrides = {},
+  /** Receives the server's log lines at `level` (a test that reports the server's side of a 5xx). */
+  log?: { level: pino.Level; stream: pino.DestinationStream },
+): Promise<TestServer> {
   const dataDir = overrides.dataDir ?? tempDir();
   const config = loadConfig({
     overrides: { port: 0, logLevel: 'silent', stopGraceMs: 500, ...overrides, dataDir },
   });
-  const server = await startServer(config, pino({ level: 'silent' }));
+  // OPENDLF_TEST_LOG=<level> (e.g. error) shows an in-process server's log on stderr.
+  const logger = log
+    ? pino({ level: log.level }, log.stream)
+    : pino({ level: process.env.OPENDLF_TEST_LOG ?? 'silent' }, pino.destination(2));
+  const server = await startServer(config, logger);
   return {
     url: server.url,
     dataDir,

@@ -76,6 +76,8 @@ const CONN_TYPES = ['DWS', 'DLI', 'SparkSQL', 'HIVE', 'RDS', 'CloudTable', 'HOST
 
 /** Filled while the fuzz runs: instances and system tasks that exist, so result/stop/task hit real ids. */
 const knownInstances: { project: string; workspace: string | undefined; script: string; id: string }[] = [];
+/** The server's log lines at level error (one JSON object each). */
+const serverErrors: string[] = [];
 const knownTasks: { project: string; workspace: string | undefined; id: string }[] = [];
 
 // ---------------------------------------------------------------------------------------------
@@ -1254,7 +1256,12 @@ function checkResponse(c: Case, res: Response): void {
   const expect = (ok: boolean, problem: string) => {
     if (ok) return;
     const answer = `${res.status} ${JSON.stringify(res.headers)} ${res.body.subarray(0, 400).toString('utf8')}`;
-    assert.fail(`${problem}: ${describeCase(c)}\n  ⇒ ${answer}`);
+    // The server's side of it: what it logged for this request (a 500 logs the error and its stack).
+    const requestId = String(res.headers['x-request-id'] ?? '');
+    const logged = serverErrors.filter((line) => requestId !== '' && line.includes(requestId));
+    assert.fail(
+      `${problem}: ${describeCase(c)}\n  ⇒ ${answer}\n  server log: ${logged.join('') || 'nothing'}`,
+    );
   };
   statusCounts.set(res.status, (statusCounts.get(res.status) ?? 0) + 1);
   expect(res.status < 500, '5xx');
@@ -1374,7 +1381,10 @@ async function assertHealthy(): Promise<void> {
 }
 
 before(async () => {
-  server = await startTestServer({ localEngine: { enabled: false } });
+  server = await startTestServer(
+    { localEngine: { enabled: false } },
+    { level: 'error', stream: { write: (line: string) => void serverErrors.push(line) } },
+  );
   const url = new URL(server.url);
   target = { host: url.hostname, port: Number(url.port) };
   agent = new http.Agent({ keepAlive: true, maxSockets: IN_FLIGHT });

@@ -58,9 +58,12 @@ describe('ProcessSpawner', () => {
     await run.outputClosed;
     assert.equal(exit.code, 3);
     assert.equal(exit.membersLeft, false);
+    // stdout and stderr are two pipes: their chunks may arrive in either order (the full suite
+    // once saw ps's line before "err"), so the lines are compared as a set.
     const lines = Buffer.concat(output).toString().trim().split('\n');
-    assert.deepEqual(lines.slice(0, 2), ['out', 'err']);
-    assert.equal(Number(lines[2]), run.pid);
+    const isPid = (line: string) => /^\s*\d+$/.test(line);
+    assert.deepEqual(lines.filter((l) => !isPid(l)).sort(), ['err', 'out']);
+    assert.deepEqual(lines.filter(isPid).map(Number), [run.pid]);
   });
 
   it('reports a member that outlived the leader', async () => {
