@@ -7,7 +7,8 @@
  *     instance has settled). The stop goes to the owning node, or to a node that does not own the
  *     instance (delivered through LISTEN/NOTIFY), or, as the baseline, to a single node with the
  *     default SQLite store. Afterwards the instance must be FAILED / STOPPED with no process of it
- *     left (`processesOfInstance`). The three sides rotate run by run, after warm-up runs.
+ *     left (`processesOfInstance`). Each run holds the three sides in an order shuffled anew (a
+ *     fixed seed), after warm-up runs.
  * (b) Trivial executions per second. M executes of a Shell script that only appends its instance id
  *     to a file (`echo "$OPENDLF_INSTANCE_ID" >> file`) are sent round-robin over the nodes by 16
  *     clients, each execute followed by a long-poll GET (`?waitSeconds=60`) on the node that accepted
@@ -30,6 +31,8 @@ import {
   markdownTable,
   now,
   runCount,
+  seededRandom,
+  shuffled,
   skippedRow,
   sleep,
   stats,
@@ -191,10 +194,12 @@ async function benchStop(nodes: readonly Node[], single: Node): Promise<BenchRow
   const sides: StopSide[] = ['owning', 'nonOwning', 'single'];
   let notOnB = 0;
   let clusterRuns = 0;
+  // Each round runs the sides in an order shuffled anew (fixed seed): a rotation keeps every side
+  // behind the same neighbour, whose clean-up it would always share the machine with.
+  const random = seededRandom(20_261_202);
   for (let i = 0; i < STOP_WARMUP + CLUSTER_STOP_RUNS; i++) {
     const keep = i >= STOP_WARMUP;
-    for (let j = 0; j < sides.length; j++) {
-      const side = sides[(i + j) % sides.length]!;
+    for (const side of shuffled(sides, random)) {
       if (failures[side] > MAX_STOP_FAILURES) continue;
       let instanceId: string | undefined;
       let target: Node | undefined;

@@ -277,7 +277,9 @@ stderr (log level warn) is kept; any line other than the shutdown message is lis
   by another node. "Single node (SQLite)": the same on the SQLite node. After every 204 the instance
   must be FAILED with detailed status STOPPED and no process of it may be left
   (\`processesOfInstance\`); a run that fails this is not counted and is listed in the notes. The
-  three sides rotate run by run: ${CLUSTER_STOP_RUNS} kept runs each after 3 warm-up runs.
+  three sides run in an order shuffled anew every run, with a fixed seed (tables before 2026-12-02
+  rotated one order, as the execute figures did): ${CLUSTER_STOP_RUNS} kept runs each after 3
+  warm-up runs.
 - **Cluster throughput, 3 nodes ÷ 1 node.** ${CLUSTER_TP_INSTANCES} executes of a Shell script on
   \`local\` that only appends its own instance id to a file (\`echo "$OPENDLF_INSTANCE_ID" >> file\`),
   sent round-robin over the cluster's nodes by 16 clients; after each execute a long-poll

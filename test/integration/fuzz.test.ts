@@ -1084,6 +1084,8 @@ let server: TestServer;
 let target: { host: string; port: number };
 let agent: http.Agent;
 let sent = 0;
+/** Requests with headers over the limit whose connection was reset before the 431 was read. */
+let resetOversizedHeads = 0;
 const statusCounts = new Map<number, number>();
 
 function withTimeout<T>(promise: Promise<T>, what: () => string): Promise<T> {
@@ -1317,7 +1319,9 @@ function checkResponse(c: Case, res: Response): void {
 
 /** Remembers instances and tasks the server created, for later result/stop/task requests. */
 function learn(c: HttpCase, res: Response): void {
-  if (res.status !== 200) return;
+  // Only an execute or an import (both POSTs) creates something: a HEAD or GET of a connection
+  // named "import" also answers 200 on that path, a HEAD without a body.
+  if (res.status !== 200 || c.method !== 'POST') return;
   const m = /^\/v1\/([A-Za-z0-9_-]+)\/(scripts\/([^/?]+)\/execute|connections\/import)(\?|$)/.exec(c.path);
   if (!m) return;
   const workspace =
@@ -1352,11 +1356,31 @@ async function send(original: Case): Promise<void> {
       describeCase(current),
     );
   } catch (error) {
+    if (current.kind === 'http' && isResetOfOversizedHead(current, error)) {
+      // The server answers headers over node:http's limit with 431 and closes the connection; a
+      // client still writing them may see the reset before it reads that answer (a TCP race, not
+      // the server's contract: hostile-input.test.ts checks the 431 itself).
+      resetOversizedHeads += 1;
+      return;
+    }
     throw new Error(`${(error as Error).message}\n  request: ${describeCase(current)}`, { cause: error });
   }
   sent += 1;
   checkResponse(current, res);
   if (current.kind === 'http') learn(current, res);
+}
+
+/** node:http's default header limit (the server does not change it). */
+const MAX_HEADER_BYTES = 16 * 1024;
+
+function isResetOfOversizedHead(c: HttpCase, error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== 'ECONNRESET' && code !== 'EPIPE') return false;
+  let bytes = Buffer.byteLength(c.path);
+  for (const [name, value] of Object.entries(c.headers)) {
+    for (const v of Array.isArray(value) ? value : [value]) bytes += name.length + Buffer.byteLength(v) + 4;
+  }
+  return bytes > MAX_HEADER_BYTES;
 }
 
 async function runPool(cases: readonly Case[]): Promise<void> {
@@ -1418,7 +1442,8 @@ describe('fuzz: generated hostile requests against every endpoint', () => {
     const counts = [...statusCounts.entries()].sort(([a], [b]) => a - b).map(([s, n]) => `${s}:${n}`);
     console.log(
       `fuzz: ${sent} requests in ${seconds.toFixed(1)} s (seed ${SEED}); statuses ${counts.join(' ')}; ` +
-        `${knownInstances.length} instances, ${knownTasks.length} tasks seen`,
+        `${knownInstances.length} instances, ${knownTasks.length} tasks seen; ` +
+        `${resetOversizedHeads} oversized heads reset before their 431 was read`,
     );
     assert.ok(sent >= MIN_REQUESTS, `only ${sent} requests were sent`);
     // Nothing the bodies carried (__proto__, constructor.prototype) reached Object.prototype.
