@@ -4,16 +4,21 @@
  * event loop of the server under test, which runs in this same process, nor waits behind it).
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import Fastify from 'fastify';
 import { DEFAULT_CONFIG } from '../src/config.js';
+import { settleChange } from '../src/domain/instance-state.js';
 import { runMembers } from '../src/engines/local-process/process-tree.js';
+import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import {
   startTestServer,
+  tempDir,
   type ApiClient,
   type ApiResponse,
   type TestServer,
@@ -405,6 +410,71 @@ export interface ExecuteBench {
 }
 
 /**
+ * The durable part of a run, without the rest of opendlf: the two writes of opendlf's own store
+ * (a fresh SQLite one, in a temporary directory) that every run makes, around `work` — the insert
+ * of an instance already claimed by this node, and the settle with a one-row result. What a server
+ * that records its runs as opendlf does (the row durable before the work starts, the outcome
+ * durable before the answer) pays at least, beside the bare call.
+ */
+interface StoreFloor {
+  around(work: () => Promise<void>): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function openStoreFloor(): Promise<StoreFloor> {
+  const dir = tempDir('opendlf-bench-store-');
+  const store = await openSqliteStore(join(dir, 'store.db'));
+  const namespace = { projectId: 'bench', workspaceId: 'floor' };
+  const script = {
+    name: 'floor',
+    type: 'DWSSQL' as const,
+    content: 'SELECT 1',
+    directory: '/',
+    connectionName: 'floor',
+    database: '',
+    queueName: '',
+    configuration: {},
+    description: '',
+  };
+  await store.scripts.create(namespace, script, 'bench', { state: 'NONE', by: null });
+  const scriptId = (await store.scripts.get(namespace, script.name))?.id;
+  if (scriptId === undefined) throw new Error('the store floor could not create its script');
+  const settle = settleChange('FINISHED');
+  return {
+    async around(work) {
+      const id = randomUUID();
+      const now = new Date();
+      const inserted = await store.instances.create(
+        {
+          id,
+          namespace,
+          scriptId,
+          scriptName: script.name,
+          connectionName: script.connectionName,
+          engine: 'floor',
+          nodeId: 'bench',
+          request: { scriptType: script.type, content: script.content, database: '' },
+          claim: { leaseMs: 30_000, startedAt: now },
+        },
+        now,
+      );
+      if (!inserted) throw new Error('the store floor inserted nothing');
+      await work();
+      const settled = await store.instances.transition(id, settle.from, settle.to, {
+        endedAt: new Date(),
+        message: '',
+        results: [{ schema: [{ '1': 'INTEGER' }], rows: [[1]], rowCount: 1, duration: 0, message: '' }],
+      });
+      if (settled?.state !== 'FINISHED') throw new Error('the store floor did not settle');
+    },
+    async close() {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
  * V8 compiles a function to optimised code only after it ran many times, and a server's request
  * path is hundreds of functions: on this machine the CPU per trivial DuckDB instance went from 4.6
  * to 2.2–2.5 ms over the first ~2,400 instances of a fresh server (scratch run of InstanceLoad,
@@ -442,6 +512,9 @@ export async function executeBench(b: ExecuteBench): Promise<BenchRow[]> {
   };
   /** The baseline as tables before 2026-12-02 had it (the driver call, then two bare GETs), for the notes. */
   const earlier = { ms: [] as number[], driverAndOneGet: [] as number[] };
+  /** The driver call and a bare POST with the store's two writes around the call, for the notes. */
+  const storeFloor = await openStoreFloor();
+  const floor: number[] = [];
   const sides: { name: string; run: (keep: boolean) => Promise<void> }[] = [
     ...EXECUTE_MODES.map((mode, i) => ({
       name: mode.key,
@@ -464,6 +537,15 @@ export async function executeBench(b: ExecuteBench): Promise<BenchRow[]> {
         baseline.driver.push(times.driver);
         baseline.http.push(times.http);
         baseline.driverAndPost.push(times.driverAndFirst);
+      },
+    },
+    {
+      name: 'store floor',
+      run: async (keep: boolean) => {
+        const t0 = now();
+        await storeFloor.around(b.driver);
+        await b.bare.post();
+        if (keep) floor.push(now() - t0);
       },
     },
     {
@@ -491,24 +573,28 @@ export async function executeBench(b: ExecuteBench): Promise<BenchRow[]> {
       await side.run(false).catch((error: unknown) => failed(`${side.name} (JIT warm-up)`, error));
     }
   };
-  await Promise.all(Array.from({ length: JIT_WARMUP_LANES }, warmLane));
-  // A new order every round, shuffled with a fixed seed (the same orders run to run). A rotation
-  // kept each side behind the same neighbour in every round, and a side run just after one of ours
-  // shares the machine with that run's clean-up (an SSH run's `rm` and `pgrep` on the host): the
-  // one-request SSH variant, always behind ours, took 47.9 ms against 38.2 for the long poll, which
-  // always followed the bare call.
-  const random = seededRandom(0x0d1f);
-  for (let round = 0; round < b.warmup + b.runs; round++) {
-    const keep = round >= b.warmup;
-    for (const side of shuffled(sides, random)) {
-      try {
-        await side.run(keep);
-      } catch (error) {
-        failed(side.name, error);
+  try {
+    await Promise.all(Array.from({ length: JIT_WARMUP_LANES }, warmLane));
+    // A new order every round, shuffled with a fixed seed (the same orders run to run). A rotation
+    // kept each side behind the same neighbour in every round, and a side run just after one of ours
+    // shares the machine with that run's clean-up (an SSH run's `rm` and `pgrep` on the host): the
+    // one-request SSH variant, always behind ours, took 47.9 ms against 38.2 for the long poll, which
+    // always followed the bare call.
+    const random = seededRandom(0x0d1f);
+    for (let round = 0; round < b.warmup + b.runs; round++) {
+      const keep = round >= b.warmup;
+      for (const side of shuffled(sides, random)) {
+        try {
+          await side.run(keep);
+        } catch (error) {
+          failed(side.name, error);
+        }
+        await sleep(b.pauseMs);
       }
-      await sleep(b.pauseMs);
+      await b.afterRound?.(keep);
     }
-    await b.afterRound?.(keep);
+  } finally {
+    await storeFloor.close();
   }
   const p50 = (xs: number[]) => stats(xs).p50;
   const fixed = (x: number) => x.toFixed(x < 10 ? 2 : 1);
@@ -526,6 +612,12 @@ export async function executeBench(b: ExecuteBench): Promise<BenchRow[]> {
       `driver + one bare GET ${fixed(p50(earlier.driverAndOneGet))} ms (one request: ` +
       `${ratio(oneRequest / p50(earlier.driverAndOneGet))} that). GETs per run, p50: ` +
       `${gets(1)} polling every 100 ms, ${gets(2)} polling every 1 ms`,
+  );
+  b.notes.push(
+    `Execute ${b.what}: the store floor (driver + one bare POST with opendlf's two store writes around ` +
+      `the call, on a SQLite store of its own, in the same rounds): ${fixed(p50(floor))} ms, ` +
+      `${ratio(p50(floor) / p50(baseline.driverAndPost))} the driver + one bare POST (one request: ` +
+      `${ratio(oneRequest / p50(floor))} the floor)`,
   );
   const names = executeFigures(b.what);
   return EXECUTE_MODES.map((_, i) => ({

@@ -182,7 +182,12 @@ the server's peak over its idle RSS.
   runs for Shell and SSH) and 5 discarded warm-up rounds: ${EXECUTE_RUNS} kept rounds (earlier tables kept 500 runs of 1 ms
   polling and of the bare call alone; fewer rounds keep the suite under ~9 minutes now that every
   round also holds a ~110 ms run of 100 ms polling). The notes give the baseline's split (driver
-  call, bare POST and GET) and how many GETs the polling runs took.
+  call, bare POST and GET) and how many GETs the polling runs took, and (since 2026-12-02) a
+  "store floor" side of the same rounds: the driver call and the bare POST with the two writes
+  every opendlf run makes around the call — the insert of an instance already claimed, and the
+  settle with a one-row result — on an opendlf SQLite store of its own (\`openSqliteStore\` in a
+  temporary directory, through the store's own code): what recording a run durably before the work
+  starts and its outcome before the answer costs at least, without the rest of opendlf.
 - **Execute Shell \`echo 1\` on \`local\` → FINISHED (four rows).** The same four ways and rounds.
   Baseline: \`spawn('bash', ['-c', 'echo 1'])\` until the child's \`exit\` event, then the bare POST
   and GET.
