@@ -103,8 +103,38 @@ runEngineContract({
     otherHandles: (handle) => [{ ...handle, serverStartedAt: Number(handle['serverStartedAt']) - 3600 }],
   },
   waitUntilWorking: (handle) => waitUntilRunning(threadId(handle)),
-  workGone: async (handle) => !(await isRunning(threadId(handle))),
+  // A stopped run's statement has ended when the engine returns: its ROLLBACK was answered after
+  // it (polite stop), or the engine waited for the thread to leave the process list (KILL). Yet the
+  // full suite once saw the thread still listed as Query or Killed right after the polite-stop
+  // case returned, which 12 runs of that case under load and 600 probes of a killed-then-closed
+  // connection did not show again. So: gone within a bound (the PostgreSQL fixture waits the same
+  // way), and what was listed is printed for the record. (A `recover()` KILL answers before its
+  // thread has ended: the thread shows as Killed, still in its SLEEP, for a few ms.)
+  workGone: async (handle) => {
+    const id = threadId(handle);
+    const first = await processListRow(id);
+    if (!first) return true;
+    const started = Date.now();
+    while ((await isRunning(id)) && Date.now() - started < 2_000) await new Promise((r) => setTimeout(r, 10));
+    const gone = !(await isRunning(id));
+    // Still there: the caller's assertion speaks (a recover of another handle expects exactly that).
+    if (gone) {
+      console.log(
+        `# thread ${id} was listed as ${JSON.stringify(first)} when first probed; gone within ${Date.now() - started} ms`,
+      );
+    }
+    return gone;
+  },
 });
+
+/** The thread's processlist entry while it runs or is being killed, or undefined. */
+async function processListRow(id: number): Promise<Record<string, unknown> | undefined> {
+  const [rows] = await observer.query<mysql.RowDataPacket[]>(
+    "SELECT COMMAND, STATE, TIME, INFO FROM information_schema.PROCESSLIST WHERE ID = ? AND COMMAND IN ('Query', 'Killed')",
+    [id],
+  );
+  return rows[0] ? { ...rows[0] } : undefined;
+}
 
 /** Starts a run on `engine` in the test database; see startEngineRun. */
 function start(engine: Engine, content: string, options: EngineRunOptions = {}) {
