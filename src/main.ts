@@ -66,6 +66,14 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/**
+ * Where a runAs server's local runs work when `localEngine.workDirectory` is not set: outside the
+ * 0700 data directory (the runAs user cannot enter it), named after it so a restart finds it.
+ */
+export function defaultLocalWorkDirectory(dataDir: string): string {
+  return join(tmpdir(), `opendlf-work-${createHash('sha256').update(dataDir).digest('hex').slice(0, 16)}`);
+}
+
 /** A stable id for this data directory's server, so a restart can find the runs it left behind. */
 function nodeIdFor(dataDir: string): string {
   const file = join(dataDir, 'node-id');
@@ -358,7 +366,7 @@ async function startOnLockedDirectory(config: ServerConfig, logger: Logger): Pro
       config.localEngine.workDirectory !== ''
         ? resolve(config.localEngine.workDirectory)
         : localRunAs
-          ? join(tmpdir(), `opendlf-work-${createHash('sha256').update(dataDir).digest('hex').slice(0, 16)}`)
+          ? defaultLocalWorkDirectory(dataDir)
           : undefined;
     if (localRunAs && localWorkDirectory && (localWorkDirectory + sep).startsWith(dataDir + sep)) {
       await store.close();

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import pino from 'pino';
 import { loadConfig, type ConfigOverrides } from '../../src/config.js';
-import { startServer, type RunningServer } from '../../src/main.js';
+import { defaultLocalWorkDirectory, startServer, type RunningServer } from '../../src/main.js';
 
 export const PROJECT = 'p0000000000000000000000000000001';
 
@@ -40,7 +40,23 @@ export async function startTestServer(
   const logger = log
     ? pino({ level: log.level }, log.stream)
     : pino({ level: process.env.OPENDLF_TEST_LOG ?? 'silent' }, pino.destination(2));
-  const server = await startServer(config, logger);
+  // What this helper made goes with the server: the data directory it created, and the work
+  // directory a runAs server makes outside it when none is configured (also when the start fails,
+  // as tests of refused configurations expect).
+  const removeOwnDirectories = () => {
+    if (overrides.dataDir) return;
+    rmSync(dataDir, { recursive: true, force: true });
+    if (config.localEngine.workDirectory === '') {
+      rmSync(defaultLocalWorkDirectory(dataDir), { recursive: true, force: true });
+    }
+  };
+  let server: RunningServer;
+  try {
+    server = await startServer(config, logger);
+  } catch (error) {
+    removeOwnDirectories();
+    throw error;
+  }
   return {
     url: server.url,
     dataDir,
@@ -48,7 +64,7 @@ export async function startTestServer(
     client: (projectId = PROJECT, workspace?: string) => new ApiClient(server.url, projectId, workspace),
     async close() {
       await server.close();
-      if (!overrides.dataDir) rmSync(dataDir, { recursive: true, force: true });
+      removeOwnDirectories();
     },
   };
 }

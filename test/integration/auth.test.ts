@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import pino from 'pino';
 import { loadConfig } from '../../src/config.js';
-import { startServer, type RunningServer } from '../../src/main.js';
+import { defaultLocalWorkDirectory, startServer, type RunningServer } from '../../src/main.js';
 import { assertError, assertNoContent } from '../helpers/assertions.js';
 import { credentialsAddArgs, type CliCredential } from '../helpers/credentials-cli.js';
 import {
@@ -76,6 +76,7 @@ describe('authentication and authorization', () => {
   after(async () => {
     await server.close();
     rmSync(dataDir, { recursive: true, force: true });
+    rmSync(defaultLocalWorkDirectory(dataDir), { recursive: true, force: true });
   });
 
   async function send(

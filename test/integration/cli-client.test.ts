@@ -486,11 +486,16 @@ describe('opendlf client: profiles, credentials, connections, completion', () =>
       const wrong = await runCli(['ls'], { ...penv, OPENDLF_AK: key.ak, OPENDLF_SK: 'not-the-secret' });
       assert.equal(wrong.code, 1);
       assert.match(wrong.stderr, /^opendlf: APIGW\.0301: /);
-      const anonymous = await runCli(
-        ['ls', '--endpoint', secured.url, '--project', PROJECT],
-        baseEnv(tempDir('opendlf-cli-anon-')),
-      );
-      assert.equal(anonymous.code, 1);
+      const anonymousHome = tempDir('opendlf-cli-anon-');
+      try {
+        const anonymous = await runCli(
+          ['ls', '--endpoint', secured.url, '--project', PROJECT],
+          baseEnv(anonymousHome),
+        );
+        assert.equal(anonymous.code, 1);
+      } finally {
+        rmSync(anonymousHome, { recursive: true, force: true });
+      }
     } finally {
       await secured.close();
       rmSync(dataDir, { recursive: true, force: true });

@@ -11,7 +11,7 @@ import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { loadConfig } from '../../src/config.js';
-import { startServer, type RunningServer } from '../../src/main.js';
+import { defaultLocalWorkDirectory, startServer, type RunningServer } from '../../src/main.js';
 import { assertError } from '../helpers/assertions.js';
 import { PRINCIPALS, PROJECT_A, TokenClient, tokenId } from '../helpers/multi-user.js';
 import { ensureRunnerUser, RUNNER_USER } from '../helpers/processes.js';
@@ -82,6 +82,7 @@ describe('execute parameters from callers without write permission', () => {
   after(async () => {
     await server.close();
     rmSync(dataDir, { recursive: true, force: true });
+    rmSync(defaultLocalWorkDirectory(dataDir), { recursive: true, force: true });
   });
 
   const executeAs = (client: TokenClient, script: string, params: Record<string, string>) =>

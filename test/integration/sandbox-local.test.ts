@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   existsSync,
@@ -22,13 +22,12 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import pino from 'pino';
 import { loadConfig } from '../../src/config.js';
-import { startServer } from '../../src/main.js';
+import { defaultLocalWorkDirectory, startServer } from '../../src/main.js';
 import { startMultiUserServer, TokenClient, type MultiUserServer } from '../helpers/multi-user.js';
 import {
   ensureRunnerUser,
@@ -66,11 +65,6 @@ function modesUnder(dir: string, select: (path: string) => boolean): Map<string,
   };
   visit(dir);
   return modes;
-}
-
-/** Where runs of a runAs server work when localEngine.workDirectory is not set (see src/main.ts). */
-function defaultWorkDirectory(dataDir: string): string {
-  return join(tmpdir(), `opendlf-work-${createHash('sha256').update(dataDir).digest('hex').slice(0, 16)}`);
 }
 
 function uidOf(user: string): number {
@@ -165,13 +159,17 @@ describe('localEngine.runAs that would not isolate anything', { skip: cannotSwit
 
   it('refuses a work directory inside the data directory, which the user cannot enter', async () => {
     const dataDir = tempDir();
-    await assert.rejects(
-      startMultiUserServer({
-        dataDir,
-        localEngine: { runAs: RUNNER_USER, workDirectory: join(dataDir, 'work') },
-      }),
-      /inside the data directory/,
-    );
+    try {
+      await assert.rejects(
+        startMultiUserServer({
+          dataDir,
+          localEngine: { runAs: RUNNER_USER, workDirectory: join(dataDir, 'work') },
+        }),
+        /inside the data directory/,
+      );
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -193,7 +191,7 @@ describe('multi-user mode with localEngine.runAs', { skip: cannotSwitchUsers }, 
   });
   after(async () => {
     await server.close();
-    rmSync(defaultWorkDirectory(server.dataDir), { recursive: true, force: true });
+    rmSync(defaultLocalWorkDirectory(server.dataDir), { recursive: true, force: true });
     if (savedKey === undefined) delete process.env.OPENDLF_SECRET_KEY;
     else process.env.OPENDLF_SECRET_KEY = savedKey;
     delete process.env.SANDBOX_TEST_MARKER;
@@ -300,7 +298,8 @@ describe('multi-user mode with localEngine.runAs', { skip: cannotSwitchUsers }, 
 describe('crash recovery with localEngine.runAs', { skip: cannotSwitchUsers }, () => {
   it("a restarted server kills a killed server's orphaned tree of the unprivileged user and removes its work directory", async () => {
     const dataDir = tempDir();
-    const configFile = join(tempDir(), 'config.json');
+    const configDir = tempDir();
+    const configFile = join(configDir, 'config.json');
     writeFileSync(configFile, JSON.stringify({ localEngine: { runAs: RUNNER_USER } }));
     const first = await spawnServer(dataDir, ['--config', configFile]);
     const api = new ApiClient(first.url, PROJECT);
@@ -330,7 +329,8 @@ describe('crash recovery with localEngine.runAs', { skip: cannotSwitchUsers }, (
       second.process.kill('SIGTERM');
       await second.exited;
       rmSync(dataDir, { recursive: true, force: true });
-      rmSync(defaultWorkDirectory(dataDir), { recursive: true, force: true });
+      rmSync(defaultLocalWorkDirectory(dataDir), { recursive: true, force: true });
+      rmSync(configDir, { recursive: true, force: true });
     }
   });
 });
@@ -372,7 +372,10 @@ describe('single-user mode (no credentials)', () => {
     chmodSync(join(dataDir, 'runs', 'old-run', 'output.log'), 0o644);
     server = await startTestServer({ dataDir });
   });
-  after(() => server.close());
+  after(async () => {
+    await server.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
 
   it('runs local scripts as the server user without any configuration, as before', async () => {
     const run = await runShell(server.client(), 'me', 'id -u\npwd');
