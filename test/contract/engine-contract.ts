@@ -93,6 +93,20 @@ const SECTION_TIMEOUT_MS = 60_000;
 const NS: Namespace = { projectId: 'contract', workspaceId: 'ws1' };
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * True once `present` says false, polled every `everyMs` for at most `boundMs`; false if it still
+ * says true then. For work a server ends a moment after it answered (or after the client's error).
+ */
+export async function goneWithin(
+  present: () => Promise<boolean>,
+  boundMs: number,
+  everyMs = 10,
+): Promise<boolean> {
+  const deadline = Date.now() + boundMs;
+  while ((await present()) && Date.now() < deadline) await sleep(everyMs);
+  return !(await present());
+}
+
 export function runEngineContract(fixture: EngineContractFixture): void {
   describe(`engine contract: ${fixture.name}`, () => {
     let engine: Engine;
@@ -358,9 +372,11 @@ export function runEngineContract(fixture: EngineContractFixture): void {
           );
           // recover() may answer before the server has finished the kill (MySQL's KILL CONNECTION
           // marks the thread, which ends a moment later): gone within a bound, not necessarily at once.
-          const deadline = Date.now() + RECOVER_SETTLES_MS * 50;
-          while (!(await fixture.workGone(handle)) && Date.now() < deadline) await sleep(20);
-          assert.equal(await fixture.workGone(handle), true, 'the work is still running after recover()');
+          assert.equal(
+            await goneWithin(async () => !(await fixture.workGone(handle)), RECOVER_SETTLES_MS * 50, 20),
+            true,
+            'the work is still running after recover()',
+          );
           await afterRecover?.(handle, outcome);
         } finally {
           run.controller.abort('stop');

@@ -11,6 +11,7 @@ import type { RunHandle } from '../../src/domain/instance.js';
 import type { Engine, EngineOutcome } from '../../src/engines/engine.js';
 import { MysqlEngine, type MysqlTarget } from '../../src/engines/mysql/mysql-engine.js';
 import {
+  goneWithin,
   runEngineContract,
   startEngineRun,
   type EngineRunOptions,
@@ -47,14 +48,16 @@ after(async () => {
 
 const threadId = (handle: RunHandle | undefined) => Number(handle?.['threadId']);
 
-/** True while the thread runs a statement (COMMAND 'Query'; 'Killed' counts as still running). */
-async function isRunning(id: number): Promise<boolean> {
+/** The thread's process-list entry while it runs a statement ('Killed' counts as still running). */
+async function runningEntry(id: number): Promise<Record<string, unknown> | undefined> {
   const [rows] = await observer.query<mysql.RowDataPacket[]>(
-    "SELECT COMMAND FROM information_schema.PROCESSLIST WHERE ID = ? AND COMMAND IN ('Query', 'Killed')",
+    "SELECT COMMAND, STATE, TIME, INFO FROM information_schema.PROCESSLIST WHERE ID = ? AND COMMAND IN ('Query', 'Killed')",
     [id],
   );
-  return rows.length > 0;
+  return rows[0] ? { ...rows[0] } : undefined;
 }
+
+const isRunning = async (id: number) => (await runningEntry(id)) !== undefined;
 
 /** Resolves once the thread runs a statement matching `like` (bounded; throws after 10 s). */
 async function waitUntilRunning(id: number, like = '%'): Promise<void> {
@@ -112,11 +115,10 @@ runEngineContract({
   // thread has ended: the thread shows as Killed, still in its SLEEP, for a few ms.)
   workGone: async (handle) => {
     const id = threadId(handle);
-    const first = await processListRow(id);
+    const first = await runningEntry(id);
     if (!first) return true;
     const started = Date.now();
-    while ((await isRunning(id)) && Date.now() - started < 2_000) await new Promise((r) => setTimeout(r, 10));
-    const gone = !(await isRunning(id));
+    const gone = await goneWithin(() => isRunning(id), 2_000);
     // Still there: the caller's assertion speaks (a recover of another handle expects exactly that).
     if (gone) {
       console.log(
@@ -126,15 +128,6 @@ runEngineContract({
     return gone;
   },
 });
-
-/** The thread's processlist entry while it runs or is being killed, or undefined. */
-async function processListRow(id: number): Promise<Record<string, unknown> | undefined> {
-  const [rows] = await observer.query<mysql.RowDataPacket[]>(
-    "SELECT COMMAND, STATE, TIME, INFO FROM information_schema.PROCESSLIST WHERE ID = ? AND COMMAND IN ('Query', 'Killed')",
-    [id],
-  );
-  return rows[0] ? { ...rows[0] } : undefined;
-}
 
 /** Starts a run on `engine` in the test database; see startEngineRun. */
 function start(engine: Engine, content: string, options: EngineRunOptions = {}) {

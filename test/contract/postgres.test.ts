@@ -11,6 +11,7 @@ import type { RunHandle } from '../../src/domain/instance.js';
 import type { Engine } from '../../src/engines/engine.js';
 import { PostgresEngine, type PostgresTarget } from '../../src/engines/postgres/postgres-engine.js';
 import {
+  goneWithin,
   runEngineContract,
   startEngineRun,
   type EngineRunOptions,
@@ -127,12 +128,7 @@ runEngineContract({
   waitUntilWorking: (handle) => waitUntilRunning(backendPid(handle), '%', true),
   // The client has the error of a cancelled statement a moment before the backend reports itself
   // idle (the error is sent before the transaction is aborted): gone within a bound.
-  workGone: async (handle) => {
-    const pid = backendPid(handle);
-    const deadline = Date.now() + 2_000;
-    while ((await isActive(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    return !(await isActive(pid));
-  },
+  workGone: (handle) => goneWithin(() => isActive(backendPid(handle)), 2_000),
 });
 
 /** Starts a run on `engine` in the test database; see startEngineRun. */

@@ -37,9 +37,12 @@ export async function startTestServer(
     overrides: { port: 0, logLevel: 'silent', stopGraceMs: 500, ...overrides, dataDir },
   });
   // OPENDLF_TEST_LOG=<level> (e.g. error) shows an in-process server's log on stderr.
+  const level = process.env.OPENDLF_TEST_LOG;
   const logger = log
     ? pino({ level: log.level }, log.stream)
-    : pino({ level: process.env.OPENDLF_TEST_LOG ?? 'silent' }, pino.destination(2));
+    : level
+      ? pino({ level }, pino.destination(2))
+      : pino({ level: 'silent' });
   // What this helper made goes with the server: the data directory it created, and the work
   // directory a runAs server makes outside it when none is configured (also when the start fails,
   // as tests of refused configurations expect).

@@ -76,8 +76,6 @@ const CONN_TYPES = ['DWS', 'DLI', 'SparkSQL', 'HIVE', 'RDS', 'CloudTable', 'HOST
 
 /** Filled while the fuzz runs: instances and system tasks that exist, so result/stop/task hit real ids. */
 const knownInstances: { project: string; workspace: string | undefined; script: string; id: string }[] = [];
-/** The server's log lines at level error (one JSON object each). */
-const serverErrors: string[] = [];
 const knownTasks: { project: string; workspace: string | undefined; id: string }[] = [];
 
 // ---------------------------------------------------------------------------------------------
@@ -1084,6 +1082,8 @@ let server: TestServer;
 let target: { host: string; port: number };
 let agent: http.Agent;
 let sent = 0;
+/** The server's log lines at level error (one JSON object each). */
+const serverErrors: string[] = [];
 /** Requests with headers over the limit whose connection was reset before the 431 was read. */
 let resetOversizedHeads = 0;
 const statusCounts = new Map<number, number>();
