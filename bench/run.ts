@@ -327,14 +327,21 @@ stderr (log level warn) is kept; any line other than the shutdown message is lis
   its own, so it does not share the server's event loop (nor, with two or more CPUs, its core). The workspace holds 10,000 scripts (the per-workspace maximum), created
   through the API (16 at once; the time it took is under Machine). "GET one script" reads one script
   (~0.5 kB of JSON); "list page" cycles through 200 \`?limit=10&offset=…\` pages at random offsets
-  (~5 kB). Baseline: a bare fastify app in the same process whose one JSON route returns the very body
-  opendlf returned, so serialisation size is equal and the difference is opendlf's routing, hooks,
-  store and representation. autocannon records latency in whole milliseconds.
+  (~5 kB). Both sides get the very same requests: the same URLs (path and query string) and the same
+  \`workspace\` header (tables before 2026-12-02 sent the baseline one URL without a query string or
+  header, a lighter request for the server and the load generator alike). Baseline: a bare fastify
+  app in the same process whose one route answers each URL with the very body opendlf answered for it,
+  kept in memory, so the JSON is the same and the difference is opendlf's routing, hooks, store and
+  representation. Two baselines, each in its own rounds against ours: the route returning the parsed
+  object, which fastify serialises on every answer (\`JSON.stringify\`, no schema: the plain route of
+  the goals), and the same route answering the JSON text serialised once ahead (the floor of answering
+  from memory; opendlf keeps the bytes of the scripts and pages it answered last, so it competes with
+  this one too). autocannon records latency in whole milliseconds.
 - **List latency at 100 / 1,000 / 10,000 scripts (\`list\`).** One workspace grown through the API to
   each size in turn; at each size, 200 sequential requests (after 10 warm-up) of: a page of 10 at the
   middle offset; a \`scriptName\` filter matching exactly one script (a random one each request); a
   filter matching every script with the page at the middle offset. Baseline: the bare fastify route of
-  the reads figure returning the same body, alternating request by request with ours. It is the floor
+  the reads figure (parsed object) returning the same body for the same URL and header, alternating request by request with ours. It is the floor
   a request of that body size costs on this loopback and client (fetch, in this process); it does not
   grow with the workspace, so the growth of the ratio from row to row is the growth of opendlf's cost.
 - **Server RSS (\`memory\`).** A server in a child process

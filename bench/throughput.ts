@@ -310,15 +310,47 @@ async function fillWorkspace(client: ApiClient, from: number, to: number) {
   );
 }
 
-/** The bare fastify app of the baselines: one JSON route whose body is set before each measurement. */
-async function startBareApp(): Promise<{ app: FastifyInstance; url: string; bodies: Map<string, unknown> }> {
-  const bodies = new Map<string, unknown>();
-  const app = Fastify({ logger: false });
-  app.get<{ Params: { key: string } }>('/bare/:key', (request, reply) => {
-    void reply.code(200).send(bodies.get(request.params.key) ?? {});
-  });
-  const url = await app.listen({ host: '127.0.0.1', port: 0 });
-  return { app, url, bodies };
+/**
+ * A bare fastify app of the baselines: it answers any GET with the body stored for its exact URL
+ * (path and query string), or else the fallback body set before each measurement. So a load can send
+ * both sides the very same requests (paths, query strings, headers) and get the very same JSON.
+ * - `object`: the body is kept as the parsed object and the route returns it, so fastify serialises it
+ *   on every answer (JSON.stringify, no schema): the plain route the goals compare with;
+ * - `text`: the body is kept as its JSON text, serialised once ahead: the floor of answering from
+ *   memory, below what any route that builds its answer can reach.
+ */
+class BareApp {
+  private readonly bodies = new Map<string, unknown>();
+  private fallback: unknown = {};
+  readonly app: FastifyInstance = Fastify({ logger: false });
+  /** Set by start(). */
+  url = '';
+  private constructor(readonly mode: 'object' | 'text') {}
+
+  static async start(mode: 'object' | 'text'): Promise<BareApp> {
+    const bare = new BareApp(mode);
+    bare.app.get('/*', (request, reply) => {
+      const body = bare.bodies.get(request.url) ?? bare.fallback;
+      if (mode === 'text') void reply.code(200).type('application/json; charset=utf-8').send(body);
+      else void reply.code(200).send(body);
+    });
+    bare.url = await bare.app.listen({ host: '127.0.0.1', port: 0 });
+    return bare;
+  }
+
+  private keep(text: string): unknown {
+    return this.mode === 'text' ? text : JSON.parse(text);
+  }
+
+  /** The body answered for `url` (its path and query string). */
+  set(url: string, text: string): void {
+    this.bodies.set(url, this.keep(text));
+  }
+
+  /** The body answered for any other URL. */
+  setFallback(text: string): void {
+    this.fallback = this.keep(text);
+  }
 }
 
 // ---- figure 5: list latency by workspace size -----------------------------------------------------
@@ -364,26 +396,26 @@ const LIST_QUERIES: readonly ListQuery[] = [
   },
 ];
 
-async function measureList(
-  server: { url: string },
-  bare: { url: string; bodies: Map<string, unknown> },
-  size: number,
-): Promise<BenchRow[]> {
+async function measureList(server: { url: string }, bare: BareApp, size: number): Promise<BenchRow[]> {
   const headers = { workspace: LIST_WORKSPACE };
-  const listUrl = `${server.url}/v1/${PROJECT}/scripts`;
+  const listPath = `/v1/${PROJECT}/scripts`;
+  const listUrl = `${server.url}${listPath}`;
   const rows: BenchRow[] = [];
-  for (const [q, query] of LIST_QUERIES.entries()) {
-    const key = `list-${size}-${q}`;
-    const sample = JSON.parse((await timedGet(`${listUrl}?${query.query(size)}`, headers)).text);
+  for (const query of LIST_QUERIES) {
+    const sampleText = (await timedGet(`${listUrl}?${query.query(size)}`, headers)).text;
+    const sample = JSON.parse(sampleText) as { total?: number };
     if (sample.total !== query.total(size)) {
-      oddities.push(`list ${size}, ${query.label}: total ${sample.total}, expected ${query.total(size)}`);
+      oddities.push(
+        `list ${size}, ${query.label}: total ${sample.total ?? 'missing'}, expected ${query.total(size)}`,
+      );
     }
-    bare.bodies.set(key, sample);
+    // The bare route answers every request of this query with the sample (the same size of JSON).
+    bare.setFallback(sampleText);
     const ours: number[] = [];
     const baseline: number[] = [];
     for (let i = 0; i < LIST_WARMUP + LIST_RUNS; i++) {
       const oursOnce = () => timedGet(`${listUrl}?${query.query(size)}`, headers);
-      const bareOnce = () => timedGet(`${bare.url}/bare/${key}`, {});
+      const bareOnce = () => timedGet(`${bare.url}${listPath}?${query.query(size)}`, headers);
       const first = i % 2 === 0;
       const a = await (first ? oursOnce() : bareOnce());
       const b = await (first ? bareOnce() : oursOnce());
@@ -497,11 +529,7 @@ async function alternatingLoads(
   return { ours: median(oursRounds), bare: median(bareRounds) };
 }
 
-async function benchReads(
-  server: { url: string },
-  bare: { url: string; bodies: Map<string, unknown> },
-  size: number,
-): Promise<BenchRow[]> {
+async function benchReads(server: { url: string }, size: number): Promise<BenchRow[]> {
   const headers = { workspace: LIST_WORKSPACE };
   const base = `/v1/${PROJECT}/scripts`;
   const one = `${base}/${scriptName(Math.floor(size / 2))}`;
@@ -510,62 +538,86 @@ async function benchReads(
     method: 'GET' as const,
     path: `${base}?limit=10&offset=${randomIndex(size - 10)}`,
   }));
-  const scriptSample = JSON.parse((await timedGet(`${server.url}${one}`, headers)).text);
-  const pageSample = JSON.parse(
-    (await timedGet(`${server.url}${base}?limit=10&offset=${size / 2}`, headers)).text,
-  );
-  bare.bodies.set('script', scriptSample);
-  bare.bodies.set('page', pageSample);
-  environment.push(
-    `Response bodies: one script ${JSON.stringify(scriptSample).length} B, a page of 10 ${JSON.stringify(pageSample).length} B ` +
-      '(the bare route returns the same JSON)',
-  );
-
-  const targets = {
-    oursOne: { url: `${server.url}${one}`, headers },
-    bareOne: { url: `${bare.url}/bare/script` },
-    oursList: { url: server.url, headers, requests: pages },
-    bareList: { url: `${bare.url}/bare/page` },
-  };
-  for (const target of Object.values(targets)) {
-    await autocannon({ ...target, connections: LOAD_CONNECTIONS, duration: LOAD_WARMUP_SECONDS, workers: 1 });
+  // Both sides get the very same requests and answer the very same JSON: the bare apps serve, from
+  // memory, the body opendlf answered for each of those URLs.
+  const bodies = new Map<string, string>();
+  for (const path of [one, ...pages.map((page) => page.path)]) {
+    bodies.set(path, (await timedGet(`${server.url}${path}`, headers)).text);
   }
-  const { ours: oursOne, bare: bareOne } = await alternatingLoads(
-    targets.oursOne,
-    targets.bareOne,
-    'GET one script',
+  const pageSizes = pages.map((page) => bodies.get(page.path)?.length ?? 0);
+  environment.push(
+    `Response bodies: one script ${bodies.get(one)?.length ?? 0} B, a page of 10 ${Math.min(...pageSizes)}-${Math.max(...pageSizes)} B ` +
+      '(the bare routes return the same JSON for the same URL)',
   );
-  const { ours: oursList, bare: bareList } = await alternatingLoads(
-    targets.oursList,
-    targets.bareList,
-    'list page',
-  );
-  const settings = `autocannon -c ${LOAD_CONNECTIONS} -d ${LOAD_SECONDS}`;
-  const sizeLabel = size.toLocaleString('en-US');
-  return [
-    {
-      figure: `API read: GET one script (${settings}), throughput`,
-      ours: oursOne.throughput,
-      baseline: bareOne.throughput,
-      unit: 'req/s',
-    },
-    {
-      figure: 'API read: GET one script, latency under that load',
-      ours: oursOne.latency,
-      baseline: bareOne.latency,
-    },
-    {
-      figure: `API read: list page of 10 at random offsets, ${sizeLabel} scripts (${settings}), throughput`,
-      ours: oursList.throughput,
-      baseline: bareList.throughput,
-      unit: 'req/s',
-    },
-    {
-      figure: 'API read: list page of 10, latency under that load',
-      ours: oursList.latency,
-      baseline: bareList.latency,
-    },
-  ];
+  const bareObject = await BareApp.start('object');
+  const bareText = await BareApp.start('text');
+  try {
+    for (const [path, text] of bodies) {
+      bareObject.set(path, text);
+      bareText.set(path, text);
+    }
+    const oneTarget = (url: string) => ({ url: `${url}${one}`, headers });
+    const listTarget = (url: string) => ({ url, headers, requests: pages });
+    const urls = [server.url, bareObject.url, bareText.url];
+    for (const target of [...urls.map(oneTarget), ...urls.map(listTarget)]) {
+      await autocannon({
+        ...target,
+        connections: LOAD_CONNECTIONS,
+        duration: LOAD_WARMUP_SECONDS,
+        workers: 1,
+      });
+    }
+    const oneObject = await alternatingLoads(
+      oneTarget(server.url),
+      oneTarget(bareObject.url),
+      'GET one script',
+    );
+    const oneText = await alternatingLoads(oneTarget(server.url), oneTarget(bareText.url), 'GET one script');
+    const list = await alternatingLoads(listTarget(server.url), listTarget(bareObject.url), 'list page');
+    const listText = await alternatingLoads(listTarget(server.url), listTarget(bareText.url), 'list page');
+    const settings = `autocannon -c ${LOAD_CONNECTIONS} -d ${LOAD_SECONDS}`;
+    const sizeLabel = size.toLocaleString('en-US');
+    const textBaseline = 'baseline: the same route answering JSON text serialised ahead';
+    return [
+      {
+        figure: `API read: GET one script (${settings}), throughput`,
+        ours: oneObject.ours.throughput,
+        baseline: oneObject.bare.throughput,
+        unit: 'req/s',
+      },
+      {
+        figure: 'API read: GET one script, latency under that load',
+        ours: oneObject.ours.latency,
+        baseline: oneObject.bare.latency,
+      },
+      {
+        figure: `API read: GET one script, throughput, ${textBaseline}`,
+        ours: oneText.ours.throughput,
+        baseline: oneText.bare.throughput,
+        unit: 'req/s',
+      },
+      {
+        figure: `API read: list page of 10 at random offsets, ${sizeLabel} scripts (${settings}), throughput`,
+        ours: list.ours.throughput,
+        baseline: list.bare.throughput,
+        unit: 'req/s',
+      },
+      {
+        figure: 'API read: list page of 10, latency under that load',
+        ours: list.ours.latency,
+        baseline: list.bare.latency,
+      },
+      {
+        figure: `API read: list page of 10, throughput, ${textBaseline}`,
+        ours: listText.ours.throughput,
+        baseline: listText.bare.throughput,
+        unit: 'req/s',
+      },
+    ];
+  } finally {
+    await bareObject.app.close();
+    await bareText.app.close();
+  }
 }
 
 // ---- figure 6: peak RSS of a server in a child process ------------------------------------------------
@@ -819,7 +871,7 @@ export async function throughput(
   const rows: BenchRow[] = [];
   if (parts.has('instances') || parts.has('reads') || parts.has('list')) {
     const server = await startBenchServer();
-    const bare = await startBareApp();
+    const bare = await BareApp.start('object');
     try {
       const client = server.client();
       if (parts.has('instances')) rows.push(...(await benchInstances(client, server)));
@@ -837,7 +889,7 @@ export async function throughput(
         const target = LIST_SIZES[LIST_SIZES.length - 1] ?? 10_000;
         if (size < target) await fillWorkspace(listClient, size, target);
         size = target;
-        rows.push(...(await benchReads(server, bare, size)));
+        rows.push(...(await benchReads(server, size)));
       }
       rows.push(...listRows);
     } finally {
