@@ -35,23 +35,27 @@ export function isRemoteRunDir(path: string): boolean {
  * Sent once to a newly opened kept shell: the stop ladder's functions (for afterExitCommand), and
  * a private (0700) directory for the run directories it prepares, removed with everything in it
  * when the shell ends (its channel or connection closed: the runs of a lost connection are ended
- * anyway).
+ * anyway). The removal first waits for the last background `mktemp` (`$M`, prepareRunDirCommand):
+ * one still running could create its run directory while `rm -rf` empties `$P`, so `rm` fails
+ * (directory not empty) and both stay behind (seen with dash: 2 shells in 300 that ended just after
+ * a prepare).
  */
 export function keptShellSetupCommand(): string {
   return [
     ...ladderFunctions(),
-    `P=$(mktemp -d "\${TMPDIR:-/tmp}/opendlf.XXXXXXXXXX") && trap 'rm -rf -- "$P"' EXIT`,
+    `P=$(mktemp -d "\${TMPDIR:-/tmp}/opendlf.XXXXXXXXXX") && trap '[ -z "$M" ] || wait "$M"; rm -rf -- "$P"' EXIT`,
     '',
   ].join('\n');
 }
 
 /**
  * For the kept shell: prepares the next run's directory in the background (a `mktemp` before the
- * run needs it, not while it waits). The answer is mktemp's own line, the directory (one process:
- * no subshell around it); without `$P` mktemp is not even started.
+ * run needs it, not while it waits). The answer is mktemp's own line, the directory; without `$P`
+ * mktemp is not even started. `$M` keeps the job's pid for the shell's EXIT trap. Prepares are
+ * sent one at a time after a run took a directory, so an earlier one has long ended.
  */
 export function prepareRunDirCommand(): string {
-  return `[ -n "$P" ] && mktemp -d "$P/run.XXXXXXXXXX" </dev/null 2>/dev/null &\n`;
+  return `[ -n "$P" ] && mktemp -d "$P/run.XXXXXXXXXX" </dev/null 2>/dev/null & M=$!\n`;
 }
 
 /** A line of the kept shell that is a directory prepareRunDirCommand made. */
