@@ -6,8 +6,10 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
   isPreparedRunDir,
+  keptDirOf,
   keptShellSetupCommand,
   prepareRunDirCommand,
+  removeKeptDirCommand,
 } from '../../src/engines/ssh/remote-commands.js';
 
 /** Feeds `input` to a POSIX shell with TMPDIR set; resolves with its stdout once it exited. */
@@ -38,9 +40,15 @@ describe("the kept shell's run directories", () => {
           `${keptShellSetupCommand()}${prepareRunDirCommand()}wait\nexit 0\n`,
           tmp,
         );
-        const line = out.trim();
-        assert.equal(isPreparedRunDir(line), true, `a prepared directory: ${JSON.stringify(out)}`);
-        assert.equal(line.startsWith(`${tmp}/opendlf.`), true, line);
+        const [announced, prepared, ...rest] = out.split('\n');
+        const keptDir = keptDirOf(announced ?? '');
+        assert.ok(
+          keptDir?.startsWith(`${tmp}/opendlf.`),
+          `the shell announces its directory: ${JSON.stringify(out)}`,
+        );
+        assert.equal(isPreparedRunDir(prepared ?? ''), true, `a prepared directory: ${JSON.stringify(out)}`);
+        assert.equal(prepared?.startsWith(`${keptDir}/run.`), true, prepared);
+        assert.deepEqual(rest, ['']);
         assert.deepEqual(readdirSync(tmp), []);
       } finally {
         rmSync(tmp, { recursive: true, force: true });
@@ -69,4 +77,41 @@ describe("the kept shell's run directories", () => {
       }
     });
   }
+
+  for (const shell of shells) {
+    it(`${shell}: a shell whose output is gone still removes its directory`, async () => {
+      // A channel closed under the shell: its writes fail. SIGPIPE would kill it with its trap unrun.
+      const tmp = mkdtempSync(join(tmpdir(), 'opendlf-kept-shell-'));
+      try {
+        const child = spawn(shell, [], {
+          env: { ...process.env, TMPDIR: tmp },
+          stdio: ['pipe', 'pipe', 'ignore'],
+        });
+        const closed = new Promise<NodeJS.Signals | null>((resolve) =>
+          child.on('close', (_code, signal) => resolve(signal)),
+        );
+        child.stdout.destroy();
+        child.stdin.end(`${keptShellSetupCommand()}${prepareRunDirCommand()}echo still here\n`);
+        // Its last echo failed (exit status 1), but no signal ended it.
+        assert.equal(await closed, null, 'the signal that ended the shell');
+        assert.deepEqual(readdirSync(tmp), [], 'directories left behind');
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    });
+  }
+
+  it("removes only what looks like a kept shell's directory", () => {
+    assert.equal(removeKeptDirCommand('/tmp/opendlf.AbCdEfGh12'), "rm -rf -- '/tmp/opendlf.AbCdEfGh12'");
+    for (const dir of [
+      '/tmp',
+      '/tmp/opendlf.AbCdEfGh12/run.AbCdEfGh12',
+      '/tmp/opendlf.short',
+      'relative/opendlf.AbCdEfGh12',
+    ]) {
+      assert.throws(() => removeKeptDirCommand(dir), /not a kept shell's directory/, dir);
+    }
+    assert.equal(keptDirOf('OPENDLF_KEPT_DIR=/tmp/opendlf.AbCdEfGh12/run.AbCdEfGh12'), undefined);
+    assert.equal(keptDirOf('/tmp/opendlf.AbCdEfGh12'), undefined);
+  });
 });

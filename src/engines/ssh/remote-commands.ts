@@ -31,21 +31,46 @@ export function isRemoteRunDir(path: string): boolean {
   return /^\/[^\n]*\/opendlf\.[A-Za-z0-9]{10}(\/run\.[A-Za-z0-9]{10})?$/.test(path);
 }
 
+/** The kept shell's first line: `OPENDLF_KEPT_DIR=<its private directory>`. */
+export const KEPT_DIR_MARKER = 'OPENDLF_KEPT_DIR=';
+
 /**
  * Sent once to a newly opened kept shell: the stop ladder's functions (for afterExitCommand), and
  * a private (0700) directory for the run directories it prepares, removed with everything in it
  * when the shell ends (its channel or connection closed: the runs of a lost connection are ended
- * anyway). The removal first waits for the last background `mktemp` (`$M`, prepareRunDirCommand):
- * one still running could create its run directory while `rm -rf` empties `$P`, so `rm` fails
- * (directory not empty) and both stay behind (seen with dash: 2 shells in 300 that ended just after
- * a prepare).
+ * anyway). The directory is announced (KEPT_DIR_MARKER), so the engine can remove it when a
+ * signal ended the shell (removeKeptDirCommand): SIGKILL runs no trap, nor does any signal in dash.
+ * Trapping the signals is no way out: a shell waiting for its next line would run the trap only
+ * once that line came. SIGPIPE is ignored instead: a line the shell writes once its channel is gone
+ * (this announcement, a stop ladder's answer) fails, where it would have killed the shell, trap
+ * unrun (without it, the SSH test of a dropped connection left an empty directory in 3 runs of 4).
+ * Once the channel is gone the shell reads EOF and exits through its trap. The removal first waits for the last background `mktemp` (`$M`,
+ * prepareRunDirCommand): one still running could create its run directory while `rm -rf` empties
+ * `$P`, so `rm` fails (directory not empty) and both stay behind (seen with dash: 2 shells in 300
+ * that ended just after a prepare).
  */
 export function keptShellSetupCommand(): string {
   return [
     ...ladderFunctions(),
-    `P=$(mktemp -d "\${TMPDIR:-/tmp}/opendlf.XXXXXXXXXX") && trap '[ -z "$M" ] || wait "$M"; rm -rf -- "$P"' EXIT`,
+    "trap '' PIPE",
+    `P=$(mktemp -d "\${TMPDIR:-/tmp}/opendlf.XXXXXXXXXX") && trap '[ -z "$M" ] || wait "$M"; rm -rf -- "$P"' EXIT &&`,
+    `  echo "${KEPT_DIR_MARKER}$P"`,
     '',
   ].join('\n');
+}
+
+/** A kept shell's directory as announced by its KEPT_DIR_MARKER line, if it is one. */
+export function keptDirOf(line: string): string | undefined {
+  if (!line.startsWith(KEPT_DIR_MARKER)) return undefined;
+  const dir = line.slice(KEPT_DIR_MARKER.length);
+  return isRemoteRunDir(dir) && !isPreparedRunDir(dir) ? dir : undefined;
+}
+
+/** Removes the directory of a kept shell that ended without its EXIT trap (see keptShellSetupCommand). */
+export function removeKeptDirCommand(dir: string): string {
+  if (keptDirOf(`${KEPT_DIR_MARKER}${dir}`) === undefined)
+    throw new Error(`not a kept shell's directory: ${dir}`);
+  return `rm -rf -- ${shellQuote(dir)}`;
 }
 
 /**

@@ -30,10 +30,18 @@ import { isHostKeyStillRecorded } from './known-hosts.js';
 import {
   DONE_MARKER,
   isPreparedRunDir,
+  keptDirOf,
   keptShellSetupCommand,
   prepareRunDirCommand,
+  removeKeptDirCommand,
 } from './remote-commands.js';
-import { openConnection, openExecChannel, SshConnectError, type SshConnection } from './ssh-connection.js';
+import {
+  openConnection,
+  openExecChannel,
+  runCommand,
+  SshConnectError,
+  type SshConnection,
+} from './ssh-connection.js';
 import type { SshTarget } from './ssh-target.js';
 
 /** Runs sharing one connection (see the header: two channels each under MaxSessions 10). */
@@ -104,7 +112,14 @@ interface KeptShell {
   readonly runDirs: string[];
   /** Set while a directory is being prepared; gives up after PREPARE_TIMEOUT_MS (mktemp failed). */
   preparing?: NodeJS.Timeout;
+  /** Its private directory, once announced (KEPT_DIR_MARKER). */
+  dir?: string;
+  /** Its exit status, once it exited (undefined: no status yet, or ended by a signal). */
+  exitCode?: number;
 }
+
+/** How long removing a killed kept shell's directory may take before the channel is closed. */
+const KEPT_DIR_REMOVAL_TIMEOUT_MS = 10_000;
 
 /** How long a kept shell may take to prepare a run directory before the run makes its own. */
 const PREPARE_TIMEOUT_MS = 10_000;
@@ -231,6 +246,19 @@ export class SshConnectionPool {
     return opening.then((shell) => (shell ? ask(shell, build, timeoutMs) : undefined));
   }
 
+  /**
+   * A kept shell that ended with no exit status was killed (SIGKILL runs no trap) and left its
+   * directory, and the prepared run directory in it, behind: removed over the same connection when
+   * it is still open. (One that exited, or whose connection closed, removed it itself: its EOF or
+   * SIGHUP runs the EXIT trap.) Best effort: a failure leaves the directory, as the kill did.
+   */
+  private removeDirOfKilledShell(entry: PooledConnection, shell: KeptShell): void {
+    if (shell.exitCode !== undefined || shell.dir === undefined || !entry.open || !entry.client) return;
+    runCommand(entry.client, removeKeptDirCommand(shell.dir), {
+      timeoutMs: KEPT_DIR_REMOVAL_TIMEOUT_MS,
+    }).catch(() => undefined);
+  }
+
   private takeRunDir(entry: PooledConnection): string | undefined {
     const shell = entry.keptShellReady;
     if (!shell) return undefined;
@@ -260,17 +288,22 @@ export class SshConnectionPool {
               shell.runDirs.push(line);
               continue;
             }
+            shell.dir ??= keptDirOf(line);
             const [marker, token, ...rest] = line.split(' ');
             if (marker === DONE_MARKER && token !== undefined) shell.waiting.get(token)?.(rest.join(' '));
           }
         });
         channel.stderr.resume();
+        channel.on('exit', (code: number | null) => {
+          if (typeof code === 'number') shell.exitCode = code;
+        });
         channel.once('close', () => {
           entry.keptShell = undefined;
           entry.keptShellReady = undefined;
           clearTimeout(shell.preparing);
           shell.runDirs.length = 0;
           for (const answer of [...shell.waiting.values()]) answer(undefined);
+          this.removeDirOfKilledShell(entry, shell);
         });
         channel.write(keptShellSetupCommand());
         entry.keptShellReady = shell;
