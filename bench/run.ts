@@ -341,8 +341,8 @@ stderr (log level warn) is kept; any line other than the shutdown message is lis
   each size in turn; at each size, 200 sequential requests (after 10 warm-up) of: a page of 10 at the
   middle offset; a \`scriptName\` filter matching exactly one script (a random one each request); a
   filter matching every script with the page at the middle offset. Baseline: the bare fastify route of
-  the reads figure (parsed object) returning the same body for the same URL and header, alternating request by request with ours. It is the floor
-  a request of that body size costs on this loopback and client (fetch, in this process); it does not
+  the reads figure (parsed object) returning the same body for the same URL and header, alternating
+  request by request with ours. It is the floor a request of that body size costs on this loopback and client (fetch, in this process); it does not
   grow with the workspace, so the growth of the ratio from row to row is the growth of opendlf's cost.
 - **Server RSS (\`memory\`).** A server in a child process
   (\`UV_THREADPOOL_SIZE=64 node --import tsx src/cli/main.ts serve --port 0 --max-concurrent-runs 100 --log-level warn\`,

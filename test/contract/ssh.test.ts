@@ -8,7 +8,7 @@ import type { RunHandle } from '../../src/domain/instance.js';
 import type { ScriptType } from '../../src/domain/script.js';
 import type { EngineLimits, EngineOutcome } from '../../src/engines/engine.js';
 import { runMembers } from '../../src/engines/local-process/process-tree.js';
-import { SHELL_COPY_MAX_BYTES } from '../../src/engines/ssh/remote-commands.js';
+import { isPreparedRunDir, SHELL_COPY_MAX_BYTES } from '../../src/engines/ssh/remote-commands.js';
 import { SshEngine, type SshTarget } from '../../src/engines/ssh/ssh-engine.js';
 import { runEngineContract } from './engine-contract.js';
 import { until } from '../helpers/assertions.js';
@@ -222,7 +222,7 @@ describe('ssh engine', { skip: skipReason ?? false }, () => {
       const first = start(engine, 'exit 0\n');
       assert.equal((await first.outcome).kind, 'succeeded');
       const runDir = String((await first.handle).dir);
-      if (/\/opendlf\.[A-Za-z0-9]{10}\/run\.[A-Za-z0-9]{10}$/.test(runDir)) keptShellDir = dirname(runDir);
+      if (isPreparedRunDir(runDir)) keptShellDir = dirname(runDir);
     }
     assert.ok(keptShellDir, 'a run got a prepared directory');
     const run = start(
@@ -252,7 +252,7 @@ describe('ssh engine', { skip: skipReason ?? false }, () => {
       assert.equal(outcome.kind, 'succeeded', JSON.stringify(outcome));
       const runDir = String((await run.handle).dir);
       assert.deepEqual(outcome.results[0]?.rows, [[runDir]]);
-      if (/\/opendlf\.[A-Za-z0-9]{10}\/run\.[A-Za-z0-9]{10}$/.test(runDir)) prepared = runDir;
+      if (isPreparedRunDir(runDir)) prepared = runDir;
     }
     assert.ok(prepared, 'a run got a prepared directory');
     const keptShellDir = dirname(prepared);

@@ -38,16 +38,19 @@ export const KEPT_DIR_MARKER = 'OPENDLF_KEPT_DIR=';
  * Sent once to a newly opened kept shell: the stop ladder's functions (for afterExitCommand), and
  * a private (0700) directory for the run directories it prepares, removed with everything in it
  * when the shell ends (its channel or connection closed: the runs of a lost connection are ended
- * anyway). The directory is announced (KEPT_DIR_MARKER), so the engine can remove it when a
- * signal ended the shell (removeKeptDirCommand): SIGKILL runs no trap, nor does any signal in dash.
- * Trapping the signals is no way out: a shell waiting for its next line would run the trap only
- * once that line came. SIGPIPE is ignored instead: a line the shell writes once its channel is gone
- * (this announcement, a stop ladder's answer) fails, where it would have killed the shell, trap
- * unrun (without it, the SSH test of a dropped connection left an empty directory in 3 runs of 4).
- * Once the channel is gone the shell reads EOF and exits through its trap. The removal first waits for the last background `mktemp` (`$M`,
- * prepareRunDirCommand): one still running could create its run directory while `rm -rf` empties
- * `$P`, so `rm` fails (directory not empty) and both stay behind (seen with dash: 2 shells in 300
- * that ended just after a prepare).
+ * anyway).
+ * - The directory is announced (KEPT_DIR_MARKER), so the engine can remove it when a signal ended
+ *   the shell (removeKeptDirCommand): SIGKILL runs no trap, nor does any signal in dash. Trapping
+ *   the signals is no way out: a shell waiting for its next line would run the trap only once that
+ *   line came.
+ * - SIGPIPE is ignored: a line the shell writes once its channel is gone (this announcement, a stop
+ *   ladder's answer) fails, where it would have killed the shell, trap unrun (without it, the SSH
+ *   test of a dropped connection left an empty directory in 3 runs of 4). Once the channel is gone
+ *   the shell reads EOF and exits through its trap.
+ * - The removal first waits for the last background `mktemp` (`$M`, prepareRunDirCommand): one
+ *   still running could create its run directory while `rm -rf` empties `$P`, so `rm` fails
+ *   (directory not empty) and both stay behind (seen with dash: 2 shells in 300 that ended just
+ *   after a prepare).
  */
 export function keptShellSetupCommand(): string {
   return [
@@ -59,17 +62,21 @@ export function keptShellSetupCommand(): string {
   ].join('\n');
 }
 
+/** A kept shell's own directory (`opendlf.XXXXXXXXXX`), not a run directory prepared in it. */
+function isKeptShellDir(path: string): boolean {
+  return isRemoteRunDir(path) && !isPreparedRunDir(path);
+}
+
 /** A kept shell's directory as announced by its KEPT_DIR_MARKER line, if it is one. */
 export function keptDirOf(line: string): string | undefined {
   if (!line.startsWith(KEPT_DIR_MARKER)) return undefined;
   const dir = line.slice(KEPT_DIR_MARKER.length);
-  return isRemoteRunDir(dir) && !isPreparedRunDir(dir) ? dir : undefined;
+  return isKeptShellDir(dir) ? dir : undefined;
 }
 
 /** Removes the directory of a kept shell that ended without its EXIT trap (see keptShellSetupCommand). */
 export function removeKeptDirCommand(dir: string): string {
-  if (keptDirOf(`${KEPT_DIR_MARKER}${dir}`) === undefined)
-    throw new Error(`not a kept shell's directory: ${dir}`);
+  if (!isKeptShellDir(dir)) throw new Error(`not a kept shell's directory: ${dir}`);
   return `rm -rf -- ${shellQuote(dir)}`;
 }
 

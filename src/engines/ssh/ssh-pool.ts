@@ -249,8 +249,9 @@ export class SshConnectionPool {
   /**
    * A kept shell that ended with no exit status was killed (SIGKILL runs no trap) and left its
    * directory, and the prepared run directory in it, behind: removed over the same connection when
-   * it is still open. (One that exited, or whose connection closed, removed it itself: its EOF or
-   * SIGHUP runs the EXIT trap.) Best effort: a failure leaves the directory, as the kill did.
+   * it is still open. (One that exited, or whose connection closed, removed it itself: EOF on its
+   * input ends it through its EXIT trap.) Best effort: a failure leaves the directory, as the kill
+   * did.
    */
   private removeDirOfKilledShell(entry: PooledConnection, shell: KeptShell): void {
     if (shell.exitCode !== undefined || shell.dir === undefined || !entry.open || !entry.client) return;
